@@ -1,0 +1,74 @@
+// Package apierr defines the errors fleetca's operations return to clients,
+// named after the exceptions of the AWS IoT model and the AWS front door. It
+// knows nothing of HTTP or MQTT: each front end maps a Kind to its wire form in
+// one place.
+package apierr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind names an error the way the AWS model does; the string is the error code
+// sent on the wire.
+type Kind string
+
+// The error kinds fleetca returns.
+const (
+	InvalidRequest             Kind = "InvalidRequestException"
+	Throttling                 Kind = "ThrottlingException"
+	CertificateValidation      Kind = "CertificateValidationException"
+	RegistrationCodeValidation Kind = "RegistrationCodeValidationException"
+	Unauthorized               Kind = "UnauthorizedException"
+	ResourceNotFound           Kind = "ResourceNotFoundException"
+	CertificateState           Kind = "CertificateStateException"
+	ResourceAlreadyExists      Kind = "ResourceAlreadyExistsException"
+	DeleteConflict             Kind = "DeleteConflictException"
+	CertificateConflict        Kind = "CertificateConflictException"
+	LimitExceeded              Kind = "LimitExceededException"
+	InternalFailure            Kind = "InternalFailureException"
+	ServiceUnavailable         Kind = "ServiceUnavailableException"
+	UnknownOperation           Kind = "UnknownOperationException"
+	RequestEntityTooLarge      Kind = "RequestEntityTooLargeException"
+	MissingAuthenticationToken Kind = "MissingAuthenticationTokenException"
+	UnrecognizedClient         Kind = "UnrecognizedClientException"
+	InvalidSignature           Kind = "InvalidSignatureException"
+	IncompleteSignature        Kind = "IncompleteSignatureException"
+	AccessDenied               Kind = "AccessDeniedException"
+)
+
+// Error is an error meant for the client: its Message is safe to show.
+type Error struct {
+	Kind    Kind
+	Message string
+	// ResourceID and ResourceARN are set on ResourceAlreadyExists.
+	ResourceID  string
+	ResourceARN string
+}
+
+func (e *Error) Error() string { return string(e.Kind) + ": " + e.Message }
+
+// New returns an error of the kind with a formatted message.
+func New(kind Kind, format string, args ...any) *Error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// AlreadyExists returns a ResourceAlreadyExists error naming the resource.
+func AlreadyExists(id, arn, format string, args ...any) *Error {
+	e := New(ResourceAlreadyExists, format, args...)
+	e.ResourceID, e.ResourceARN = id, arn
+	return e
+}
+
+// As returns the *Error in err's chain, if any.
+func As(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// Is reports whether err carries an *Error of the kind.
+func Is(err error, kind Kind) bool {
+	e, ok := As(err)
+	return ok && e.Kind == kind
+}

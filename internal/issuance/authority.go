@@ -1,0 +1,247 @@
+// Package issuance is fleetca's signing engine: it owns the certificate
+// authority (a root and an issuing CA), decides the profile of every
+// certificate and signs it. It is the only package that holds a CA's
+// crypto.Signer.
+package issuance
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/keys"
+)
+
+// File names inside the CA directory.
+const (
+	rootCertFile    = "root.pem"
+	issuingCertFile = "issuing.pem"
+	rootKeyName     = "root"
+	issuingKeyName  = "issuing"
+)
+
+// Validity of the CA certificates. Both outlive the 2049-12-31 notAfter of the
+// certificates they issue, so no issued chain expires before its leaf.
+var (
+	rootNotAfter    = time.Date(2055, 12, 31, 23, 59, 59, 0, time.UTC)
+	issuingNotAfter = time.Date(2052, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir holds the CA certificates and, with the file key store, the keys.
+	Dir string
+	// Algorithm is the key type of a new CA. An existing CA keeps its keys.
+	Algorithm keys.Algorithm
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Authority signs certificates with fleetca's issuing CA.
+type Authority struct {
+	root    *x509.Certificate
+	issuing *x509.Certificate
+	signer  crypto.Signer
+	rootPEM []byte
+	now     func() time.Time
+}
+
+// Open loads the CA in opts.Dir, creating a new root and issuing CA there when
+// the directory does not exist yet. The CA is built in a temporary directory
+// and renamed into place, so a crash leaves either no CA or a whole one.
+func Open(opts Options) (*Authority, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if _, err := os.Stat(opts.Dir); errors.Is(err, fs.ErrNotExist) {
+		if err := create(opts); err != nil {
+			return nil, fmt.Errorf("issuance: creating the CA: %w", err)
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	return load(opts)
+}
+
+func load(opts Options) (*Authority, error) {
+	root, rootPEM, err := readCert(filepath.Join(opts.Dir, rootCertFile))
+	if err != nil {
+		return nil, err
+	}
+	issuing, _, err := readCert(filepath.Join(opts.Dir, issuingCertFile))
+	if err != nil {
+		return nil, err
+	}
+	signer, err := keys.FileStore{Dir: opts.Dir}.Load(issuingKeyName)
+	if err != nil {
+		return nil, fmt.Errorf("issuance: loading the issuing key: %w", err)
+	}
+	if err := issuing.CheckSignatureFrom(root); err != nil {
+		return nil, fmt.Errorf("issuance: the issuing CA is not signed by the root: %w", err)
+	}
+	if !publicKeysEqual(signer.Public(), issuing.PublicKey) {
+		return nil, errors.New("issuance: the issuing key does not match the issuing certificate")
+	}
+	return &Authority{root: root, issuing: issuing, signer: signer, rootPEM: rootPEM, now: opts.Now}, nil
+}
+
+func create(opts Options) error {
+	if !opts.Algorithm.Valid() {
+		return fmt.Errorf("unknown key algorithm %q", opts.Algorithm)
+	}
+	parent := filepath.Dir(opts.Dir)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return err
+	}
+	// Remove what an earlier crash may have left.
+	stale, _ := filepath.Glob(filepath.Join(parent, ".ca-new-*"))
+	for _, s := range stale {
+		os.RemoveAll(s)
+	}
+	tmp, err := os.MkdirTemp(parent, ".ca-new-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	store := keys.FileStore{Dir: tmp}
+	rootKey, err := store.Create(rootKeyName, opts.Algorithm)
+	if err != nil {
+		return err
+	}
+	issuingKey, err := store.Create(issuingKeyName, opts.Algorithm)
+	if err != nil {
+		return err
+	}
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		return err
+	}
+	name := func(role string) pkix.Name {
+		return pkix.Name{
+			Organization: []string{"fleetca"},
+			CommonName:   "fleetca " + role + " CA " + strings.ToUpper(hex.EncodeToString(suffix)),
+		}
+	}
+	now := opts.Now().UTC().Truncate(time.Second)
+	rootTmpl := &x509.Certificate{
+		Subject:               name("Root"),
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              rootNotAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	rootDER, err := sign(rootTmpl, rootTmpl, rootKey.Public(), rootKey)
+	if err != nil {
+		return err
+	}
+	root, err := x509.ParseCertificate(rootDER)
+	if err != nil {
+		return err
+	}
+	issuingTmpl := &x509.Certificate{
+		Subject:               name("Issuing"),
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              issuingNotAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	issuingDER, err := sign(issuingTmpl, root, issuingKey.Public(), rootKey)
+	if err != nil {
+		return err
+	}
+	for file, der := range map[string][]byte{rootCertFile: rootDER, issuingCertFile: issuingDER} {
+		data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		if err := keys.WriteFileExclusive(filepath.Join(tmp, file), data, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, opts.Dir); err != nil {
+		return err
+	}
+	d, err := os.Open(parent)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func readCert(path string) (*x509.Certificate, []byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuance: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, nil, fmt.Errorf("issuance: %s holds no certificate", path)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuance: %s: %w", path, err)
+	}
+	return cert, data, nil
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ak.Equal(b)
+}
+
+// sign fills in the serial number and subject key identifier and signs.
+func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) ([]byte, error) {
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl.SerialNumber = serial
+	if tmpl.SubjectKeyId == nil {
+		ski, err := subjectKeyID(pub)
+		if err != nil {
+			return nil, err
+		}
+		tmpl.SubjectKeyId = ski
+	}
+	return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+}
+
+// newSerial returns a random positive serial of 159 bits: as much entropy as
+// fits in the 20 bytes RFC 5280 allows, like the 160-bit serials AWS issues.
+func newSerial() (*big.Int, error) {
+	var b [20]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		b[0] &= 0x7f
+		if n := new(big.Int).SetBytes(b[:]); n.Sign() > 0 {
+			return n, nil
+		}
+	}
+}
+
+// Root returns the root CA certificate.
+func (a *Authority) Root() *x509.Certificate { return a.root }
+
+// Issuing returns the issuing CA certificate.
+func (a *Authority) Issuing() *x509.Certificate { return a.issuing }
+
+// RootPEM returns the root CA certificate in PEM form.
+func (a *Authority) RootPEM() []byte { return bytes.Clone(a.rootPEM) }

@@ -1,0 +1,101 @@
+package issuance
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/pki"
+)
+
+// DeviceNotAfter is the expiry AWS IoT gives every certificate it issues.
+var DeviceNotAfter = time.Date(2049, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// backdate is how far notBefore lies before the moment of issue, so that a
+// device whose clock runs a little slow still accepts a fresh certificate. AWS
+// IoT back-dates by about two minutes.
+const backdate = 2 * time.Minute
+
+// defaultSubject is the subject AWS IoT gives certificates for keys it makes.
+var defaultSubject = pkix.Name{CommonName: "AWS IoT Certificate"}
+
+// Issued is a newly signed device certificate.
+type Issued struct {
+	DER       []byte
+	NotBefore time.Time
+	NotAfter  time.Time
+}
+
+// IssueForCSR signs a certificate for the key of a checked CSR (see
+// pki.ParseCSR), keeping the CSR's subject. Everything else follows the
+// profile of AWS-issued certificates; the CSR's requested extensions are not
+// honoured.
+func (a *Authority) IssueForCSR(csr *x509.CertificateRequest) (*Issued, error) {
+	tmpl := a.deviceTemplate()
+	if len(csr.Subject.Names) > 0 {
+		tmpl.RawSubject = csr.RawSubject
+	} else {
+		// An empty subject would need a critical SAN; use AWS's default instead.
+		tmpl.Subject = defaultSubject
+	}
+	return a.issue(tmpl, csr.PublicKey)
+}
+
+// IssueForKey signs a certificate for a public key fleetca generated, with the
+// subject AWS IoT uses for such keys.
+func (a *Authority) IssueForKey(pub crypto.PublicKey) (*Issued, error) {
+	if err := pki.CheckPublicKey(pub); err != nil {
+		return nil, err
+	}
+	tmpl := a.deviceTemplate()
+	tmpl.Subject = defaultSubject
+	return a.issue(tmpl, pub)
+}
+
+func (a *Authority) deviceTemplate() *x509.Certificate {
+	now := a.now().UTC().Truncate(time.Second)
+	return &x509.Certificate{
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              DeviceNotAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  false,
+	}
+}
+
+func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey) (*Issued, error) {
+	der, err := sign(tmpl, a.issuing, pub, a.signer)
+	if err != nil {
+		return nil, err
+	}
+	return &Issued{DER: der, NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter}, nil
+}
+
+// subjectKeyID is the SHA-1 of the subjectPublicKey bits (RFC 5280 4.2.1.2,
+// method 1), the identifier most verifiers expect.
+func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		return nil, err
+	}
+	sum := sha1.Sum(spki.PublicKey.Bytes)
+	return sum[:], nil
+}
+
+// GenerateDeviceKey makes the RSA-2048 key CreateKeysAndCertificate returns.
+// It is never stored.
+func GenerateDeviceKey() (*rsa.PrivateKey, error) {
+	return rsa.GenerateKey(rand.Reader, 2048)
+}

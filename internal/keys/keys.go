@@ -1,0 +1,150 @@
+// Package keys keeps the private keys of fleetca's certificate authorities and
+// hands them out as crypto.Signer. The file backend stores each key as a
+// PKCS#8 PEM file readable by its owner only.
+package keys
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Algorithm names a key type and size.
+type Algorithm string
+
+// The algorithms a CA key may use.
+const (
+	ECDSAP256 Algorithm = "ecdsa-p256"
+	ECDSAP384 Algorithm = "ecdsa-p384"
+	RSA2048   Algorithm = "rsa-2048"
+	RSA3072   Algorithm = "rsa-3072"
+	RSA4096   Algorithm = "rsa-4096"
+)
+
+// Algorithms lists every supported algorithm.
+var Algorithms = []Algorithm{ECDSAP256, ECDSAP384, RSA2048, RSA3072, RSA4096}
+
+// Valid reports whether a is a supported algorithm.
+func (a Algorithm) Valid() bool {
+	for _, x := range Algorithms {
+		if a == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Generate makes a new key of the algorithm.
+func (a Algorithm) Generate() (crypto.Signer, error) {
+	switch a {
+	case ECDSAP256:
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case ECDSAP384:
+		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case RSA2048:
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case RSA3072:
+		return rsa.GenerateKey(rand.Reader, 3072)
+	case RSA4096:
+		return rsa.GenerateKey(rand.Reader, 4096)
+	}
+	return nil, fmt.Errorf("keys: unknown algorithm %q", a)
+}
+
+// FileStore keeps keys as files in one directory.
+type FileStore struct {
+	Dir string
+}
+
+func (s FileStore) path(name string) string { return filepath.Join(s.Dir, name+".key") }
+
+// Load reads the key called name. A missing key is an error matching
+// os.ErrNotExist.
+func (s FileStore) Load(name string) (crypto.Signer, error) {
+	data, err := os.ReadFile(s.path(name))
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("keys: %s holds no PKCS#8 private key", s.path(name))
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s: %w", s.path(name), err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("keys: %s holds a %T, which cannot sign", s.path(name), k)
+	}
+	return signer, nil
+}
+
+// Create generates a key called name and stores it durably. It fails if the key
+// exists already, so a key is never replaced.
+func (s FileStore) Create(name string, alg Algorithm) (crypto.Signer, error) {
+	signer, err := alg.Generate()
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(signer)
+	if err != nil {
+		return nil, err
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err := WriteFileExclusive(s.path(name), data, 0o600); err != nil {
+		return nil, err
+	}
+	return signer, nil
+}
+
+// WriteFileExclusive writes data to path durably: the file appears whole or not
+// at all, and the call fails if path exists.
+func WriteFileExclusive(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	// A hard link, unlike rename, refuses to replace an existing file.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("keys: %s exists already: %w", path, err)
+		}
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

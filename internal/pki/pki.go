@@ -1,0 +1,139 @@
+// Package pki holds pure X.509 helpers: parsing and checking PEM-encoded CSRs,
+// certificates and keys against the rules AWS IoT applies. It signs nothing and
+// holds no keys.
+package pki
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+)
+
+// Bounds on what fleetca parses. RSA keys above MaxRSABits cost seconds to
+// verify and no device needs them.
+const (
+	MinRSABits = 2048
+	MaxRSABits = 8192
+)
+
+// Error is a problem with caller-supplied PKI material; its message is safe to
+// show to the caller.
+type Error struct{ msg string }
+
+func (e *Error) Error() string { return e.msg }
+
+func errorf(format string, args ...any) error { return &Error{fmt.Sprintf(format, args...)} }
+
+// IsError reports whether err is a problem with the input rather than an
+// internal failure.
+func IsError(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+// ParseCSR decodes a PEM PKCS#10 request, checks its self-signature and
+// checks that its key is one AWS IoT accepts: RSA of at least 2048 bits, or
+// ECDSA on P-256, P-384 or P-521.
+func ParseCSR(pemText []byte) (*x509.CertificateRequest, error) {
+	der, err := singleBlock(pemText, "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")
+	if err != nil {
+		return nil, err
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, errorf("the certificate signing request could not be parsed: %v", err)
+	}
+	if err := CheckPublicKey(csr.PublicKey); err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, errorf("the signature of the certificate signing request does not verify: %v", err)
+	}
+	return csr, nil
+}
+
+// ParseCertificate decodes exactly one PEM certificate.
+func ParseCertificate(pemText []byte) (*x509.Certificate, error) {
+	der, err := singleBlock(pemText, "CERTIFICATE")
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, errorf("the certificate could not be parsed: %v", err)
+	}
+	return cert, nil
+}
+
+// CheckPublicKey accepts RSA keys of MinRSABits to MaxRSABits and ECDSA keys on
+// P-256, P-384 and P-521, and explains why anything else is refused.
+func CheckPublicKey(pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if bits := k.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
+			return errorf("RSA keys must have %d to %d bits; this one has %d", MinRSABits, MaxRSABits, bits)
+		}
+		return nil
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+			return nil
+		}
+		return errorf("ECDSA keys must be on P-256, P-384 or P-521; this one is on %s", k.Curve.Params().Name)
+	case nil:
+		return errorf("the public key algorithm is not supported; use RSA (at least %d bits) or ECDSA (P-256, P-384, P-521)", MinRSABits)
+	default:
+		return errorf("%T keys are not supported; use RSA (at least %d bits) or ECDSA (P-256, P-384, P-521)", pub, MinRSABits)
+	}
+}
+
+// singleBlock returns the DER of the one PEM block of an allowed type in text.
+// Anything but white space around it is refused, so what is stored is what was
+// checked.
+func singleBlock(text []byte, types ...string) ([]byte, error) {
+	block, rest := pem.Decode(text)
+	if block == nil {
+		return nil, errorf("no PEM data of type %s was found", types[0])
+	}
+	ok := false
+	for _, t := range types {
+		ok = ok || block.Type == t
+	}
+	if !ok {
+		return nil, errorf("expected PEM type %s, got %s", types[0], block.Type)
+	}
+	if len(block.Headers) != 0 {
+		return nil, errorf("PEM headers are not allowed")
+	}
+	for _, c := range rest {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return nil, errorf("unexpected data after the PEM %s block", block.Type)
+		}
+	}
+	return block.Bytes, nil
+}
+
+// EncodeCertificate returns the PEM form of a DER certificate, ending in a newline.
+func EncodeCertificate(der []byte) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// EncodeRSAPrivateKey returns the PKCS#1 PEM form AWS IoT uses for the private
+// keys it generates.
+func EncodeRSAPrivateKey(k *rsa.PrivateKey) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
+}
+
+// EncodePublicKey returns the SPKI PEM form of a public key.
+func EncodePublicKey(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
