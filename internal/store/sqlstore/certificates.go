@@ -1,0 +1,162 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/store"
+)
+
+const certificateColumns = `account_id, region, certificate_id, status, mode, ca_certificate_id, der,
+	owned_by, previous_owned_by, created_us, modified_us, customer_version, generation_id,
+	not_before_us, not_after_us`
+
+// CreateCertificate implements store.Certificates.
+func (s *Store) CreateCertificate(ctx context.Context, c *iot.Certificate) error {
+	return s.write.do(ctx, func(tx *sql.Tx) error {
+		err := insertCertificate(tx, c)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("certificate %s: %w", c.ID, store.ErrExists)
+		}
+		return err
+	})
+}
+
+func insertCertificate(tx *sql.Tx, c *iot.Certificate) error {
+	_, err := tx.Exec(`INSERT INTO certificates (`+certificateColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.Scope.AccountID, c.Scope.Region, c.ID, string(c.Status), string(c.Mode), c.CACertificateID, c.DER,
+		c.OwnedBy, c.PreviousOwnedBy, c.CreatedAt.UnixMicro(), c.LastModifiedAt.UnixMicro(),
+		c.CustomerVersion, c.GenerationID, c.NotBefore.UnixMicro(), c.NotAfter.UnixMicro())
+	return err
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanCertificate(r rowScanner) (*iot.Certificate, error) {
+	var c iot.Certificate
+	var status, mode string
+	var created, modified, notBefore, notAfter int64
+	err := r.Scan(&c.Scope.AccountID, &c.Scope.Region, &c.ID, &status, &mode, &c.CACertificateID, &c.DER,
+		&c.OwnedBy, &c.PreviousOwnedBy, &created, &modified, &c.CustomerVersion, &c.GenerationID,
+		&notBefore, &notAfter)
+	if err != nil {
+		return nil, err
+	}
+	c.Status, c.Mode = iot.Status(status), iot.Mode(mode)
+	c.CreatedAt = time.UnixMicro(created).UTC()
+	c.LastModifiedAt = time.UnixMicro(modified).UTC()
+	c.NotBefore = time.UnixMicro(notBefore).UTC()
+	c.NotAfter = time.UnixMicro(notAfter).UTC()
+	return &c, nil
+}
+
+// Certificate implements store.Certificates.
+func (s *Store) Certificate(ctx context.Context, scope iot.Scope, id string) (*iot.Certificate, error) {
+	row := s.read.QueryRowContext(ctx, `SELECT `+certificateColumns+` FROM certificates
+		WHERE account_id = ? AND region = ? AND certificate_id = ?`, scope.AccountID, scope.Region, id)
+	c, err := scanCertificate(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return c, err
+}
+
+// ListCertificates implements store.Certificates. It reads one row more than
+// the page holds to learn whether another page follows.
+func (s *Store) ListCertificates(ctx context.Context, q store.CertificateQuery) (store.CertificatePage, error) {
+	cmp, order := "<", "DESC"
+	if q.Ascending {
+		cmp, order = ">", "ASC"
+	}
+	query := `SELECT certificate_id, status, mode, created_us FROM certificates WHERE account_id = ? AND region = ?`
+	args := []any{q.Scope.AccountID, q.Scope.Region}
+	if q.After != nil {
+		query += ` AND (created_us, certificate_id) ` + cmp + ` (?, ?)`
+		args = append(args, q.After.Time.UnixMicro(), q.After.ID)
+	}
+	query += ` ORDER BY created_us ` + order + `, certificate_id ` + order + ` LIMIT ?`
+	args = append(args, q.Limit+1)
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return store.CertificatePage{}, err
+	}
+	defer rows.Close()
+	page := store.CertificatePage{Certificates: make([]iot.Certificate, 0, q.Limit)}
+	for rows.Next() {
+		var c iot.Certificate
+		var status, mode string
+		var created int64
+		if err := rows.Scan(&c.ID, &status, &mode, &created); err != nil {
+			return store.CertificatePage{}, err
+		}
+		c.Scope, c.Status, c.Mode = q.Scope, iot.Status(status), iot.Mode(mode)
+		c.CreatedAt = time.UnixMicro(created).UTC()
+		page.Certificates = append(page.Certificates, c)
+	}
+	if err := rows.Err(); err != nil {
+		return store.CertificatePage{}, err
+	}
+	if len(page.Certificates) > q.Limit {
+		page.Certificates = page.Certificates[:q.Limit]
+		last := page.Certificates[q.Limit-1]
+		page.Next = &store.Cursor{Time: last.CreatedAt, ID: last.ID}
+	}
+	return page, nil
+}
+
+func selectCertificateForUpdate(tx *sql.Tx, scope iot.Scope, id string) (*iot.Certificate, error) {
+	row := tx.QueryRow(`SELECT `+certificateColumns+` FROM certificates
+		WHERE account_id = ? AND region = ? AND certificate_id = ?`, scope.AccountID, scope.Region, id)
+	c, err := scanCertificate(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return c, err
+}
+
+// UpdateCertificate implements store.Certificates. It runs in the single
+// writer, so nothing else writes between its read and its write.
+func (s *Store) UpdateCertificate(ctx context.Context, scope iot.Scope, id string, change func(*iot.Certificate) error) (*iot.Certificate, error) {
+	var updated *iot.Certificate
+	err := s.write.do(ctx, func(tx *sql.Tx) error {
+		c, err := selectCertificateForUpdate(tx, scope, id)
+		if err != nil {
+			return err
+		}
+		if err := change(c); err != nil {
+			return err
+		}
+		_, err = tx.Exec(`UPDATE certificates SET status = ?, owned_by = ?, previous_owned_by = ?,
+			modified_us = ?, customer_version = ?, generation_id = ?
+			WHERE account_id = ? AND region = ? AND certificate_id = ?`,
+			string(c.Status), c.OwnedBy, c.PreviousOwnedBy, c.LastModifiedAt.UnixMicro(),
+			c.CustomerVersion, c.GenerationID, scope.AccountID, scope.Region, id)
+		updated = c
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return updated, nil
+}
+
+// DeleteCertificate implements store.Certificates.
+func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id string, check func(*iot.Certificate) error) error {
+	return s.write.do(ctx, func(tx *sql.Tx) error {
+		c, err := selectCertificateForUpdate(tx, scope, id)
+		if err != nil {
+			return err
+		}
+		if err := check(c); err != nil {
+			return err
+		}
+		_, err = tx.Exec(`DELETE FROM certificates WHERE account_id = ? AND region = ? AND certificate_id = ?`,
+			scope.AccountID, scope.Region, id)
+		return err
+	})
+}

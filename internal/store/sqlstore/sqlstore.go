@@ -1,0 +1,183 @@
+// Package sqlstore implements the store interfaces on database/sql. SQLite is
+// the embedded default: WAL, synchronous=FULL, one writer connection fed by a
+// group-commit loop, and a pool of reader connections.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/fleetca/fleetca/internal/store"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Store is a store.Store on a SQL database.
+type Store struct {
+	read  *sql.DB
+	write *writer
+	wdb   *sql.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// OpenSQLite opens (creating if needed) the SQLite database at path and brings
+// its schema up to date.
+func OpenSQLite(ctx context.Context, path string) (*Store, error) {
+	dsn := func(extra ...string) string {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		// FULL makes every commit durable before it is acknowledged.
+		q.Add("_pragma", "synchronous(FULL)")
+		for i := 0; i+1 < len(extra); i += 2 {
+			q.Add(extra[i], extra[i+1])
+		}
+		return (&url.URL{Scheme: "file", OmitHost: true, Path: path, RawQuery: q.Encode()}).String()
+	}
+	wdb, err := sql.Open("sqlite", dsn("_txlock", "immediate"))
+	if err != nil {
+		return nil, err
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	if err := migrate(ctx, wdb, "sqlite"); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlstore: migrating %s: %w", path, err)
+	}
+	rdb, err := sql.Open("sqlite", dsn("_pragma", "query_only(1)"))
+	if err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	n := 2 * runtime.GOMAXPROCS(0)
+	rdb.SetMaxOpenConns(n)
+	rdb.SetMaxIdleConns(n)
+	rdb.SetConnMaxLifetime(0)
+	if err := rdb.PingContext(ctx); err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, err
+	}
+	return &Store{read: rdb, wdb: wdb, write: newWriter(wdb)}, nil
+}
+
+// ObserveCommits registers f to be told the number of writes in each
+// committed batch. Call it before the store is used.
+func (s *Store) ObserveCommits(f func(size int)) { s.write.observe = f }
+
+// Close waits for the writer to finish and closes the connections.
+func (s *Store) Close() error {
+	s.write.close()
+	return errors.Join(s.wdb.Close(), s.read.Close())
+}
+
+// IntegrityCheck runs SQLite's integrity check and returns its complaints.
+func (s *Store) IntegrityCheck(ctx context.Context) error {
+	rows, err := s.read.QueryContext(ctx, "PRAGMA integrity_check")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return err
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("sqlstore: integrity check: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// migrate applies, in order and each in its own transaction, the embedded
+// migrations of the dialect that the database has not seen yet.
+func migrate(ctx context.Context, db *sql.DB, dialect string) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY)`); err != nil {
+		return err
+	}
+	dir := "migrations/" + dialect
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return err
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		version, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with its version number", e.Name())
+		}
+		body, err := fs.ReadFile(migrations, dir+"/"+e.Name())
+		if err != nil {
+			return err
+		}
+		if err := applyMigration(ctx, db, version, string(body)); err != nil {
+			return fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, version int, body string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var seen int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&seen); err != nil {
+		return err
+	}
+	if seen > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, body); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, version); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// isUniqueViolation reports whether err is a primary-key or unique constraint
+// failure.
+func isUniqueViolation(err error) bool {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		switch e.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return true
+		}
+	}
+	return false
+}
+
+// isForeignKeyViolation reports whether err is a foreign-key failure.
+func isForeignKeyViolation(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}

@@ -1,0 +1,147 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+
+	"github.com/fleetca/fleetca/internal/store"
+)
+
+// maxBatch bounds how many writes share one transaction, so one commit never
+// holds back its callers for long.
+const maxBatch = 256
+
+// writer serialises every write through one connection and commits them in
+// groups: the writes that arrive while a commit is in progress wait for it and
+// then share the next transaction, and with it one fsync. Each write runs
+// inside a savepoint, so one that fails leaves the others of its batch intact.
+type writer struct {
+	db      *sql.DB
+	ops     chan *writeOp
+	closing chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	// observe, when set, is told the size of each committed batch.
+	observe func(size int)
+}
+
+type writeOp struct {
+	ctx    context.Context
+	fn     func(*sql.Tx) error
+	result chan error
+}
+
+func newWriter(db *sql.DB) *writer {
+	w := &writer{
+		db:      db,
+		ops:     make(chan *writeOp),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go w.loop()
+	return w
+}
+
+// do runs fn in a write transaction and returns once that transaction is
+// durably committed (or has failed). fn must use only the transaction it is
+// given and must not block on anything but the database.
+func (w *writer) do(ctx context.Context, fn func(*sql.Tx) error) error {
+	op := &writeOp{ctx: ctx, fn: fn, result: make(chan error, 1)}
+	select {
+	case w.ops <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.closing:
+		return store.ErrClosed
+	}
+	// Once taken the write may commit, so wait for the outcome even if ctx ends:
+	// answering "cancelled" for a committed write would be a lie.
+	return <-op.result
+}
+
+func (w *writer) close() {
+	w.once.Do(func() { close(w.closing) })
+	<-w.done
+}
+
+func (w *writer) loop() {
+	defer close(w.done)
+	batch := make([]*writeOp, 0, maxBatch)
+	for {
+		select {
+		case op := <-w.ops:
+			batch = append(batch[:0], op)
+		case <-w.closing:
+			return
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-w.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+func (w *writer) commit(batch []*writeOp) {
+	results := make([]error, len(batch))
+	err := w.run(batch, results)
+	for i, op := range batch {
+		if results[i] == nil {
+			results[i] = err
+		}
+		op.result <- results[i]
+	}
+	if err == nil && w.observe != nil {
+		w.observe(len(batch))
+	}
+}
+
+// run executes the batch in one transaction, recording each write's own error
+// in results, and returns the error of the transaction as a whole.
+func (w *writer) run(batch []*writeOp, results []error) error {
+	tx, err := w.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		return err
+	}
+	if len(batch) == 1 {
+		// No savepoint needed: the write's failure is the transaction's.
+		op := batch[0]
+		if err := op.ctx.Err(); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := op.fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	}
+	for i, op := range batch {
+		if err := op.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := op.fn(tx); err != nil {
+			results[i] = err
+			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		if _, err := tx.Exec("RELEASE op"); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	return tx.Commit()
+}

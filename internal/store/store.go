@@ -1,0 +1,127 @@
+// Package store declares what fleetca keeps and how it asks for it: the
+// storage interfaces shaped by fleetca's queries, the sentinel errors every
+// backend returns, and keyset paging. Backends live in subpackages and are
+// checked by storetest.Run.
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/iot"
+)
+
+// Sentinel errors. Backends wrap or return these; callers test with errors.Is.
+var (
+	ErrNotFound  = errors.New("store: not found")
+	ErrExists    = errors.New("store: already exists")
+	ErrBadCursor = errors.New("store: malformed paging marker")
+	ErrClosed    = errors.New("store: closed")
+)
+
+// Store is everything a backend provides.
+type Store interface {
+	Accounts
+	Certificates
+	// Close waits for pending writes and releases the backend.
+	Close() error
+}
+
+// Account is an AWS account fleetca serves.
+type Account struct {
+	ID        string
+	CreatedAt time.Time
+}
+
+// AccessKey is a SigV4 credential of an account. The secret is kept because
+// SigV4 verification needs it.
+type AccessKey struct {
+	ID        string
+	Secret    string
+	AccountID string
+	CreatedAt time.Time
+}
+
+// Accounts keeps accounts and their access keys.
+type Accounts interface {
+	// CreateAccount adds an account; ErrExists if its ID is taken.
+	CreateAccount(ctx context.Context, a Account) error
+	// Accounts lists every account, oldest first.
+	Accounts(ctx context.Context) ([]Account, error)
+	// CreateAccessKey adds a key to an existing account; ErrExists if the key
+	// ID is taken, ErrNotFound if the account does not exist.
+	CreateAccessKey(ctx context.Context, k AccessKey) error
+	// AccessKey returns the key with the ID, or ErrNotFound.
+	AccessKey(ctx context.Context, id string) (AccessKey, error)
+}
+
+// Certificates keeps device certificates.
+type Certificates interface {
+	// CreateCertificate stores a new certificate durably; ErrExists if the
+	// scope has one with the same ID.
+	CreateCertificate(ctx context.Context, c *iot.Certificate) error
+	// Certificate returns the certificate, DER included, or ErrNotFound.
+	Certificate(ctx context.Context, scope iot.Scope, id string) (*iot.Certificate, error)
+	// ListCertificates returns one page of the scope's certificates, ordered by
+	// creation time then ID. Listed certificates carry no DER.
+	ListCertificates(ctx context.Context, q CertificateQuery) (CertificatePage, error)
+	// UpdateCertificate applies change to the stored certificate atomically:
+	// no other write to it happens between the read and the write. change may
+	// alter Status, OwnedBy, PreviousOwnedBy, LastModifiedAt, CustomerVersion
+	// and GenerationID; other fields are not written. If change returns an
+	// error nothing is written and that error is returned.
+	UpdateCertificate(ctx context.Context, scope iot.Scope, id string, change func(*iot.Certificate) error) (*iot.Certificate, error)
+	// DeleteCertificate deletes the certificate if check, called on the stored
+	// certificate in the same transaction, returns nil; ErrNotFound if absent.
+	DeleteCertificate(ctx context.Context, scope iot.Scope, id string, check func(*iot.Certificate) error) error
+}
+
+// CertificateQuery selects a page of certificates.
+type CertificateQuery struct {
+	Scope     iot.Scope
+	Limit     int
+	Ascending bool
+	// After is the cursor of the last certificate of the previous page.
+	After *Cursor
+}
+
+// CertificatePage is one page of certificates; Next is set when more follow.
+type CertificatePage struct {
+	Certificates []iot.Certificate
+	Next         *Cursor
+}
+
+// Cursor is a keyset position: the sort key of the last row of a page.
+type Cursor struct {
+	Time time.Time
+	ID   string
+}
+
+const cursorVersion = 1
+
+// Marker encodes the cursor as the opaque base64 token the API hands out.
+func (c Cursor) Marker() string {
+	b := make([]byte, 0, 9+len(c.ID))
+	b = append(b, cursorVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Time.UnixMicro()))
+	b = append(b, c.ID...)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// ParseMarker decodes a marker made by Cursor.Marker; ErrBadCursor otherwise.
+func ParseMarker(s string) (Cursor, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) < 10 || len(b) > 9+256 || b[0] != cursorVersion {
+		return Cursor{}, ErrBadCursor
+	}
+	id := string(b[9:])
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return Cursor{}, ErrBadCursor
+		}
+	}
+	return Cursor{Time: time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:9]))).UTC(), ID: id}, nil
+}
