@@ -1,0 +1,136 @@
+// Package config holds fleetca's settings: their defaults, how flags and
+// FLEETCA_* environment variables set them, and their validation.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/keys"
+)
+
+// Config is everything `fleetca serve` needs.
+type Config struct {
+	// DataDir holds the database, the CA and the credentials file.
+	DataDir string
+	// APIAddr is where the AWS IoT API listens.
+	APIAddr string
+	// TLSCert and TLSKey, when both set, make the API listen with HTTPS.
+	TLSCert string
+	TLSKey  string
+	// AccountID is the ID of the default account made on first start; empty
+	// means random.
+	AccountID string
+	// AccessKeyID and SecretAccessKey, when set, are accepted for the default
+	// account besides the keys in the database.
+	AccessKeyID     string
+	SecretAccessKey string
+	// CAKeyAlgorithm is the key type of a CA created on first start.
+	CAKeyAlgorithm string
+	// LogFormat is text or json; LogLevel is debug, info, warn or error.
+	LogFormat string
+	LogLevel  string
+}
+
+// Default returns the defaults, overridden by FLEETCA_* variables from getenv.
+func Default(getenv func(string) string) Config {
+	c := Config{
+		DataDir:        "./fleetca-data",
+		APIAddr:        "127.0.0.1:7400",
+		CAKeyAlgorithm: string(keys.ECDSAP256),
+		LogFormat:      "text",
+		LogLevel:       "info",
+	}
+	for name, field := range map[string]*string{
+		"FLEETCA_DATA_DIR":          &c.DataDir,
+		"FLEETCA_API_ADDR":          &c.APIAddr,
+		"FLEETCA_TLS_CERT":          &c.TLSCert,
+		"FLEETCA_TLS_KEY":           &c.TLSKey,
+		"FLEETCA_ACCOUNT_ID":        &c.AccountID,
+		"FLEETCA_ACCESS_KEY_ID":     &c.AccessKeyID,
+		"FLEETCA_SECRET_ACCESS_KEY": &c.SecretAccessKey,
+		"FLEETCA_CA_KEY_ALGORITHM":  &c.CAKeyAlgorithm,
+		"FLEETCA_LOG_FORMAT":        &c.LogFormat,
+		"FLEETCA_LOG_LEVEL":         &c.LogLevel,
+	} {
+		if v := getenv(name); v != "" {
+			*field = v
+		}
+	}
+	return c
+}
+
+// FromEnv returns Default(os.Getenv).
+func FromEnv() Config { return Default(os.Getenv) }
+
+// RegisterFlags binds the settings to flags whose defaults are c's values.
+// Secrets have no flag: command lines are visible to every user of a machine.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the database, the CA and the credentials file (FLEETCA_DATA_DIR)")
+	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "address of the AWS IoT API (FLEETCA_API_ADDR)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain for HTTPS on the API (FLEETCA_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for HTTPS on the API (FLEETCA_TLS_KEY)")
+	fs.StringVar(&c.AccountID, "account-id", c.AccountID, "12-digit ID of the default account made on first start (FLEETCA_ACCOUNT_ID)")
+	fs.StringVar(&c.CAKeyAlgorithm, "ca-key-algorithm", c.CAKeyAlgorithm, "key type of a CA made on first start: "+algorithmList()+" (FLEETCA_CA_KEY_ALGORITHM)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (FLEETCA_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (FLEETCA_LOG_LEVEL)")
+}
+
+func algorithmList() string {
+	names := make([]string, len(keys.Algorithms))
+	for i, a := range keys.Algorithms {
+		names[i] = string(a)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Validate reports every setting that is wrong.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("the data directory must be set"))
+	}
+	if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+		errs = append(errs, fmt.Errorf("api address %q: %v", c.APIAddr, err))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.AccountID != "" && !iot.ValidAccountID(c.AccountID) {
+		errs = append(errs, fmt.Errorf("account ID %q is not 12 digits", c.AccountID))
+	}
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		errs = append(errs, errors.New("FLEETCA_ACCESS_KEY_ID and FLEETCA_SECRET_ACCESS_KEY go together"))
+	}
+	if c.AccessKeyID != "" && (len(c.AccessKeyID) < 16 || len(c.AccessKeyID) > 128 || len(c.SecretAccessKey) < 16) {
+		errs = append(errs, errors.New("FLEETCA_ACCESS_KEY_ID must have 16 to 128 characters and FLEETCA_SECRET_ACCESS_KEY at least 16"))
+	}
+	if !keys.Algorithm(c.CAKeyAlgorithm).Valid() {
+		errs = append(errs, fmt.Errorf("CA key algorithm %q is not one of %s", c.CAKeyAlgorithm, algorithmList()))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log format %q is not text or json", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log level %q is not debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// DatabasePath is where the SQLite database lives.
+func (c *Config) DatabasePath() string { return filepath.Join(c.DataDir, "fleetca.db") }
+
+// CADir is where the CA certificates and keys live.
+func (c *Config) CADir() string { return filepath.Join(c.DataDir, "ca") }
+
+// CredentialsPath is the file holding the default account's first access key,
+// in the format of ~/.aws/credentials.
+func (c *Config) CredentialsPath() string { return filepath.Join(c.DataDir, "credentials") }

@@ -1,0 +1,305 @@
+// Package iotapi is the REST-JSON front end of the AWS IoT certificate API: it
+// routes requests the way the AWS SDKs send them, authenticates them with
+// SigV4, decodes and validates their input within bounds, calls the registry,
+// and encodes the answer. It is the one place where errors become HTTP.
+package iotapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/registry"
+	"github.com/fleetca/fleetca/internal/sigv4"
+)
+
+// MaxBodyBytes bounds a request body. The largest valid request
+// (RegisterCACertificate: two 64 KiB certificates and a 10 KiB template) fits.
+const MaxBodyBytes = 256 << 10
+
+// Observer is told about every request once it is answered.
+type Observer interface {
+	ObserveRequest(operation string, status int, elapsed time.Duration)
+}
+
+// Options configure a Handler.
+type Options struct {
+	Registry *registry.Service
+	Verifier *sigv4.Verifier
+	Logger   *slog.Logger
+	// Observer, if set, sees every request (for metrics).
+	Observer Observer
+}
+
+// Handler serves the API.
+type Handler struct {
+	reg      *registry.Service
+	verifier *sigv4.Verifier
+	log      *slog.Logger
+	observer Observer
+	mux      *http.ServeMux
+}
+
+// New returns a Handler with every operation routed.
+func New(opts Options) *Handler {
+	h := &Handler{reg: opts.Registry, verifier: opts.Verifier, log: opts.Logger, observer: opts.Observer, mux: http.NewServeMux()}
+	for _, op := range h.operations() {
+		h.mux.Handle(op.pattern, h.serve(op))
+	}
+	// Whatever matches no operation is answered like AWS answers an unknown
+	// route, after authentication, so the API's shape is not shown to strangers.
+	h.mux.Handle("/", h.serve(operation{name: "Unknown", handle: func(c *call) (any, error) {
+		path := c.r.URL.Path
+		if len(path) > 256 {
+			path = path[:256] + "..."
+		}
+		return nil, apierr.New(apierr.UnknownOperation, "No operation matches %s %s.", c.r.Method, path)
+	}}))
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// operation is one API operation: its route and its handler.
+type operation struct {
+	name    string
+	pattern string
+	handle  func(*call) (any, error)
+}
+
+// call is one authenticated request being served.
+type call struct {
+	r     *http.Request
+	body  []byte
+	query url.Values
+	scope iot.Scope
+}
+
+func (h *Handler) serve(op operation) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		requestID := uuid.NewString()
+		w.Header().Set("x-amzn-RequestId", requestID)
+		var account string
+		status, errCode := http.StatusOK, ""
+		defer func() {
+			if p := recover(); p != nil {
+				h.log.Error("panic serving request", "operation", op.name, "request_id", requestID, "panic", p, "stack", string(debug.Stack()))
+				status, errCode = writeError(w, apierr.New(apierr.InternalFailure, "An internal error occurred; request ID %s.", requestID))
+			}
+			elapsed := time.Since(start)
+			if h.observer != nil {
+				h.observer.ObserveRequest(op.name, status, elapsed)
+			}
+			attrs := []any{"operation", op.name, "status", status, "latency_ms", float64(elapsed.Microseconds()) / 1000, "request_id", requestID}
+			if account != "" {
+				attrs = append(attrs, "account", account)
+			}
+			if errCode != "" {
+				attrs = append(attrs, "error", errCode)
+			}
+			h.log.Info("request", attrs...)
+		}()
+		out, err := h.run(op, r, &account)
+		if err != nil {
+			if _, ok := apierr.As(err); !ok {
+				// Only the log sees what went wrong inside.
+				h.log.Error("internal failure", "operation", op.name, "request_id", requestID, "err", err)
+				err = apierr.New(apierr.InternalFailure, "An internal error occurred; request ID %s.", requestID)
+			}
+			status, errCode = writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// run reads and authenticates the request and calls the operation.
+func (h *Handler) run(op operation, r *http.Request, account *string) (any, error) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, tooLarge()
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, apierr.New(apierr.InvalidRequest, "The request body could not be read.")
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, tooLarge()
+	}
+	id, err := h.verifier.Verify(r, body)
+	if err != nil {
+		return nil, err
+	}
+	*account = id.AccountID
+	c := &call{r: r, body: body, query: r.URL.Query(), scope: iot.Scope{AccountID: id.AccountID, Region: id.Region}}
+	return op.handle(c)
+}
+
+func tooLarge() error {
+	return apierr.New(apierr.RequestEntityTooLarge, "The request body exceeds %d bytes.", MaxBodyBytes)
+}
+
+// statusOf is the HTTP status of each error kind, from the AWS model (and the
+// AWS front door for authentication).
+var statusOf = map[apierr.Kind]int{
+	apierr.InvalidRequest:             http.StatusBadRequest,
+	apierr.Throttling:                 http.StatusBadRequest,
+	apierr.CertificateValidation:      http.StatusBadRequest,
+	apierr.RegistrationCodeValidation: http.StatusBadRequest,
+	apierr.Unauthorized:               http.StatusUnauthorized,
+	apierr.ResourceNotFound:           http.StatusNotFound,
+	apierr.CertificateState:           http.StatusNotAcceptable,
+	apierr.ResourceAlreadyExists:      http.StatusConflict,
+	apierr.DeleteConflict:             http.StatusConflict,
+	apierr.CertificateConflict:        http.StatusConflict,
+	apierr.LimitExceeded:              http.StatusGone,
+	apierr.InternalFailure:            http.StatusInternalServerError,
+	apierr.ServiceUnavailable:         http.StatusServiceUnavailable,
+	apierr.UnknownOperation:           http.StatusNotFound,
+	apierr.RequestEntityTooLarge:      http.StatusRequestEntityTooLarge,
+	apierr.MissingAuthenticationToken: http.StatusForbidden,
+	apierr.UnrecognizedClient:         http.StatusForbidden,
+	apierr.InvalidSignature:           http.StatusForbidden,
+	apierr.IncompleteSignature:        http.StatusForbidden,
+	apierr.AccessDenied:               http.StatusForbidden,
+}
+
+// errorBody is what AWS sends with an error; the SDKs read the code from the
+// x-amzn-ErrorType header and the message from here.
+type errorBody struct {
+	Message     string `json:"message"`
+	ResourceID  string `json:"resourceId,omitempty"`
+	ResourceARN string `json:"resourceArn,omitempty"`
+}
+
+// writeError renders err, which must be an *apierr.Error, and returns the
+// status and error code it sent.
+func writeError(w http.ResponseWriter, err error) (int, string) {
+	e, ok := apierr.As(err)
+	if !ok {
+		e = apierr.New(apierr.InternalFailure, "An internal error occurred.")
+	}
+	status, ok := statusOf[e.Kind]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("x-amzn-ErrorType", string(e.Kind)+":")
+	writeJSON(w, status, errorBody{Message: e.Message, ResourceID: e.ResourceID, ResourceARN: e.ResourceARN})
+	return status, string(e.Kind)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	if v == nil {
+		v = struct{}{}
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Every response type is plain data; this cannot happen.
+		panic(err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// validation returns the InvalidRequestException AWS sends for a value that
+// breaks a model constraint.
+func validation(value, member, constraint string) error {
+	if len(value) > 64 {
+		value = value[:64] + "..."
+	}
+	return apierr.New(apierr.InvalidRequest, "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: %s", value, member, constraint)
+}
+
+// boolQuery reads an optional boolean query parameter; absent means false.
+func (c *call) boolQuery(name string) (bool, error) {
+	v, ok := c.query[name]
+	if !ok {
+		return false, nil
+	}
+	switch v[0] {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, validation(v[0], name, "Member must be true or false")
+}
+
+// decodeBody decodes a JSON object body into v. An empty body is an empty
+// object, as SDKs send no body when no member is set.
+func (c *call) decodeBody(v any) error {
+	if len(c.body) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(c.body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return apierr.New(apierr.InvalidRequest, "The member %s must be a JSON %s.", typeErr.Field, typeErr.Type.Kind())
+		}
+		return apierr.New(apierr.InvalidRequest, "The request body is not a valid JSON object.")
+	}
+	return nil
+}
+
+// certificateIDLabel reads a certificate ID from the path, accepting any case
+// and a 0x prefix, and returns it in lower case.
+func (c *call) certificateIDLabel(name string) (string, error) {
+	raw := c.r.PathValue(name)
+	id, ok := iot.NormalizeCertificateID(raw)
+	if !ok {
+		return "", validation(raw, name, "Member must be 64 hexadecimal characters, optionally prefixed with 0x")
+	}
+	return id, nil
+}
+
+// listOptions reads pageSize, marker and isAscendingOrder.
+func (c *call) listOptions() (registry.ListOptions, error) {
+	opts := registry.ListOptions{PageSize: 25}
+	if v := c.query.Get("pageSize"); v != "" || c.query.Has("pageSize") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 250 {
+			return opts, validation(v, "pageSize", "Member must have value between 1 and 250")
+		}
+		opts.PageSize = n
+	}
+	if c.query.Has("marker") {
+		m := c.query.Get("marker")
+		if len(m) == 0 || len(m) > 1024 || !isBase64(m) {
+			return opts, validation(m, "marker", "Member must satisfy regular expression pattern: [A-Za-z0-9+/]+={0,2}")
+		}
+		opts.Marker = m
+	}
+	var err error
+	opts.Ascending, err = c.boolQuery("isAscendingOrder")
+	return opts, err
+}
+
+// isBase64 matches [A-Za-z0-9+/]+={0,2}.
+func isBase64(s string) bool {
+	end := len(s)
+	for i := 0; i < 2 && end > 0 && s[end-1] == '='; i++ {
+		end--
+	}
+	if end == 0 {
+		return false
+	}
+	for i := 0; i < end; i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/') {
+			return false
+		}
+	}
+	return true
+}

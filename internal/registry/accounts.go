@@ -1,0 +1,118 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/store"
+)
+
+// Credential is an access key pair of an account.
+type Credential struct {
+	AccountID       string
+	AccessKeyID     string
+	SecretAccessKey string
+}
+
+// DefaultAccount returns the oldest account, creating it with an access key
+// when there is none. accountID chooses its ID (random when empty); created
+// tells whether this call made it, and only then is the key returned.
+func (s *Service) DefaultAccount(ctx context.Context, accountID string) (account string, key *Credential, created bool, err error) {
+	accounts, err := s.store.Accounts(ctx)
+	if err != nil {
+		return "", nil, false, internal("listing accounts", err)
+	}
+	if len(accounts) > 0 {
+		return accounts[0].ID, nil, false, nil
+	}
+	if accountID == "" {
+		if accountID, err = randomAccountID(); err != nil {
+			return "", nil, false, err
+		}
+	}
+	key, err = s.CreateAccount(ctx, accountID)
+	if err != nil {
+		return "", nil, false, err
+	}
+	return accountID, key, true, nil
+}
+
+// CreateAccount adds an account with a new access key pair.
+func (s *Service) CreateAccount(ctx context.Context, accountID string) (*Credential, error) {
+	if !iot.ValidAccountID(accountID) {
+		return nil, apierr.New(apierr.InvalidRequest, "An account ID is 12 digits; %q is not.", accountID)
+	}
+	err := s.store.CreateAccount(ctx, store.Account{ID: accountID, CreatedAt: s.timestamp()})
+	if errors.Is(err, store.ErrExists) {
+		return nil, apierr.New(apierr.ResourceAlreadyExists, "The account %s exists already.", accountID)
+	}
+	if err != nil {
+		return nil, internal("creating an account", err)
+	}
+	return s.CreateAccessKey(ctx, accountID)
+}
+
+// CreateAccessKey adds a new access key pair to an existing account.
+func (s *Service) CreateAccessKey(ctx context.Context, accountID string) (*Credential, error) {
+	cred, err := newCredential(accountID)
+	if err != nil {
+		return nil, err
+	}
+	return cred, s.AddAccessKey(ctx, *cred)
+}
+
+// AddAccessKey records a chosen access key pair for an existing account.
+func (s *Service) AddAccessKey(ctx context.Context, cred Credential) error {
+	err := s.store.CreateAccessKey(ctx, store.AccessKey{ID: cred.AccessKeyID, Secret: cred.SecretAccessKey, AccountID: cred.AccountID, CreatedAt: s.timestamp()})
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return apierr.New(apierr.ResourceAlreadyExists, "The access key %s exists already.", cred.AccessKeyID)
+	case errors.Is(err, store.ErrNotFound):
+		return apierr.New(apierr.ResourceNotFound, "The account %s does not exist.", cred.AccountID)
+	}
+	return internal("adding an access key", err)
+}
+
+// AccessKey returns the secret and account of an access key, or an error
+// matching store.ErrNotFound.
+func (s *Service) AccessKey(ctx context.Context, id string) (secret, accountID string, err error) {
+	k, err := s.store.AccessKey(ctx, id)
+	if err != nil {
+		return "", "", err
+	}
+	return k.Secret, k.AccountID, nil
+}
+
+func randomAccountID() (string, error) {
+	// 12 digits with no leading zero, like AWS account IDs.
+	n, err := rand.Int(rand.Reader, big.NewInt(9e11))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%012d", n.Int64()+1e11), nil
+}
+
+// newCredential makes a key pair shaped like AWS's: a 20-character ID starting
+// with AKIA and a 40-character secret.
+func newCredential(accountID string) (*Credential, error) {
+	id := make([]byte, 10)
+	secret := make([]byte, 30)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	return &Credential{
+		AccountID:       accountID,
+		AccessKeyID:     "AKIA" + base32.StdEncoding.EncodeToString(id),
+		SecretAccessKey: base64.StdEncoding.EncodeToString(secret),
+	}, nil
+}

@@ -1,0 +1,77 @@
+// Package registry holds fleetca's rules: how certificates are created,
+// described, listed, changed and deleted, which status changes are allowed,
+// and who the accounts are. It asks issuance for certificates and store for
+// durability, and speaks to its callers in apierr errors.
+package registry
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fleetca/fleetca/internal/issuance"
+	"github.com/fleetca/fleetca/internal/store"
+)
+
+// Store is the storage the registry needs.
+type Store interface {
+	store.Accounts
+	store.Certificates
+}
+
+// Authority signs certificates; *issuance.Authority is one.
+type Authority interface {
+	IssueForCSR(csr *x509.CertificateRequest) (*issuance.Issued, error)
+	IssueForKey(pub crypto.PublicKey) (*issuance.Issued, error)
+}
+
+// Options configure a Service.
+type Options struct {
+	Store     Store
+	Authority Authority
+	// NewDeviceKey makes the keys of CreateKeysAndCertificate; nil means
+	// issuance.GenerateDeviceKey.
+	NewDeviceKey func() (*rsa.PrivateKey, error)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service applies the rules.
+type Service struct {
+	store        Store
+	authority    Authority
+	newDeviceKey func() (*rsa.PrivateKey, error)
+	now          func() time.Time
+}
+
+// New returns a Service.
+func New(opts Options) *Service {
+	s := &Service{store: opts.Store, authority: opts.Authority, newDeviceKey: opts.NewDeviceKey, now: opts.Now}
+	if s.newDeviceKey == nil {
+		s.newDeviceKey = issuance.GenerateDeviceKey
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// timestamp is the current time at the precision the store keeps.
+func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func newGenerationID() string { return uuid.NewString() }
+
+// internal wraps an unexpected failure; the front ends log it and answer
+// InternalFailureException without showing it.
+func internal(what string, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("registry: %s: %w", what, err)
+}

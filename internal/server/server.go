@@ -1,0 +1,212 @@
+// Package server is fleetca's composition root: from a Config it opens the
+// store, the CA and the registry, wires the front ends, and runs them. It is
+// the only package that imports the adapters.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/iotapi"
+	"github.com/fleetca/fleetca/internal/issuance"
+	"github.com/fleetca/fleetca/internal/keys"
+	"github.com/fleetca/fleetca/internal/registry"
+	"github.com/fleetca/fleetca/internal/sigv4"
+	"github.com/fleetca/fleetca/internal/store"
+	"github.com/fleetca/fleetca/internal/store/sqlstore"
+)
+
+// Server is a running fleetca.
+type Server struct {
+	cfg       config.Config
+	log       *slog.Logger
+	store     *sqlstore.Store
+	authority *issuance.Authority
+	registry  *registry.Service
+	http      *http.Server
+	listener  net.Listener
+	// AccountID is the default account.
+	AccountID string
+	served    chan struct{} // closed when the HTTP server has stopped
+	serveErr  error         // why it stopped; read after served is closed
+}
+
+// New opens (on first start, creates) everything cfg describes. It does not
+// listen yet; Start does.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	// The directory holds keys and secrets: nobody else may look inside.
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	authority, err := issuance.Open(issuance.Options{Dir: cfg.CADir(), Algorithm: keys.Algorithm(cfg.CAKeyAlgorithm)})
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath())
+	if err != nil {
+		return nil, err
+	}
+	reg := registry.New(registry.Options{Store: st, Authority: authority})
+	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg}
+	if err := s.bootstrapAccount(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	creds := credentialSource{reg: reg, envKeyID: cfg.AccessKeyID, envSecret: cfg.SecretAccessKey, defaultAccount: s.AccountID}
+	api := iotapi.New(iotapi.Options{
+		Registry: reg,
+		Verifier: sigv4.NewVerifier(creds, nil, "iot", "execute-api"),
+		Logger:   log,
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.health)
+	mux.HandleFunc("GET /readyz", s.health)
+	mux.HandleFunc("GET /ca.pem", s.rootPEM)
+	mux.Handle("/", api)
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// bootstrapAccount makes the default account and its first access key on first
+// start and writes the key to the credentials file.
+func (s *Server) bootstrapAccount(ctx context.Context) error {
+	account, cred, created, err := s.registry.DefaultAccount(ctx, s.cfg.AccountID)
+	if err != nil {
+		return err
+	}
+	s.AccountID = account
+	if !created {
+		if s.cfg.AccountID != "" && s.cfg.AccountID != account {
+			s.log.Warn("FLEETCA_ACCOUNT_ID only names the account made on first start; this data directory already has one", "account", account)
+		}
+		return nil
+	}
+	body := fmt.Sprintf("# fleetca default account %s\n[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+		account, cred.AccessKeyID, cred.SecretAccessKey)
+	path := s.cfg.CredentialsPath()
+	os.Remove(path) // a leftover from a start that crashed before its account was stored
+	return keys.WriteFileExclusive(path, []byte(body), 0o600)
+}
+
+// Start listens on the API address and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.APIAddr)
+	if err != nil {
+		return err
+	}
+	if s.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	s.listener = ln
+	s.served = make(chan struct{})
+	go func() {
+		s.serveErr = s.http.Serve(ln)
+		close(s.served)
+	}()
+	s.logReady()
+	return nil
+}
+
+// URL is the API's base URL, for --endpoint-url.
+func (s *Server) URL() string {
+	scheme := "http"
+	if s.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + s.listener.Addr().String()
+}
+
+func (s *Server) logReady() {
+	credentials := "FLEETCA_ACCESS_KEY_ID from the environment"
+	try := fmt.Sprintf("aws --endpoint-url %s --region us-east-1 iot list-certificates", s.URL())
+	if s.cfg.AccessKeyID == "" {
+		credentials = s.cfg.CredentialsPath()
+		try = "AWS_SHARED_CREDENTIALS_FILE=" + credentials + " " + try
+	}
+	s.log.Info("fleetca is ready", "endpoint", s.URL(), "account", s.AccountID, "credentials", credentials, "data_dir", s.cfg.DataDir)
+	s.log.Info("try: " + try)
+}
+
+// Shutdown stops accepting requests, waits for those in flight (until ctx
+// ends), and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.listener != nil {
+		if err := s.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		<-s.served
+		if !errors.Is(s.serveErr, http.ErrServerClosed) {
+			errs = append(errs, s.serveErr)
+		}
+	}
+	errs = append(errs, s.store.Close())
+	return errors.Join(errs...)
+}
+
+// Stopped is closed when the HTTP server stops, on Shutdown or on its own (for
+// example when its listener fails); Err then tells why.
+func (s *Server) Stopped() <-chan struct{} { return s.served }
+
+// Err is why the HTTP server stopped; read it after Stopped is closed.
+func (s *Server) Err() error { return s.serveErr }
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+func (s *Server) rootPEM(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(s.authority.RootPEM())
+}
+
+// credentialSource finds access keys for SigV4: the pair from the environment
+// for the default account, and every key in the store.
+type credentialSource struct {
+	reg            *registry.Service
+	envKeyID       string
+	envSecret      string
+	defaultAccount string
+}
+
+func (c credentialSource) LookupAccessKey(ctx context.Context, id string) (string, string, bool, error) {
+	if c.envKeyID != "" && id == c.envKeyID {
+		return c.envSecret, c.defaultAccount, true, nil
+	}
+	secret, account, err := c.reg.AccessKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, err
+	}
+	return secret, account, true, nil
+}
