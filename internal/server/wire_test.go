@@ -1,0 +1,195 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+)
+
+// rawRequest is an HTTP request built and signed by hand, for what the SDK
+// will not send.
+type rawRequest struct {
+	method, path string
+	body         []byte
+	keyID        string
+	secret       string
+	signedAt     time.Time
+	service      string
+	unsigned     bool
+	// tamper changes the request after it is signed.
+	tamper func(*http.Request)
+}
+
+type rawResponse struct {
+	status    int
+	errorType string
+	requestID string
+	body      map[string]any
+}
+
+func (ts *testServer) send(t *testing.T, rr rawRequest) rawResponse {
+	t.Helper()
+	if rr.keyID == "" {
+		rr.keyID, rr.secret = testKeyID, testSecret
+	}
+	if rr.signedAt.IsZero() {
+		rr.signedAt = time.Now()
+	}
+	if rr.service == "" {
+		rr.service = "iot"
+	}
+	req, err := http.NewRequest(rr.method, ts.URL()+rr.path, bytes.NewReader(rr.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if !rr.unsigned {
+		sum := sha256.Sum256(rr.body)
+		creds := aws.Credentials{AccessKeyID: rr.keyID, SecretAccessKey: rr.secret}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), rr.service, testRegion, rr.signedAt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rr.tamper != nil {
+		rr.tamper(req)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	out := rawResponse{status: resp.StatusCode, errorType: resp.Header.Get("x-amzn-ErrorType"), requestID: resp.Header.Get("x-amzn-RequestId")}
+	if err := json.Unmarshal(data, &out.body); err != nil {
+		t.Fatalf("%s %s answered non-JSON %q", rr.method, rr.path, data)
+	}
+	return out
+}
+
+func (r rawResponse) check(t *testing.T, status int, code string) {
+	t.Helper()
+	if r.status != status || r.errorType != code+":" {
+		t.Fatalf("got %d %q %v, want %d %s", r.status, r.errorType, r.body, status, code)
+	}
+	if msg, _ := r.body["message"].(string); msg == "" {
+		t.Fatalf("error without a message: %v", r.body)
+	}
+	if r.requestID == "" {
+		t.Fatal("no x-amzn-RequestId")
+	}
+}
+
+// TestSigV4Refusals sends requests that must not get in, and checks that each
+// is refused with AWS's code and changes nothing.
+func TestSigV4Refusals(t *testing.T) {
+	ts := startServer(t, "")
+	c := ts.iotClient()
+	csr, _ := newCSR(t, "p256", pkixName("sigv4"))
+	body, _ := json.Marshal(map[string]string{"certificateSigningRequest": csr})
+	other, _ := newCSR(t, "p256", pkixName("other"))
+	otherBody, _ := json.Marshal(map[string]string{"certificateSigningRequest": other})
+	cases := []struct {
+		name string
+		req  rawRequest
+		code string
+	}{
+		{"no authentication", rawRequest{unsigned: true}, "MissingAuthenticationTokenException"},
+		{"unknown access key", rawRequest{keyID: "AKIAUNKNOWNKEY000000", secret: testSecret}, "UnrecognizedClientException"},
+		{"wrong secret", rawRequest{keyID: testKeyID, secret: "not-the-secret"}, "InvalidSignatureException"},
+		{"tampered body", rawRequest{tamper: func(r *http.Request) {
+			r.Body = io.NopCloser(bytes.NewReader(otherBody))
+		}}, "InvalidSignatureException"},
+		{"tampered query", rawRequest{tamper: func(r *http.Request) { r.URL.RawQuery = "setAsActive=true" }}, "InvalidSignatureException"},
+		{"tampered path", rawRequest{tamper: func(r *http.Request) { r.URL.Path = "/certificates/" }}, "InvalidSignatureException"},
+		{"tampered signed header", rawRequest{tamper: func(r *http.Request) { r.Header.Set("Content-Type", "text/plain") }}, "InvalidSignatureException"},
+		{"stale date", rawRequest{signedAt: time.Now().Add(-20 * time.Minute)}, "InvalidSignatureException"},
+		{"future date", rawRequest{signedAt: time.Now().Add(20 * time.Minute)}, "InvalidSignatureException"},
+		{"other service", rawRequest{service: "s3"}, "InvalidSignatureException"},
+		{"malformed header", rawRequest{tamper: func(r *http.Request) { r.Header.Set("Authorization", "AWS4-HMAC-SHA256 garbage") }}, "IncompleteSignatureException"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rr := tc.req
+			rr.method, rr.path, rr.body = "POST", "/certificates", body
+			ts.send(t, rr).check(t, 403, tc.code)
+		})
+	}
+	if n := certificateCount(t, c); n != 0 {
+		t.Fatalf("%d certificates made by refused requests", n)
+	}
+	// The same request, signed properly, gets in; execute-api is accepted too.
+	for _, service := range []string{"iot", "execute-api"} {
+		if r := ts.send(t, rawRequest{method: "POST", path: "/certificates", body: body, service: service}); r.status != 200 {
+			t.Fatalf("a good request signed for %s was refused: %d %v", service, r.status, r.body)
+		}
+	}
+}
+
+func TestWireErrors(t *testing.T) {
+	ts := startServer(t, "")
+	cases := []struct {
+		name   string
+		req    rawRequest
+		status int
+		code   string
+	}{
+		{"missing CSR", rawRequest{method: "POST", path: "/certificates", body: []byte(`{}`)}, 400, "InvalidRequestException"},
+		{"CSR of the wrong type", rawRequest{method: "POST", path: "/certificates", body: []byte(`{"certificateSigningRequest": 42}`)}, 400, "InvalidRequestException"},
+		{"body not JSON", rawRequest{method: "POST", path: "/certificates", body: []byte(`<xml/>`)}, 400, "InvalidRequestException"},
+		{"10 MB body", rawRequest{method: "POST", path: "/certificates", body: bytes.Repeat([]byte("a"), 10<<20)}, 413, "RequestEntityTooLargeException"},
+		{"bad boolean", rawRequest{method: "POST", path: "/keys-and-certificate?setAsActive=yes"}, 400, "InvalidRequestException"},
+		{"missing newStatus", rawRequest{method: "PUT", path: "/certificates/" + strings.Repeat("a", 64)}, 400, "InvalidRequestException"},
+		{"unknown route", rawRequest{method: "GET", path: "/no-such-thing"}, 404, "UnknownOperationException"},
+		{"wrong method", rawRequest{method: "PATCH", path: "/certificates"}, 404, "UnknownOperationException"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts.send(t, tc.req).check(t, tc.status, tc.code)
+		})
+	}
+	if n := certificateCount(t, ts.iotClient()); n != 0 {
+		t.Fatalf("%d certificates made by bad requests", n)
+	}
+	// Timestamps are JSON numbers, and absent members are left out.
+	out, err := ts.iotClient().CreateKeysAndCertificate(context.Background(), &iot.CreateKeysAndCertificateInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ts.send(t, rawRequest{method: "GET", path: "/certificates/" + *out.CertificateId})
+	desc, _ := r.body["certificateDescription"].(map[string]any)
+	if _, ok := desc["creationDate"].(float64); !ok {
+		t.Fatalf("creationDate is not a JSON number: %v", desc["creationDate"])
+	}
+	if _, ok := desc["caCertificateId"]; ok {
+		t.Fatal("absent caCertificateId is sent")
+	}
+}
+
+func TestHealthAndCAUnauthenticated(t *testing.T) {
+	ts := startServer(t, "")
+	resp, err := http.Get(ts.URL() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/healthz: %d", resp.StatusCode)
+	}
+	root := ts.rootCA(t)
+	if !root.IsCA || root.CheckSignatureFrom(root) != nil {
+		t.Fatal("/ca.pem is not a self-signed CA")
+	}
+}
