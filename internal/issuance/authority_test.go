@@ -1,0 +1,188 @@
+package issuance
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	zx509 "github.com/zmap/zcrypto/x509"
+	"github.com/zmap/zlint/v3"
+	"github.com/zmap/zlint/v3/lint"
+
+	"github.com/fleetca/fleetca/internal/keys"
+)
+
+func openTemp(t *testing.T, alg keys.Algorithm) (*Authority, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ca")
+	a, err := Open(Options{Dir: dir, Algorithm: alg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, dir
+}
+
+// lintRegistry holds the zlint lints that apply to fleetca's certificates: the
+// RFC sources (RFC 5280 and the algorithm RFCs) and the community lints. The
+// policies of the Web PKI root stores and the CA/Browser Forum are left out on
+// purpose: fleetca is a private device PKI following the AWS IoT profile, whose
+// certificates have no EKU, no SAN, no CRL or OCSP pointers and expire in 2049,
+// all of which those policies forbid for publicly trusted TLS servers.
+func lintRegistry(t *testing.T) lint.Registry {
+	t.Helper()
+	reg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: lint.SourceList{
+		lint.RFC3279, lint.RFC5280, lint.RFC5480, lint.RFC5891, lint.RFC8813, lint.Community,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(reg.Names()); n < 100 {
+		t.Fatalf("only %d lints selected; the filter is wrong", n)
+	}
+	return reg
+}
+
+func lintProblems(t *testing.T, reg lint.Registry, der []byte) []string {
+	t.Helper()
+	c, err := zx509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := zlint.LintCertificateEx(c, reg)
+	var problems []string
+	for name, r := range results.Results {
+		if r.Status < lint.Warn {
+			continue
+		}
+		problems = append(problems, name+": "+r.Status.String()+" "+r.Details)
+	}
+	sort.Strings(problems)
+	return problems
+}
+
+func TestProfilesLintClean(t *testing.T) {
+	for _, alg := range []keys.Algorithm{keys.ECDSAP256, keys.RSA2048} {
+		t.Run(string(alg), func(t *testing.T) {
+			a, _ := openTemp(t, alg)
+			reg := lintRegistry(t)
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "thing-1", Organization: []string{"Acme"}}}, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			csr, _ := x509.ParseCertificateRequest(csrDER)
+			fromCSR, err := a.IssueForCSR(csr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rsaKey, err := GenerateDeviceKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			forKey, err := a.IssueForKey(&rsaKey.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, der := range map[string][]byte{
+				"root": a.Root().Raw, "issuing": a.Issuing().Raw, "from CSR": fromCSR.DER, "for key": forKey.DER,
+			} {
+				if p := lintProblems(t, reg, der); len(p) > 0 {
+					t.Errorf("%s certificate: zlint findings:\n%v", name, p)
+				}
+			}
+		})
+	}
+}
+
+func TestDeviceProfile(t *testing.T) {
+	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	a, err := Open(Options{Dir: filepath.Join(t.TempDir(), "ca"), Algorithm: keys.ECDSAP256, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := GenerateDeviceKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := a.IssueForKey(&rsaKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(issued.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"subject", c.Subject.String() == "CN=AWS IoT Certificate"},
+		{"notBefore two minutes back", c.NotBefore.Equal(now.Add(-2 * time.Minute))},
+		{"notAfter 2049-12-31T23:59:59Z", c.NotAfter.Equal(DeviceNotAfter)},
+		{"key usage digitalSignature only", c.KeyUsage == x509.KeyUsageDigitalSignature},
+		{"not a CA", c.BasicConstraintsValid && !c.IsCA},
+		{"no EKU", len(c.ExtKeyUsage) == 0},
+		{"SKI", len(c.SubjectKeyId) == 20},
+		{"AKI is the issuer's SKI", string(c.AuthorityKeyId) == string(a.Issuing().SubjectKeyId)},
+		{"serial positive, at most 20 bytes", c.SerialNumber.Sign() > 0 && len(c.SerialNumber.Bytes()) <= 20},
+		{"serial has entropy", c.SerialNumber.BitLen() > 64},
+		{"signed by the issuing CA", c.CheckSignatureFrom(a.Issuing()) == nil},
+		{"issued times match", issued.NotBefore.Equal(c.NotBefore) && issued.NotAfter.Equal(c.NotAfter)},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			t.Errorf("profile: %s", ch.name)
+		}
+	}
+}
+
+func TestOpenReloadsTheSameCA(t *testing.T) {
+	a, dir := openTemp(t, keys.ECDSAP256)
+	b, err := Open(Options{Dir: dir, Algorithm: keys.RSA2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Root().Equal(b.Root()) || !a.Issuing().Equal(b.Issuing()) {
+		t.Fatal("reopening made a new CA")
+	}
+	for _, name := range []string{"root.key", "issuing.key"} {
+		info, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, info.Mode().Perm())
+		}
+	}
+	if info, _ := os.Stat(dir); info.Mode().Perm() != 0o700 {
+		t.Errorf("CA directory has mode %v, want 0700", info.Mode().Perm())
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".ca-new-*")); len(leftovers) > 0 {
+		t.Errorf("temporary CA directories left behind: %v", leftovers)
+	}
+}
+
+func TestOpenRefusesAMismatchedKey(t *testing.T) {
+	_, dir := openTemp(t, keys.ECDSAP256)
+	_, other := openTemp(t, keys.ECDSAP256)
+	data, err := os.ReadFile(filepath.Join(other, "issuing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "issuing.key"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{Dir: dir}); err == nil {
+		t.Fatal("Open accepted an issuing key that does not match the certificate")
+	}
+}
