@@ -26,7 +26,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
-	"github.com/aws/smithy-go"
 
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/server"
@@ -207,15 +206,6 @@ func newCSR(t testing.TB, kind string, subject pkix.Name) (string, crypto.Signer
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), key
-}
-
-// apiErrorCode is the AWS error code of err, or "" if it has none.
-func apiErrorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
 
 // isErr reports whether err's chain holds a T, the SDK's typed error.

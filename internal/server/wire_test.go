@@ -110,7 +110,17 @@ func TestSigV4Refusals(t *testing.T) {
 		{"unknown access key", rawRequest{keyID: "AKIAUNKNOWNKEY000000", secret: testSecret}, "UnrecognizedClientException"},
 		{"wrong secret", rawRequest{keyID: testKeyID, secret: "not-the-secret"}, "InvalidSignatureException"},
 		{"tampered body", rawRequest{tamper: func(r *http.Request) {
-			r.Body = io.NopCloser(bytes.NewReader(otherBody))
+			// Replace GetBody too: the transport retries with it, and would
+			// otherwise send the original, correctly signed body.
+			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(otherBody)), nil }
+			r.Body, _ = r.GetBody()
+			r.ContentLength = int64(len(otherBody))
+		}}, "InvalidSignatureException"},
+		{"tampered body of the signed length", rawRequest{tamper: func(r *http.Request) {
+			same := bytes.Clone(body)
+			same[len(same)/2] ^= 0x01 // a byte in the middle of the CSR
+			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(same)), nil }
+			r.Body, _ = r.GetBody()
 		}}, "InvalidSignatureException"},
 		{"tampered query", rawRequest{tamper: func(r *http.Request) { r.URL.RawQuery = "setAsActive=true" }}, "InvalidSignatureException"},
 		{"tampered path", rawRequest{tamper: func(r *http.Request) { r.URL.Path = "/certificates/" }}, "InvalidSignatureException"},
