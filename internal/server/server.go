@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/config"
@@ -148,6 +149,9 @@ func (s *Server) logReady() {
 	try := fmt.Sprintf("aws --endpoint-url %s --region us-east-1 iot list-certificates", s.URL())
 	if s.cfg.AccessKeyID == "" {
 		credentials = s.cfg.CredentialsPath()
+		if abs, err := filepath.Abs(credentials); err == nil {
+			credentials = abs
+		}
 		try = "AWS_SHARED_CREDENTIALS_FILE=" + credentials + " " + try
 	}
 	s.log.Info("fleetca is ready", "endpoint", s.URL(), "account", s.AccountID, "credentials", credentials, "data_dir", s.cfg.DataDir)
