@@ -68,6 +68,12 @@ type testServer struct {
 // with the test account and key pair, and stops it when the test ends.
 func startServer(t testing.TB, dir string) *testServer {
 	t.Helper()
+	return startServerWith(t, dir, nil)
+}
+
+// startServerWith is startServer with a chance to change the configuration.
+func startServerWith(t testing.TB, dir string, configure func(*config.Config)) *testServer {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -77,6 +83,9 @@ func startServer(t testing.TB, dir string) *testServer {
 	cfg.AccountID = testAccount
 	cfg.AccessKeyID = testKeyID
 	cfg.SecretAccessKey = testSecret
+	if configure != nil {
+		configure(&cfg)
+	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := server.New(context.Background(), cfg, log)
