@@ -20,12 +20,20 @@ var (
 	ErrExists    = errors.New("store: already exists")
 	ErrBadCursor = errors.New("store: malformed paging marker")
 	ErrClosed    = errors.New("store: closed")
+	// ErrConflict is a uniqueness rule that spans scopes: a DEFAULT-mode CA
+	// registered in another account of the same region.
+	ErrConflict = errors.New("store: conflicts with another account's resource")
+	// ErrLimit is a limit the caller set for the store to enforce atomically.
+	ErrLimit = errors.New("store: limit exceeded")
 )
 
 // Store is everything a backend provides.
 type Store interface {
 	Accounts
 	Certificates
+	CACertificates
+	RegistrationCodes
+	Tags
 	// Close waits for pending writes and releases the backend.
 	Close() error
 }
@@ -84,6 +92,9 @@ type CertificateQuery struct {
 	Scope     iot.Scope
 	Limit     int
 	Ascending bool
+	// CACertificateID, when set, selects the certificates registered under
+	// that CA.
+	CACertificateID string
 	// After is the cursor of the last certificate of the previous page.
 	After *Cursor
 }
@@ -92,6 +103,70 @@ type CertificateQuery struct {
 type CertificatePage struct {
 	Certificates []iot.Certificate
 	Next         *Cursor
+}
+
+// CACertificates keeps registered CA certificates.
+type CACertificates interface {
+	// CreateCACertificate stores a CA certificate and its tags. In the same
+	// transaction it calls admit with the number of the scope's CA
+	// certificates that have the same subject, and writes nothing if admit
+	// returns an error. ErrExists if the scope has this CA already;
+	// ErrConflict if the CA is DEFAULT-mode and another account of the region
+	// has it in DEFAULT mode.
+	CreateCACertificate(ctx context.Context, ca *iot.CACertificate, tags []iot.Tag, admit func(sameSubject int) error) error
+	// CACertificate returns the CA certificate, DER included, or ErrNotFound.
+	CACertificate(ctx context.Context, scope iot.Scope, id string) (*iot.CACertificate, error)
+	// CACertificatesBySubject returns the scope's CA certificates, DER
+	// included, whose subject has the key.
+	CACertificatesBySubject(ctx context.Context, scope iot.Scope, subjectKey string) ([]iot.CACertificate, error)
+	// ListCACertificates returns one page of the scope's CA certificates, in
+	// creation order; listed certificates carry no DER.
+	ListCACertificates(ctx context.Context, q CACertificateQuery) (CACertificatePage, error)
+	// UpdateCACertificate applies change atomically, as UpdateCertificate
+	// does. change may alter Status, AutoRegistration, RegistrationConfig,
+	// LastModifiedAt, CustomerVersion and GenerationID.
+	UpdateCACertificate(ctx context.Context, scope iot.Scope, id string, change func(*iot.CACertificate) error) (*iot.CACertificate, error)
+	// DeleteCACertificate deletes the CA certificate and its tags if check
+	// returns nil; ErrNotFound if absent.
+	DeleteCACertificate(ctx context.Context, scope iot.Scope, id string, check func(*iot.CACertificate) error) error
+}
+
+// CACertificateQuery selects a page of CA certificates.
+type CACertificateQuery struct {
+	Scope     iot.Scope
+	Limit     int
+	Ascending bool
+	After     *Cursor
+	// TemplateName, when set, selects the CAs whose registration config
+	// names that provisioning template.
+	TemplateName string
+}
+
+// CACertificatePage is one page of CA certificates; Next is set when more follow.
+type CACertificatePage struct {
+	CACertificates []iot.CACertificate
+	Next           *Cursor
+}
+
+// RegistrationCodes keeps each scope's CA registration code.
+type RegistrationCodes interface {
+	// RegistrationCode returns the scope's code, storing newCode as the code
+	// first if the scope has none, so concurrent callers all get one code.
+	RegistrationCode(ctx context.Context, scope iot.Scope, newCode string) (string, error)
+	// DeleteRegistrationCode deletes the scope's code; ErrNotFound if none.
+	DeleteRegistrationCode(ctx context.Context, scope iot.Scope) error
+}
+
+// Tags keeps the tags of resources. Every call returns ErrNotFound when the
+// resource does not exist.
+type Tags interface {
+	// Tags returns the resource's tags sorted by key.
+	Tags(ctx context.Context, r iot.Resource) ([]iot.Tag, error)
+	// TagResource adds tags, overwriting the values of existing keys; ErrLimit
+	// if the resource would then have more than max tags.
+	TagResource(ctx context.Context, r iot.Resource, tags []iot.Tag, max int) error
+	// UntagResource removes the tags with the keys; absent keys are ignored.
+	UntagResource(ctx context.Context, r iot.Resource, keys []string) error
 }
 
 // Cursor is a keyset position: the sort key of the last row of a page.

@@ -66,21 +66,15 @@ func (s *Store) Certificate(ctx context.Context, scope iot.Scope, id string) (*i
 	return c, err
 }
 
-// ListCertificates implements store.Certificates. It reads one row more than
-// the page holds to learn whether another page follows.
+// ListCertificates implements store.Certificates.
 func (s *Store) ListCertificates(ctx context.Context, q store.CertificateQuery) (store.CertificatePage, error) {
-	cmp, order := "<", "DESC"
-	if q.Ascending {
-		cmp, order = ">", "ASC"
-	}
-	query := `SELECT certificate_id, status, mode, created_us FROM certificates WHERE account_id = ? AND region = ?`
+	base := `SELECT certificate_id, status, mode, created_us FROM certificates WHERE account_id = ? AND region = ?`
 	args := []any{q.Scope.AccountID, q.Scope.Region}
-	if q.After != nil {
-		query += ` AND (created_us, certificate_id) ` + cmp + ` (?, ?)`
-		args = append(args, q.After.Time.UnixMicro(), q.After.ID)
+	if q.CACertificateID != "" {
+		base += ` AND ca_certificate_id = ?`
+		args = append(args, q.CACertificateID)
 	}
-	query += ` ORDER BY created_us ` + order + `, certificate_id ` + order + ` LIMIT ?`
-	args = append(args, q.Limit+1)
+	query, args := keysetQuery(base, "certificate_id", args, q.After, q.Ascending, q.Limit)
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return store.CertificatePage{}, err
@@ -101,11 +95,9 @@ func (s *Store) ListCertificates(ctx context.Context, q store.CertificateQuery) 
 	if err := rows.Err(); err != nil {
 		return store.CertificatePage{}, err
 	}
-	if len(page.Certificates) > q.Limit {
-		page.Certificates = page.Certificates[:q.Limit]
-		last := page.Certificates[q.Limit-1]
-		page.Next = &store.Cursor{Time: last.CreatedAt, ID: last.ID}
-	}
+	page.Certificates, page.Next = trimPage(page.Certificates, q.Limit, func(c *iot.Certificate) store.Cursor {
+		return store.Cursor{Time: c.CreatedAt, ID: c.ID}
+	})
 	return page, nil
 }
 

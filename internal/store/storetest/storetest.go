@@ -33,6 +33,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdates},
 		{"DeleteCertificate", testDelete},
 		{"ConcurrentCreates", testConcurrentCreates},
+		{"CACreateAndGet", testCACreateAndGet},
+		{"CAModesAcrossAccounts", testCAModesAcrossAccounts},
+		{"CASubjectLimit", testCASubjectLimit},
+		{"CAListAndUpdate", testCAListAndUpdate},
+		{"CADelete", testCADelete},
+		{"ListCertificatesByCA", testListByCA},
+		{"RegistrationCodes", testRegistrationCodes},
+		{"Tags", testTags},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

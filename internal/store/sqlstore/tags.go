@@ -1,0 +1,116 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/store"
+)
+
+// taggable maps each taggable resource type to the table and column that
+// hold its resources in a scope.
+var taggable = map[string]struct{ table, idColumn string }{
+	"cacert": {"ca_certificates", "ca_certificate_id"},
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// resourceExists returns store.ErrNotFound unless the resource exists.
+func resourceExists(ctx context.Context, q querier, r iot.Resource) error {
+	t, ok := taggable[r.Type]
+	if !ok {
+		return fmt.Errorf("resource type %q: %w", r.Type, store.ErrNotFound)
+	}
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM `+t.table+` WHERE account_id = ? AND region = ? AND `+t.idColumn+` = ?`,
+		r.Scope.AccountID, r.Scope.Region, r.ID).Scan(&n)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// Tags implements store.Tags.
+func (s *Store) Tags(ctx context.Context, r iot.Resource) ([]iot.Tag, error) {
+	if err := resourceExists(ctx, s.read, r); err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT tag_key, tag_value FROM tags
+		WHERE account_id = ? AND region = ? AND resource_type = ? AND resource_id = ? ORDER BY tag_key`,
+		r.Scope.AccountID, r.Scope.Region, r.Type, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	tags := []iot.Tag{}
+	for rows.Next() {
+		var t iot.Tag
+		if err := rows.Scan(&t.Key, &t.Value); err != nil {
+			return nil, err
+		}
+		tags = append(tags, t)
+	}
+	return tags, rows.Err()
+}
+
+// TagResource implements store.Tags.
+func (s *Store) TagResource(ctx context.Context, r iot.Resource, tags []iot.Tag, max int) error {
+	return s.write.do(ctx, func(tx *sql.Tx) error {
+		if err := resourceExists(ctx, tx, r); err != nil {
+			return err
+		}
+		if err := upsertTags(tx, r, tags); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(`SELECT count(*) FROM tags WHERE account_id = ? AND region = ? AND resource_type = ? AND resource_id = ?`,
+			r.Scope.AccountID, r.Scope.Region, r.Type, r.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n > max {
+			return fmt.Errorf("%d tags: %w", n, store.ErrLimit)
+		}
+		return nil
+	})
+}
+
+// UntagResource implements store.Tags.
+func (s *Store) UntagResource(ctx context.Context, r iot.Resource, keys []string) error {
+	return s.write.do(ctx, func(tx *sql.Tx) error {
+		if err := resourceExists(ctx, tx, r); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if _, err := tx.Exec(`DELETE FROM tags WHERE account_id = ? AND region = ? AND resource_type = ? AND resource_id = ? AND tag_key = ?`,
+				r.Scope.AccountID, r.Scope.Region, r.Type, r.ID, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func upsertTags(tx *sql.Tx, r iot.Resource, tags []iot.Tag) error {
+	for _, t := range tags {
+		if _, err := tx.Exec(`INSERT INTO tags (account_id, region, resource_type, resource_id, tag_key, tag_value)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, region, resource_type, resource_id, tag_key)
+			DO UPDATE SET tag_value = excluded.tag_value`,
+			r.Scope.AccountID, r.Scope.Region, r.Type, r.ID, t.Key, t.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deleteAllTags(tx *sql.Tx, r iot.Resource) error {
+	_, err := tx.Exec(`DELETE FROM tags WHERE account_id = ? AND region = ? AND resource_type = ? AND resource_id = ?`,
+		r.Scope.AccountID, r.Scope.Region, r.Type, r.ID)
+	return err
+}
