@@ -3,10 +3,11 @@ package iotapi
 import (
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/pki"
+	"github.com/fleetca/fleetca/internal/registry"
 )
 
 func (h *Handler) operations() []operation {
-	return []operation{
+	ops := []operation{
 		{"CreateKeysAndCertificate", "POST /keys-and-certificate", h.createKeysAndCertificate},
 		{"CreateCertificateFromCsr", "POST /certificates", h.createCertificateFromCsr},
 		{"ListCertificates", "GET /certificates", h.listCertificates},
@@ -14,6 +15,7 @@ func (h *Handler) operations() []operation {
 		{"UpdateCertificate", "PUT /certificates/{certificateId}", h.updateCertificate},
 		{"DeleteCertificate", "DELETE /certificates/{certificateId}", h.deleteCertificate},
 	}
+	return append(ops, h.caOperations()...)
 }
 
 type createKeysAndCertificateOutput struct {
@@ -112,6 +114,10 @@ func (h *Handler) listCertificates(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return encodeCertificateList(list), nil
+}
+
+func encodeCertificateList(list *registry.CertificateList) listCertificatesOutput {
 	out := listCertificatesOutput{Certificates: make([]certificateSummary, len(list.Certificates)), NextMarker: list.NextMarker}
 	for i := range list.Certificates {
 		cert := &list.Certificates[i]
@@ -123,7 +129,7 @@ func (h *Handler) listCertificates(c *call) (any, error) {
 			CreationDate:    epoch(cert.CreatedAt),
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (h *Handler) updateCertificate(c *call) (any, error) {

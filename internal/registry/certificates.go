@@ -118,23 +118,47 @@ type CertificateList struct {
 // ListCertificates returns one page of the scope's certificates, newest first
 // unless opts.Ascending.
 func (s *Service) ListCertificates(ctx context.Context, scope iot.Scope, opts ListOptions) (*CertificateList, error) {
-	q := store.CertificateQuery{Scope: scope, Limit: opts.PageSize, Ascending: opts.Ascending}
-	if opts.Marker != "" {
-		cur, err := store.ParseMarker(opts.Marker)
-		if err != nil {
-			return nil, apierr.New(apierr.InvalidRequest, "The marker is not one this service issued.")
-		}
-		q.After = &cur
+	return s.listCertificates(ctx, scope, opts, "")
+}
+
+// ListCertificatesByCA returns one page of the certificates registered under
+// the scope's CA certificate caID; an unknown CA has none.
+func (s *Service) ListCertificatesByCA(ctx context.Context, scope iot.Scope, caID string, opts ListOptions) (*CertificateList, error) {
+	return s.listCertificates(ctx, scope, opts, caID)
+}
+
+func (s *Service) listCertificates(ctx context.Context, scope iot.Scope, opts ListOptions, caID string) (*CertificateList, error) {
+	after, err := parseMarker(opts.Marker)
+	if err != nil {
+		return nil, err
 	}
-	page, err := s.store.ListCertificates(ctx, q)
+	page, err := s.store.ListCertificates(ctx, store.CertificateQuery{
+		Scope: scope, Limit: opts.PageSize, Ascending: opts.Ascending, After: after, CACertificateID: caID,
+	})
 	if err != nil {
 		return nil, internal("listing certificates", err)
 	}
-	out := &CertificateList{Certificates: page.Certificates}
-	if page.Next != nil {
-		out.NextMarker = page.Next.Marker()
+	return &CertificateList{Certificates: page.Certificates, NextMarker: marker(page.Next)}, nil
+}
+
+// parseMarker decodes a paging marker; empty means the first page.
+func parseMarker(m string) (*store.Cursor, error) {
+	if m == "" {
+		return nil, nil
 	}
-	return out, nil
+	cur, err := store.ParseMarker(m)
+	if err != nil {
+		return nil, apierr.New(apierr.InvalidRequest, "The marker is not one this service issued.")
+	}
+	return &cur, nil
+}
+
+// marker encodes the cursor of the next page; empty on the last page.
+func marker(next *store.Cursor) string {
+	if next == nil {
+		return ""
+	}
+	return next.Marker()
 }
 
 // errUnchanged tells the store that an update has nothing to write.

@@ -23,6 +23,9 @@ import (
 type Store interface {
 	store.Accounts
 	store.Certificates
+	store.CACertificates
+	store.RegistrationCodes
+	store.Tags
 }
 
 // Authority signs certificates; *issuance.Authority is one.

@@ -152,6 +152,7 @@ type CACertificatePage struct {
 type RegistrationCodes interface {
 	// RegistrationCode returns the scope's code, storing newCode as the code
 	// first if the scope has none, so concurrent callers all get one code.
+	// With newCode empty it only reads: ErrNotFound if the scope has no code.
 	RegistrationCode(ctx context.Context, scope iot.Scope, newCode string) (string, error)
 	// DeleteRegistrationCode deletes the scope's code; ErrNotFound if none.
 	DeleteRegistrationCode(ctx context.Context, scope iot.Scope) error

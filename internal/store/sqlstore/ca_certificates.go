@@ -240,6 +240,9 @@ func (s *Store) RegistrationCode(ctx context.Context, scope iot.Scope, newCode s
 	if !errors.Is(err, sql.ErrNoRows) {
 		return "", err
 	}
+	if newCode == "" {
+		return "", store.ErrNotFound
+	}
 	err = s.write.do(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.Exec(`INSERT INTO registration_codes (account_id, region, code, created_us) VALUES (?, ?, ?, ?)
 			ON CONFLICT (account_id, region) DO NOTHING`, scope.AccountID, scope.Region, newCode, time.Now().UnixMicro()); err != nil {

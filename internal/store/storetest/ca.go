@@ -263,6 +263,9 @@ func testRegistrationCodes(t *testing.T, s store.Store) {
 			t.Fatalf("concurrent callers got different codes: %v", codes)
 		}
 	}
+	if _, err := s.RegistrationCode(ctx, scopeB, ""); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("reading a missing code = %v, want ErrNotFound", err)
+	}
 	if c, _ := s.RegistrationCode(ctx, scopeB, "b"); c != "b" {
 		t.Fatalf("scope B's code %q, want its own", c)
 	}
