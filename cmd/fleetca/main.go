@@ -1,8 +1,10 @@
 // Command fleetca is a self-hosted certificate authority and certificate
 // registry for IoT fleets that speaks the AWS IoT Core certificate API.
 //
-//	fleetca serve [flags]   run the server
-//	fleetca version         print the version
+//	fleetca serve [flags]                     run the server
+//	fleetca account create [--account-id ID]  add an account and print its key pair
+//	fleetca account add-key --account-id ID   add a key pair to an account
+//	fleetca version                           print the version
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/server"
 )
 
@@ -37,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "account":
+		return account(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "fleetca", versionString())
 		return 0
@@ -53,8 +58,12 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `fleetca: a certificate authority and registry for IoT fleets, speaking the AWS IoT certificate API.
 
 Usage:
-  fleetca serve [flags]   run the server (fleetca serve -h lists the flags)
-  fleetca version         print the version
+  fleetca serve [flags]                       run the server (fleetca serve -h lists the flags)
+  fleetca account create [--account-id ID]    add an account and print its access key pair
+  fleetca account add-key --account-id ID     add an access key pair to an account
+  fleetca version                             print the version
+
+The account commands take --data-dir too, and work whether or not the server runs.
 `)
 }
 
@@ -120,4 +129,54 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func account(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "create" && args[0] != "add-key") {
+		fmt.Fprintln(stderr, "fleetca: usage: fleetca account create|add-key [--data-dir DIR] [--account-id ID]")
+		return 2
+	}
+	cfg := config.FromEnv()
+	fs := flag.NewFlagSet("fleetca account "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory of the server (FLEETCA_DATA_DIR)")
+	accountID := fs.String("account-id", "", "12-digit account ID (random for create when empty)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if args[0] == "add-key" && *accountID == "" {
+		fmt.Fprintln(stderr, "fleetca: add-key needs --account-id")
+		return 2
+	}
+	if _, err := os.Stat(cfg.DatabasePath()); err != nil {
+		fmt.Fprintf(stderr, "fleetca: no fleetca database in %s (start the server there once first): %v\n", cfg.DataDir, err)
+		return 1
+	}
+	var cred *registry.Credential
+	err := server.Admin(context.Background(), cfg, func(reg *registry.Service) error {
+		var err error
+		if args[0] == "add-key" {
+			cred, err = reg.CreateAccessKey(context.Background(), *accountID)
+			return err
+		}
+		id := *accountID
+		if id == "" {
+			if id, err = registry.RandomAccountID(); err != nil {
+				return err
+			}
+		}
+		cred, err = reg.CreateAccount(context.Background(), id)
+		return err
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetca: %v\n", err)
+		return 1
+	}
+	// The secret goes to the operator's terminal once, like aws iam create-access-key.
+	fmt.Fprintf(stdout, "# fleetca account %s\n[fleetca-%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+		cred.AccountID, cred.AccountID, cred.AccessKeyID, cred.SecretAccessKey)
+	return 0
 }

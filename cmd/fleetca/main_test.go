@@ -2,8 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+
+	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/server"
 )
 
 func TestRun(t *testing.T) {
@@ -34,4 +45,76 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAccountCommands adds an account and a key to the data directory of a
+// running server, and uses them through the SDK.
+func TestAccountCommands(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default(func(string) string { return "" })
+	cfg.DataDir, cfg.APIAddr = dir, "127.0.0.1:0"
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+
+	var out, errOut bytes.Buffer
+	if code := run([]string{"account", "create", "--data-dir", dir, "--account-id", "555555555555"}, &out, &errOut); code != 0 {
+		t.Fatalf("account create: %d %s", code, errOut.String())
+	}
+	keyID, secret := parseProfile(t, out.String())
+	client := iot.New(iot.Options{BaseEndpoint: aws.String(srv.URL()), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, ""), RetryMaxAttempts: 1})
+	created, err := client.CreateKeysAndCertificate(context.Background(), &iot.CreateKeysAndCertificateInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(*created.CertificateArn, ":555555555555:") {
+		t.Fatalf("the new key acts for %s, want account 555555555555", *created.CertificateArn)
+	}
+
+	out.Reset()
+	if code := run([]string{"account", "add-key", "--data-dir", dir, "--account-id", "555555555555"}, &out, &errOut); code != 0 {
+		t.Fatalf("account add-key: %d %s", code, errOut.String())
+	}
+	if k2, _ := parseProfile(t, out.String()); k2 == keyID {
+		t.Fatal("add-key returned the existing key")
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"account", "create", "--data-dir", dir, "--account-id", "555555555555"}, 1, "exists already"},
+		{[]string{"account", "add-key", "--data-dir", dir, "--account-id", "999999999999"}, 1, "does not exist"},
+		{[]string{"account", "add-key", "--data-dir", dir}, 2, "needs --account-id"},
+		{[]string{"account", "create", "--data-dir", filepath.Join(dir, "nowhere")}, 1, "no fleetca database"},
+		{[]string{"account"}, 2, "usage"},
+	} {
+		errOut.Reset()
+		if code := run(tc.args, io.Discard, &errOut); code != tc.code || !strings.Contains(errOut.String(), tc.msg) {
+			t.Errorf("%v: exit %d %q, want %d mentioning %q", tc.args, code, errOut.String(), tc.code, tc.msg)
+		}
+	}
+}
+
+func parseProfile(t *testing.T, s string) (keyID, secret string) {
+	t.Helper()
+	for _, line := range strings.Split(s, "\n") {
+		k, v, _ := strings.Cut(line, " = ")
+		switch k {
+		case "aws_access_key_id":
+			keyID = v
+		case "aws_secret_access_key":
+			secret = v
+		}
+	}
+	if keyID == "" || secret == "" {
+		t.Fatalf("no key pair in %q", s)
+	}
+	return keyID, secret
 }

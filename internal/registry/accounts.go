@@ -33,7 +33,7 @@ func (s *Service) DefaultAccount(ctx context.Context, accountID string) (account
 		return accounts[0].ID, nil, false, nil
 	}
 	if accountID == "" {
-		if accountID, err = randomAccountID(); err != nil {
+		if accountID, err = RandomAccountID(); err != nil {
 			return "", nil, false, err
 		}
 	}
@@ -90,7 +90,8 @@ func (s *Service) AccessKey(ctx context.Context, id string) (secret, accountID s
 	return k.Secret, k.AccountID, nil
 }
 
-func randomAccountID() (string, error) {
+// RandomAccountID returns a random 12-digit account ID.
+func RandomAccountID() (string, error) {
 	// 12 digits with no leading zero, like AWS account IDs.
 	n, err := rand.Int(rand.Reader, big.NewInt(9e11))
 	if err != nil {

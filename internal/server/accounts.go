@@ -1,0 +1,31 @@
+package server
+
+import (
+	"context"
+
+	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/registry"
+	"github.com/fleetca/fleetca/internal/store/sqlstore"
+)
+
+// CreateAccount adds an account with a new access key pair to the running
+// server's registry.
+func (s *Server) CreateAccount(ctx context.Context, accountID string) (*registry.Credential, error) {
+	return s.registry.CreateAccount(ctx, accountID)
+}
+
+// Admin runs an operator's command on the data directory of cfg, whether or
+// not a server is running on it: SQLite lets a second process write safely,
+// and a running server sees the change at once.
+func Admin(ctx context.Context, cfg config.Config, f func(*registry.Service) error) error {
+	st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath())
+	if err != nil {
+		return err
+	}
+	// Managing accounts signs nothing, so no CA is loaded.
+	err = f(registry.New(registry.Options{Store: st}))
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
