@@ -306,8 +306,10 @@ func TestRegisterCertificate(t *testing.T) {
 			want types.CertificateStatus
 		}{
 			{iot.RegisterCertificateInput{}, types.CertificateStatusInactive},
+			//lint:ignore SA1019 the deprecated member is still sent by older callers, and honoured
 			{iot.RegisterCertificateInput{SetAsActive: aws.Bool(true)}, types.CertificateStatusActive},
 			{iot.RegisterCertificateInput{Status: types.CertificateStatusRevoked}, types.CertificateStatusRevoked},
+			//lint:ignore SA1019 status wins over the deprecated member
 			{iot.RegisterCertificateInput{Status: types.CertificateStatusInactive, SetAsActive: aws.Bool(true)}, types.CertificateStatusInactive},
 		} {
 			in := tc.in
