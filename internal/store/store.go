@@ -25,6 +25,8 @@ var (
 	ErrConflict = errors.New("store: conflicts with another account's resource")
 	// ErrLimit is a limit the caller set for the store to enforce atomically.
 	ErrLimit = errors.New("store: limit exceeded")
+	// ErrTokenMismatch is a client token used before with other parameters.
+	ErrTokenMismatch = errors.New("store: client token reused with different parameters")
 )
 
 // Store is everything a backend provides.
@@ -34,6 +36,7 @@ type Store interface {
 	CACertificates
 	RegistrationCodes
 	Tags
+	CertificateProviders
 	// Close waits for pending writes and releases the backend.
 	Close() error
 }
@@ -168,6 +171,37 @@ type Tags interface {
 	TagResource(ctx context.Context, r iot.Resource, tags []iot.Tag, max int) error
 	// UntagResource removes the tags with the keys; absent keys are ignored.
 	UntagResource(ctx context.Context, r iot.Resource, keys []string) error
+}
+
+// ClientToken makes a create call idempotent: Hash identifies the request's
+// parameters, so a retry can be told from a different request under the same
+// token.
+type ClientToken struct {
+	Value string
+	Hash  string
+}
+
+// CertificateProviders keeps each scope's certificate provider (at most one).
+type CertificateProviders interface {
+	// CreateCertificateProvider stores the provider and its tags. With a client
+	// token seen before in the scope it writes nothing and returns
+	// replayed=true if the hash is the same, ErrTokenMismatch if not.
+	// Otherwise ErrExists if the scope has a provider of that name, ErrLimit if
+	// it has one of another name.
+	CreateCertificateProvider(ctx context.Context, p *iot.CertificateProvider, tags []iot.Tag, token ClientToken) (replayed bool, err error)
+	// CertificateProvider returns the scope's provider of that name, or ErrNotFound.
+	CertificateProvider(ctx context.Context, scope iot.Scope, name string) (*iot.CertificateProvider, error)
+	// ScopeCertificateProvider returns the scope's provider, or ErrNotFound.
+	ScopeCertificateProvider(ctx context.Context, scope iot.Scope) (*iot.CertificateProvider, error)
+	// ListCertificateProviders returns up to limit of the scope's providers in
+	// name order, after the name after (empty for the first page); more tells
+	// whether others follow.
+	ListCertificateProviders(ctx context.Context, scope iot.Scope, after string, ascending bool, limit int) (providers []iot.CertificateProvider, more bool, err error)
+	// UpdateCertificateProvider applies change atomically; change may alter
+	// LambdaFunctionARN, AccountDefaultForOperations and LastModifiedAt.
+	UpdateCertificateProvider(ctx context.Context, scope iot.Scope, name string, change func(*iot.CertificateProvider) error) (*iot.CertificateProvider, error)
+	// DeleteCertificateProvider deletes the provider and its tags; ErrNotFound if absent.
+	DeleteCertificateProvider(ctx context.Context, scope iot.Scope, name string) error
 }
 
 // Cursor is a keyset position: the sort key of the last row of a page.

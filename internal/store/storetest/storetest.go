@@ -41,6 +41,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListCertificatesByCA", testListByCA},
 		{"RegistrationCodes", testRegistrationCodes},
 		{"Tags", testTags},
+		{"CertificateProviders", testProviders},
+		{"ConcurrentProviderCreates", testConcurrentProviderCreates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
