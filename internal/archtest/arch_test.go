@@ -26,20 +26,36 @@ var layer = map[string]int{
 	"internal/store/sqlstore":  2,
 	"internal/store/storetest": 2,
 	"internal/sigv4":           2,
+	"internal/provider":        2,
+	"internal/provider/lambda": 3,
 	"internal/registry":        3,
 	"internal/iotapi":          4,
 	"internal/server":          5,
 	"cmd/fleetca":              6,
 	"internal/archtest":        6,
+	"internal/lambdatest":      6,
 }
 
 // onlyFor lists imports that only the named packages may use.
 var onlyFor = map[string][]string{
 	"database/sql":       {"internal/store/sqlstore"},
 	"modernc.org/sqlite": {"internal/store/sqlstore"},
-	"net/http":           {"internal/sigv4", "internal/iotapi", "internal/server", "cmd/fleetca"},
-	"github.com/fleetca/fleetca/internal/store/sqlstore": {"internal/server"},
+	"github.com/fleetca/fleetca/internal/store/sqlstore":  {"internal/server"},
+	"github.com/fleetca/fleetca/internal/provider/lambda": {"internal/server"},
+	"github.com/aws/aws-sdk-go-v2/service/lambda":         {"internal/provider/lambda"},
+	"github.com/fleetca/fleetca/internal/lambdatest":      {},
+	"github.com/aws/aws-lambda-go/lambda":                 {"internal/lambdatest"},
 }
+
+// domain lists the packages below the front ends and adapters: they hold the
+// rules and must not know HTTP or MQTT.
+var domain = []string{
+	"internal/iot", "internal/apierr", "internal/pki", "internal/keys", "internal/store",
+	"internal/issuance", "internal/provider", "internal/registry", "internal/config",
+}
+
+// wireLibraries are the imports only front ends and adapters may use.
+var wireLibraries = []string{"net/http", "github.com/mochi-mqtt/server/v2", "github.com/eclipse/paho.golang"}
 
 func packages(t *testing.T) map[string]*build.Package {
 	t.Helper()
@@ -82,6 +98,11 @@ func TestDependenciesPointOneWay(t *testing.T) {
 		for _, imp := range pkg.Imports {
 			if allowed, ok := onlyFor[imp]; ok && !contains(allowed, rel) {
 				t.Errorf("%s imports %s, which only %v may", rel, imp, allowed)
+			}
+			for _, wire := range wireLibraries {
+				if contains(domain, rel) && (imp == wire || strings.HasPrefix(imp, wire+"/")) {
+					t.Errorf("%s is below the front ends and must not import %s", rel, imp)
+				}
 			}
 			if !strings.HasPrefix(imp, module) {
 				if (rel == "internal/iot" || rel == "internal/apierr") && strings.Contains(strings.Split(imp, "/")[0], ".") {

@@ -1,0 +1,159 @@
+package lambda_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/fleetca/fleetca/examples/certificate-provider/signer"
+	"github.com/fleetca/fleetca/internal/lambdatest"
+	"github.com/fleetca/fleetca/internal/provider"
+	"github.com/fleetca/fleetca/internal/provider/lambda"
+)
+
+const functionARN = "arn:aws:lambda:us-east-1:123456789012:function:"
+
+// exampleCA makes the CA the example provider signs with.
+func exampleCA(t *testing.T) (*x509.Certificate, []byte, []byte) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Provider CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	return ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+}
+
+func csr(t *testing.T, curve elliptic.Curve) (string, crypto.PublicKey) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(curve, rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device-7"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), key.Public()
+}
+
+func invoker(t *testing.T, endpoint string, timeout time.Duration) *lambda.Invoker {
+	t.Helper()
+	inv, err := lambda.New(context.Background(), lambda.Options{
+		Endpoint: endpoint, Timeout: timeout,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+func TestSign(t *testing.T) {
+	ca, caPEM, caKey := exampleCA(t)
+	example, err := signer.New(caPEM, caKey, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKeyCSR, _ := csr(t, elliptic.P256())
+	srv := lambdatest.NewServer(t, map[string]any{
+		"signer": example.Handle,
+		"broken": func(context.Context, signer.Event) (signer.Response, error) {
+			return signer.Response{}, errors.New("the HSM is unplugged")
+		},
+		"slow": lambdatest.Sleep,
+		"garbage": func(context.Context, signer.Event) (signer.Response, error) {
+			return signer.Response{CertificatePem: "-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n"}, nil
+		},
+		"empty": func(context.Context, signer.Event) (map[string]string, error) { return map[string]string{}, nil },
+		"not-json": func(context.Context, signer.Event) (string, error) { return "plain text", nil },
+		"other-key": func(ctx context.Context, e signer.Event) (signer.Response, error) {
+			e.CertificateSigningRequest = otherKeyCSR // sign somebody else's key
+			return example.Handle(ctx, e)
+		},
+	})
+	inv := invoker(t, srv.URL, 500*time.Millisecond)
+	ctx := context.Background()
+
+	goodCSR, goodKey := csr(t, elliptic.P256())
+	der, err := inv.Sign(ctx, provider.Request{FunctionARN: functionARN + "signer", CSRPEM: goodCSR, PrincipalID: "claim-cert-id", ClientID: "device-7"}, goodKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cert.CheckSignatureFrom(ca); err != nil {
+		t.Fatalf("not signed by the provider's CA: %v", err)
+	}
+	if !goodKey.(*ecdsa.PublicKey).Equal(cert.PublicKey) || cert.Subject.CommonName != "device-7" {
+		t.Fatal("the certificate does not certify the CSR's key and subject")
+	}
+	var sent signer.Event
+	if err := json.Unmarshal(srv.LastEvent(), &sent); err != nil || sent.PrincipalID != "claim-cert-id" || sent.ClientID != "device-7" || sent.CertificateSigningRequest != goodCSR {
+		t.Fatalf("the function received %s", srv.LastEvent())
+	}
+
+	p521CSR, p521Key := csr(t, elliptic.P521()) // the example accepts P-256 and P-384 only
+	failures := []struct {
+		name     string
+		function string
+		csr      string
+		key      crypto.PublicKey
+		endpoint string
+		want     provider.Failure
+	}{
+		{"function error", "broken", goodCSR, goodKey, "", provider.FunctionFailed},
+		{"CSR rejected by the function", "signer", p521CSR, p521Key, "", provider.CSRRejected},
+		{"slow function", "slow", goodCSR, goodKey, "", provider.TimedOut},
+		{"invalid PEM", "garbage", goodCSR, goodKey, "", provider.MalformedAnswer},
+		{"no certificate", "empty", goodCSR, goodKey, "", provider.MalformedAnswer},
+		{"not JSON", "not-json", goodCSR, goodKey, "", provider.MalformedAnswer},
+		{"certificate for another key", "other-key", goodCSR, goodKey, "", provider.WrongKey},
+		{"unknown function", "nobody", goodCSR, goodKey, "", provider.InvokeRefused},
+		{"unreachable endpoint", "signer", goodCSR, goodKey, "http://127.0.0.1:1", provider.Unreachable},
+	}
+	for _, tc := range failures {
+		t.Run(tc.name, func(t *testing.T) {
+			i := inv
+			if tc.endpoint != "" {
+				i = invoker(t, tc.endpoint, 500*time.Millisecond)
+			}
+			der, err := i.Sign(ctx, provider.Request{FunctionARN: functionARN + tc.function, CSRPEM: tc.csr, PrincipalID: "p", ClientID: "c"}, tc.key)
+			if der != nil || provider.FailureOf(err) != tc.want {
+				t.Fatalf("err = %v, want failure %s", err, tc.want)
+			}
+		})
+	}
+	t.Run("not a Lambda ARN", func(t *testing.T) {
+		_, err := inv.Sign(ctx, provider.Request{FunctionARN: "arn:aws:iot:us-east-1:123456789012:cert/x"}, goodKey)
+		if provider.FailureOf(err) != provider.InvokeRefused {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("caller cancels", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := inv.Sign(cctx, provider.Request{FunctionARN: functionARN + "signer", CSRPEM: goodCSR}, goodKey)
+		if !errors.Is(err, context.Canceled) || provider.FailureOf(err) != "" {
+			t.Fatalf("err = %v, want the caller's cancellation, not a provider failure", err)
+		}
+	})
+}

@@ -1,0 +1,106 @@
+// Package provider declares what fleetca needs from a certificate provider,
+// the function that signs device CSRs in place of fleetca's CA, and the ways
+// asking one can fail. Adapters (provider/lambda) implement Signer.
+package provider
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+
+	"github.com/fleetca/fleetca/internal/pki"
+)
+
+// Request is one signing request, as the provider receives it.
+type Request struct {
+	// FunctionARN is the provider's Lambda function.
+	FunctionARN string
+	// CSRPEM is the device's certificate signing request.
+	CSRPEM string
+	// PrincipalID is the certificate ID the device connected with.
+	PrincipalID string
+	// ClientID is the device's MQTT client ID.
+	ClientID string
+}
+
+// Signer asks a provider to sign a CSR. It returns the DER of a certificate
+// that certifies csrKey, or an *Error.
+type Signer interface {
+	Sign(ctx context.Context, req Request, csrKey crypto.PublicKey) ([]byte, error)
+}
+
+// Failure says how a provider call failed.
+type Failure string
+
+// The failures a Signer reports.
+const (
+	// FunctionFailed: the function ran and raised an error.
+	FunctionFailed Failure = "FunctionError"
+	// CSRRejected: the function said the CSR is not acceptable.
+	CSRRejected Failure = "CSRRejected"
+	// TimedOut: no answer within the time allowed.
+	TimedOut Failure = "Timeout"
+	// Unreachable: the Invoke endpoint could not be reached.
+	Unreachable Failure = "Unreachable"
+	// InvokeRefused: the Invoke API refused the call (unknown function,
+	// access denied, throttled).
+	InvokeRefused Failure = "InvokeRefused"
+	// MalformedAnswer: the answer is not {"certificatePem": <one PEM certificate>}.
+	MalformedAnswer Failure = "MalformedAnswer"
+	// WrongKey: the answered certificate certifies another key than the CSR's.
+	WrongKey Failure = "WrongKey"
+)
+
+// Error is a failed provider call.
+type Error struct {
+	Failure Failure
+	// Message describes the failure; it may quote the function's own error
+	// message, so it is for logs and operators rather than devices.
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("certificate provider: %s: %s: %v", e.Failure, e.Message, e.Err)
+	}
+	return fmt.Sprintf("certificate provider: %s: %s", e.Failure, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error of the failure.
+func Errorf(f Failure, err error, format string, args ...any) *Error {
+	return &Error{Failure: f, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// FailureOf returns the failure of err, or "" if err is not an *Error.
+func FailureOf(err error) Failure {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Failure
+	}
+	return ""
+}
+
+// CheckAnswer accepts a provider's certificate only if it is one PEM
+// certificate that certifies csrKey, and returns its DER.
+func CheckAnswer(certPEM string, csrKey crypto.PublicKey) ([]byte, error) {
+	if certPEM == "" {
+		return nil, Errorf(MalformedAnswer, nil, "the answer has no certificatePem")
+	}
+	cert, err := pki.ParseCertificate([]byte(certPEM))
+	if err != nil {
+		return nil, Errorf(MalformedAnswer, err, "certificatePem is not a certificate")
+	}
+	k, ok := csrKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !k.Equal(cert.PublicKey) {
+		return nil, Errorf(WrongKey, nil, "the certificate certifies another key than the CSR's")
+	}
+	if cert.BasicConstraintsValid && cert.IsCA {
+		return nil, Errorf(MalformedAnswer, nil, "the certificate is a CA certificate")
+	}
+	return cert.Raw, nil
+}
+
