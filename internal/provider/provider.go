@@ -103,4 +103,3 @@ func CheckAnswer(certPEM string, csrKey crypto.PublicKey) ([]byte, error) {
 	}
 	return cert.Raw, nil
 }
-

@@ -81,7 +81,7 @@ func TestSign(t *testing.T) {
 		"garbage": func(context.Context, signer.Event) (signer.Response, error) {
 			return signer.Response{CertificatePem: "-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n"}, nil
 		},
-		"empty": func(context.Context, signer.Event) (map[string]string, error) { return map[string]string{}, nil },
+		"empty":    func(context.Context, signer.Event) (map[string]string, error) { return map[string]string{}, nil },
 		"not-json": func(context.Context, signer.Event) (string, error) { return "plain text", nil },
 		"other-key": func(ctx context.Context, e signer.Event) (signer.Response, error) {
 			e.CertificateSigningRequest = otherKeyCSR // sign somebody else's key
