@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/keys"
@@ -33,6 +35,11 @@ type Config struct {
 	SecretAccessKey string
 	// CAKeyAlgorithm is the key type of a CA created on first start.
 	CAKeyAlgorithm string
+	// LambdaEndpoint overrides the Lambda Invoke API endpoint that certificate
+	// providers are called at; empty means AWS Lambda.
+	LambdaEndpoint string
+	// ProviderTimeout bounds one certificate-provider call.
+	ProviderTimeout time.Duration
 	// LogFormat is text or json; LogLevel is debug, info, warn or error.
 	LogFormat string
 	LogLevel  string
@@ -41,11 +48,12 @@ type Config struct {
 // Default returns the defaults, overridden by FLEETCA_* variables from getenv.
 func Default(getenv func(string) string) Config {
 	c := Config{
-		DataDir:        "./fleetca-data",
-		APIAddr:        "127.0.0.1:7400",
-		CAKeyAlgorithm: string(keys.ECDSAP256),
-		LogFormat:      "text",
-		LogLevel:       "info",
+		DataDir:         "./fleetca-data",
+		APIAddr:         "127.0.0.1:7400",
+		CAKeyAlgorithm:  string(keys.ECDSAP256),
+		ProviderTimeout: 5 * time.Second,
+		LogFormat:       "text",
+		LogLevel:        "info",
 	}
 	for name, field := range map[string]*string{
 		"FLEETCA_DATA_DIR":          &c.DataDir,
@@ -56,6 +64,7 @@ func Default(getenv func(string) string) Config {
 		"FLEETCA_ACCESS_KEY_ID":     &c.AccessKeyID,
 		"FLEETCA_SECRET_ACCESS_KEY": &c.SecretAccessKey,
 		"FLEETCA_CA_KEY_ALGORITHM":  &c.CAKeyAlgorithm,
+		"FLEETCA_LAMBDA_ENDPOINT":   &c.LambdaEndpoint,
 		"FLEETCA_LOG_FORMAT":        &c.LogFormat,
 		"FLEETCA_LOG_LEVEL":         &c.LogLevel,
 	} {
@@ -78,6 +87,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for HTTPS on the API (FLEETCA_TLS_KEY)")
 	fs.StringVar(&c.AccountID, "account-id", c.AccountID, "12-digit ID of the default account made on first start (FLEETCA_ACCOUNT_ID)")
 	fs.StringVar(&c.CAKeyAlgorithm, "ca-key-algorithm", c.CAKeyAlgorithm, "key type of a CA made on first start: "+algorithmList()+" (FLEETCA_CA_KEY_ALGORITHM)")
+	fs.StringVar(&c.LambdaEndpoint, "lambda-endpoint", c.LambdaEndpoint, "Lambda Invoke API endpoint for certificate providers, e.g. http://127.0.0.1:3001 for sam local; empty means AWS Lambda (FLEETCA_LAMBDA_ENDPOINT)")
+	fs.DurationVar(&c.ProviderTimeout, "provider-timeout", c.ProviderTimeout, "time a certificate provider has to answer")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (FLEETCA_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (FLEETCA_LOG_LEVEL)")
 }
@@ -113,6 +124,14 @@ func (c *Config) Validate() error {
 	}
 	if !keys.Algorithm(c.CAKeyAlgorithm).Valid() {
 		errs = append(errs, fmt.Errorf("CA key algorithm %q is not one of %s", c.CAKeyAlgorithm, algorithmList()))
+	}
+	if c.LambdaEndpoint != "" {
+		if u, err := url.Parse(c.LambdaEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("lambda endpoint %q is not an http(s) URL", c.LambdaEndpoint))
+		}
+	}
+	if c.ProviderTimeout <= 0 || c.ProviderTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("provider timeout %v is not between 0 and 1m", c.ProviderTimeout))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log format %q is not text or json", c.LogFormat))

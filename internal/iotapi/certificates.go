@@ -15,7 +15,8 @@ func (h *Handler) operations() []operation {
 		{"UpdateCertificate", "PUT /certificates/{certificateId}", h.updateCertificate},
 		{"DeleteCertificate", "DELETE /certificates/{certificateId}", h.deleteCertificate},
 	}
-	return append(ops, h.caOperations()...)
+	ops = append(ops, h.caOperations()...)
+	return append(ops, h.providerOperations()...)
 }
 
 type createKeysAndCertificateOutput struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fleetca/fleetca/internal/issuance"
+	"github.com/fleetca/fleetca/internal/provider"
 	"github.com/fleetca/fleetca/internal/store"
 )
 
@@ -26,6 +27,7 @@ type Store interface {
 	store.CACertificates
 	store.RegistrationCodes
 	store.Tags
+	store.CertificateProviders
 }
 
 // Authority signs certificates; *issuance.Authority is one.
@@ -41,6 +43,9 @@ type Options struct {
 	// NewDeviceKey makes the keys of CreateKeysAndCertificate; nil means
 	// issuance.GenerateDeviceKey.
 	NewDeviceKey func() (*rsa.PrivateKey, error)
+	// Signer asks certificate providers to sign device CSRs; nil refuses
+	// device CSRs of accounts that have a provider.
+	Signer provider.Signer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -49,13 +54,14 @@ type Options struct {
 type Service struct {
 	store        Store
 	authority    Authority
+	signer       provider.Signer
 	newDeviceKey func() (*rsa.PrivateKey, error)
 	now          func() time.Time
 }
 
 // New returns a Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, authority: opts.Authority, newDeviceKey: opts.NewDeviceKey, now: opts.Now}
+	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, newDeviceKey: opts.NewDeviceKey, now: opts.Now}
 	if s.newDeviceKey == nil {
 		s.newDeviceKey = issuance.GenerateDeviceKey
 	}

@@ -47,7 +47,7 @@ func checkTags(tags []iot.Tag) error {
 }
 
 // taggableTypes are the resource types that take tags.
-var taggableTypes = map[string]bool{"cacert": true}
+var taggableTypes = map[string]bool{"cacert": true, "certificateprovider": true}
 
 // resource resolves an ARN to a taggable resource of the caller's scope.
 // Device certificates take no tags, and no caller may reach another account's
@@ -64,9 +64,14 @@ func resource(scope iot.Scope, arn string) (iot.Resource, error) {
 		return iot.Resource{}, apierr.New(apierr.InvalidRequest, "Resources of type %q cannot be tagged.", truncate(p.ResourceType, 64))
 	}
 	id := p.ResourceID
-	if p.ResourceType == "cacert" {
+	switch p.ResourceType {
+	case "cacert":
 		if id, ok = iot.NormalizeCertificateID(p.ResourceID); !ok {
 			return iot.Resource{}, apierr.New(apierr.InvalidRequest, "The ARN's CA certificate ID is not 64 hexadecimal characters.")
+		}
+	case "certificateprovider":
+		if err := checkProviderName(id); err != nil {
+			return iot.Resource{}, err
 		}
 	}
 	return iot.Resource{Scope: scope, Type: p.ResourceType, ID: id}, nil

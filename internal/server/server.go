@@ -19,6 +19,7 @@ import (
 	"github.com/fleetca/fleetca/internal/iotapi"
 	"github.com/fleetca/fleetca/internal/issuance"
 	"github.com/fleetca/fleetca/internal/keys"
+	"github.com/fleetca/fleetca/internal/provider/lambda"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/sigv4"
 	"github.com/fleetca/fleetca/internal/store"
@@ -61,7 +62,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	reg := registry.New(registry.Options{Store: st, Authority: authority})
+	invoker, err := lambda.New(ctx, lambda.Options{Endpoint: cfg.LambdaEndpoint, Timeout: cfg.ProviderTimeout})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("certificate providers: %w", err)
+	}
+	reg := registry.New(registry.Options{Store: st, Authority: authority, Signer: invoker})
 	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg}
 	if err := s.bootstrapAccount(ctx); err != nil {
 		st.Close()

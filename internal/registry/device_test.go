@@ -1,0 +1,167 @@
+package registry_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/fleetca/fleetca/examples/certificate-provider/signer"
+	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/issuance"
+	"github.com/fleetca/fleetca/internal/keys"
+	"github.com/fleetca/fleetca/internal/lambdatest"
+	"github.com/fleetca/fleetca/internal/provider"
+	"github.com/fleetca/fleetca/internal/provider/lambda"
+	"github.com/fleetca/fleetca/internal/registry"
+	"github.com/fleetca/fleetca/internal/store/sqlstore"
+)
+
+var scope = iot.Scope{AccountID: "123456789012", Region: "us-east-1"}
+
+// providerCA is the CA of the example provider function.
+func providerCA(t *testing.T) (*x509.Certificate, string, []byte) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(99), Subject: pkix.Name{CommonName: "Provider CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca, _ := x509.ParseCertificate(der)
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	return ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+}
+
+func deviceCSR(t *testing.T) string {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device"}}, key)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+}
+
+// TestCreateDeviceCertificateFromCSR runs the device path of
+// CreateCertificateFromCsr with every real part: SQLite, fleetca's CA, and the
+// example provider behind the Lambda Invoke API.
+func TestCreateDeviceCertificateFromCSR(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	authority, err := issuance.Open(issuance.Options{Dir: filepath.Join(dir, "ca"), Algorithm: keys.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pca, pcaPEM, pcaKey := providerCA(t)
+	example, err := signer.New([]byte(pcaPEM), pcaKey, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := lambdatest.NewServer(t, map[string]any{
+		"signer": example.Handle,
+		"broken": func(context.Context, signer.Event) (signer.Response, error) { return signer.Response{}, errors.New("down") },
+	})
+	invoker, err := lambda.New(ctx, lambda.Options{Endpoint: fn.URL, Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(registry.Options{Store: st, Authority: authority, Signer: invoker})
+	count := func() int {
+		list, err := reg.ListCertificates(ctx, scope, registry.ListOptions{PageSize: 250})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list.Certificates)
+	}
+	req := registry.DeviceCSR{CSRPEM: deviceCSR(t), PrincipalID: "claim-id", ClientID: "device-1"}
+
+	// No provider: fleetca's CA signs.
+	c, err := reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(c.DER)
+	if c.Status != iot.StatusPendingActivation || c.Mode != iot.ModeDefault || leaf.CheckSignatureFrom(authority.Issuing()) != nil {
+		t.Fatalf("without a provider: %+v", c)
+	}
+	if calls := fn.Calls.Load(); calls != 0 {
+		t.Fatalf("the provider was called %d times without being configured", calls)
+	}
+
+	// With a provider: its function signs, with the caller's identity.
+	if _, err := reg.CreateCertificateProvider(ctx, scope, registry.CreateProviderInput{
+		Name: "signer", LambdaFunctionARN: "arn:aws:lambda:us-east-1:123456789012:function:signer",
+		AccountDefaultForOperations: []string{iot.OperationCreateCertificateFromCsr},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err = reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ = x509.ParseCertificate(c.DER)
+	if leaf.CheckSignatureFrom(pca) != nil || c.Status != iot.StatusPendingActivation || c.Mode != iot.ModeSNIOnly || c.CACertificateID != "" {
+		t.Fatalf("with a provider: %+v", c)
+	}
+	var event signer.Event
+	json.Unmarshal(fn.LastEvent(), &event)
+	if event.PrincipalID != "claim-id" || event.ClientID != "device-1" {
+		t.Fatalf("the function received %s", fn.LastEvent())
+	}
+
+	// The provider's CA, once registered in the account, owns its certificates.
+	reg.GetRegistrationCode(ctx, scope)
+	ca, err := reg.RegisterCACertificate(ctx, scope, registry.RegisterCAInput{CACertificatePEM: pcaPEM, Mode: iot.ModeSNIOnly, SetAsActive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
+	if err != nil || c.CACertificateID != ca.ID || c.Mode != iot.ModeSNIOnly {
+		t.Fatalf("under a registered provider CA: %v %+v", err, c)
+	}
+
+	// A failing provider registers nothing.
+	before := count()
+	if _, err := reg.UpdateCertificateProvider(ctx, scope, "signer", registry.UpdateProviderInput{LambdaFunctionARN: ptr("arn:aws:lambda:us-east-1:123456789012:function:broken")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.CreateDeviceCertificateFromCSR(ctx, scope, req); provider.FailureOf(err) != provider.FunctionFailed {
+		t.Fatalf("failing provider: %v", err)
+	}
+	if _, err := reg.CreateDeviceCertificateFromCSR(ctx, scope, registry.DeviceCSR{CSRPEM: "junk"}); !apierr.Is(err, apierr.InvalidRequest) {
+		t.Fatalf("bad CSR: %v", err)
+	}
+	if after := count(); after != before {
+		t.Fatalf("failed requests registered %d certificates", after-before)
+	}
+
+	// Deleting the provider brings fleetca's CA back.
+	if err := reg.DeleteCertificateProvider(ctx, scope, "signer"); err != nil {
+		t.Fatal(err)
+	}
+	c, err = reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf, _ := x509.ParseCertificate(c.DER); leaf.CheckSignatureFrom(authority.Issuing()) != nil {
+		t.Fatal("after the provider's deletion fleetca's CA does not sign")
+	}
+}
+
+func ptr(s string) *string { return &s }

@@ -1,0 +1,194 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"sort"
+
+	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/store"
+)
+
+var (
+	// providerName is the model's pattern for certificate provider names.
+	providerName = regexp.MustCompile(`^[\w=,@-]{1,128}$`)
+	// lambdaFunctionARN is a Lambda function ARN, optionally with a version
+	// or alias.
+	lambdaFunctionARN = regexp.MustCompile(`^arn:aws[a-z-]*:lambda:[a-z]{2}(-[a-z]+)+-\d:\d{12}:function:[a-zA-Z0-9_-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?$`)
+	// clientToken is the model's pattern for idempotency tokens.
+	clientToken = regexp.MustCompile(`^\S{36,64}$`)
+)
+
+func checkProviderName(name string) error {
+	if !providerName.MatchString(name) {
+		return apierr.New(apierr.InvalidRequest, "A certificate provider name has 1 to 128 letters, digits and _=,@- characters.")
+	}
+	return nil
+}
+
+func checkLambdaARN(arn string) error {
+	if len(arn) > 2048 || !lambdaFunctionARN.MatchString(arn) {
+		return apierr.New(apierr.InvalidRequest, "lambdaFunctionArn must be a Lambda function ARN, such as arn:aws:lambda:us-east-1:123456789012:function:signer.")
+	}
+	return nil
+}
+
+func checkDefaultOperations(ops []string) error {
+	if len(ops) != 1 || ops[0] != iot.OperationCreateCertificateFromCsr {
+		return apierr.New(apierr.InvalidRequest, "accountDefaultForOperations must be [\"%s\"].", iot.OperationCreateCertificateFromCsr)
+	}
+	return nil
+}
+
+// CreateProviderInput is what CreateCertificateProvider needs.
+type CreateProviderInput struct {
+	Name                        string
+	LambdaFunctionARN           string
+	AccountDefaultForOperations []string
+	ClientToken                 string
+	Tags                        []iot.Tag
+}
+
+// hash identifies the request's parameters, so that a retry under the same
+// client token can be told from a different request.
+func (in CreateProviderInput) hash() string {
+	tags := append([]iot.Tag(nil), in.Tags...)
+	sort.SliceStable(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
+	b, _ := json.Marshal(struct {
+		Name, ARN string
+		Ops       []string
+		Tags      []iot.Tag
+	}{in.Name, in.LambdaFunctionARN, in.AccountDefaultForOperations, tags})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateCertificateProvider creates the scope's certificate provider. A scope
+// has at most one. The same client token with the same parameters returns the
+// first answer again, even after the call that created it.
+func (s *Service) CreateCertificateProvider(ctx context.Context, scope iot.Scope, in CreateProviderInput) (*iot.CertificateProvider, error) {
+	if err := checkProviderName(in.Name); err != nil {
+		return nil, err
+	}
+	if err := checkLambdaARN(in.LambdaFunctionARN); err != nil {
+		return nil, err
+	}
+	if err := checkDefaultOperations(in.AccountDefaultForOperations); err != nil {
+		return nil, err
+	}
+	if in.ClientToken != "" && !clientToken.MatchString(in.ClientToken) {
+		return nil, apierr.New(apierr.InvalidRequest, "clientToken must have 36 to 64 characters and no white space.")
+	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	now := s.timestamp()
+	p := &iot.CertificateProvider{
+		Scope: scope, Name: in.Name, LambdaFunctionARN: in.LambdaFunctionARN,
+		AccountDefaultForOperations: in.AccountDefaultForOperations, CreatedAt: now, LastModifiedAt: now,
+	}
+	_, err := s.store.CreateCertificateProvider(ctx, p, in.Tags, store.ClientToken{Value: in.ClientToken, Hash: in.hash()})
+	switch {
+	case err == nil:
+		// Created now, or replayed: the answer (name and ARN) is the same.
+		return p, nil
+	case errors.Is(err, store.ErrTokenMismatch):
+		return nil, apierr.New(apierr.InvalidRequest, "The clientToken was used before with different parameters.")
+	case errors.Is(err, store.ErrExists):
+		return nil, apierr.AlreadyExists(p.Name, p.ARN(), "The certificate provider %s already exists.", p.Name)
+	case errors.Is(err, store.ErrLimit):
+		return nil, apierr.New(apierr.LimitExceeded, "An account can have only one certificate provider per region.")
+	}
+	return nil, internal("creating a certificate provider", err)
+}
+
+// DescribeCertificateProvider returns the scope's provider of that name.
+func (s *Service) DescribeCertificateProvider(ctx context.Context, scope iot.Scope, name string) (*iot.CertificateProvider, error) {
+	if err := checkProviderName(name); err != nil {
+		return nil, err
+	}
+	p, err := s.store.CertificateProvider(ctx, scope, name)
+	return p, providerError(err, name)
+}
+
+// providerPageSize is how many providers one ListCertificateProviders page
+// holds; the model sets no page size.
+const providerPageSize = 100
+
+// ListCertificateProviders returns a page of the scope's providers in name
+// order; nextToken continues a listing.
+func (s *Service) ListCertificateProviders(ctx context.Context, scope iot.Scope, nextToken string, ascending bool) ([]iot.CertificateProvider, string, error) {
+	after := ""
+	if nextToken != "" {
+		cur, err := store.ParseMarker(nextToken)
+		if err != nil {
+			return nil, "", apierr.New(apierr.InvalidRequest, "The nextToken is not one this service issued.")
+		}
+		after = cur.ID
+	}
+	list, more, err := s.store.ListCertificateProviders(ctx, scope, after, ascending, providerPageSize)
+	if err != nil {
+		return nil, "", internal("listing certificate providers", err)
+	}
+	next := ""
+	if more {
+		next = store.Cursor{ID: list[len(list)-1].Name}.Marker()
+	}
+	return list, next, nil
+}
+
+// UpdateProviderInput holds the changes of UpdateCertificateProvider; unset
+// members keep their values.
+type UpdateProviderInput struct {
+	LambdaFunctionARN           *string
+	AccountDefaultForOperations []string
+}
+
+// UpdateCertificateProvider changes a provider's function or operations.
+func (s *Service) UpdateCertificateProvider(ctx context.Context, scope iot.Scope, name string, in UpdateProviderInput) (*iot.CertificateProvider, error) {
+	if err := checkProviderName(name); err != nil {
+		return nil, err
+	}
+	if in.LambdaFunctionARN != nil {
+		if err := checkLambdaARN(*in.LambdaFunctionARN); err != nil {
+			return nil, err
+		}
+	}
+	if in.AccountDefaultForOperations != nil {
+		if err := checkDefaultOperations(in.AccountDefaultForOperations); err != nil {
+			return nil, err
+		}
+	}
+	p, err := s.store.UpdateCertificateProvider(ctx, scope, name, func(p *iot.CertificateProvider) error {
+		if in.LambdaFunctionARN != nil {
+			p.LambdaFunctionARN = *in.LambdaFunctionARN
+		}
+		if in.AccountDefaultForOperations != nil {
+			p.AccountDefaultForOperations = in.AccountDefaultForOperations
+		}
+		p.LastModifiedAt = s.timestamp()
+		return nil
+	})
+	return p, providerError(err, name)
+}
+
+// DeleteCertificateProvider deletes a provider; device CSRs are then signed by
+// fleetca's CA again.
+func (s *Service) DeleteCertificateProvider(ctx context.Context, scope iot.Scope, name string) error {
+	if err := checkProviderName(name); err != nil {
+		return err
+	}
+	return providerError(s.store.DeleteCertificateProvider(ctx, scope, name), name)
+}
+
+func providerError(err error, name string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return apierr.New(apierr.ResourceNotFound, "The certificate provider %s does not exist.", name)
+	}
+	return internal("certificate provider "+name, err)
+}
