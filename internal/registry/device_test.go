@@ -75,7 +75,9 @@ func TestCreateDeviceCertificateFromCSR(t *testing.T) {
 	}
 	fn := lambdatest.NewServer(t, map[string]any{
 		"signer": example.Handle,
-		"broken": func(context.Context, signer.Event) (signer.Response, error) { return signer.Response{}, errors.New("down") },
+		"broken": func(context.Context, signer.Event) (signer.Response, error) {
+			return signer.Response{}, errors.New("down")
+		},
 	})
 	invoker, err := lambda.New(ctx, lambda.Options{Endpoint: fn.URL, Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
 	if err != nil {
