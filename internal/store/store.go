@@ -88,6 +88,23 @@ type Certificates interface {
 	// DeleteCertificate deletes the certificate if check, called on the stored
 	// certificate in the same transaction, returns nil; ErrNotFound if absent.
 	DeleteCertificate(ctx context.Context, scope iot.Scope, id string, check func(*iot.Certificate) error) error
+	// CertificatesByID returns the registrations of a certificate in every
+	// scope, DER included.
+	CertificatesByID(ctx context.Context, id string) ([]iot.Certificate, error)
+	// CreateProvisionedCertificate stores a certificate made through fleet
+	// provisioning together with its ownership token, in one transaction.
+	CreateProvisionedCertificate(ctx context.Context, c *iot.Certificate, token ProvisioningToken) error
+	// ExpireProvisioningTokens removes the tokens that expired before now and
+	// deletes their certificates that are still PENDING_ACTIVATION; it
+	// returns the certificates it deleted.
+	ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]iot.Certificate, error)
+}
+
+// ProvisioningToken is a certificateOwnershipToken as stored: its SHA-256 and
+// when it expires.
+type ProvisioningToken struct {
+	Hash      string
+	ExpiresAt time.Time
 }
 
 // CertificateQuery selects a page of certificates.
@@ -120,7 +137,7 @@ type CACertificates interface {
 	// CACertificate returns the CA certificate, DER included, or ErrNotFound.
 	CACertificate(ctx context.Context, scope iot.Scope, id string) (*iot.CACertificate, error)
 	// CACertificatesBySubject returns the scope's CA certificates, DER
-	// included, whose subject has the key.
+	// included, whose subject has the key. An empty scope means every scope.
 	CACertificatesBySubject(ctx context.Context, scope iot.Scope, subjectKey string) ([]iot.CACertificate, error)
 	// ListCACertificates returns one page of the scope's CA certificates, in
 	// creation order; listed certificates carry no DER.

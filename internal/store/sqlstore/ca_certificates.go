@@ -95,9 +95,13 @@ func (s *Store) CACertificate(ctx context.Context, scope iot.Scope, id string) (
 
 // CACertificatesBySubject implements store.CACertificates.
 func (s *Store) CACertificatesBySubject(ctx context.Context, scope iot.Scope, subjectKey string) ([]iot.CACertificate, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+caColumns+` FROM ca_certificates
-		WHERE account_id = ? AND region = ? AND subject_key = ? ORDER BY created_us, ca_certificate_id`,
-		scope.AccountID, scope.Region, subjectKey)
+	query := `SELECT ` + caColumns + ` FROM ca_certificates WHERE subject_key = ?`
+	args := []any{subjectKey}
+	if scope != (iot.Scope{}) {
+		query += ` AND account_id = ? AND region = ?`
+		args = append(args, scope.AccountID, scope.Region)
+	}
+	rows, err := s.read.QueryContext(ctx, query+` ORDER BY created_us, ca_certificate_id`, args...)
 	if err != nil {
 		return nil, err
 	}

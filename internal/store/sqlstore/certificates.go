@@ -152,3 +152,72 @@ func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id strin
 		return err
 	})
 }
+
+// CertificatesByID implements store.Certificates.
+func (s *Store) CertificatesByID(ctx context.Context, id string) ([]iot.Certificate, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+certificateColumns+` FROM certificates WHERE certificate_id = ?
+		ORDER BY created_us, account_id, region`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []iot.Certificate
+	for rows.Next() {
+		c, err := scanCertificate(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *c)
+	}
+	return out, rows.Err()
+}
+
+// CreateProvisionedCertificate implements store.Certificates.
+func (s *Store) CreateProvisionedCertificate(ctx context.Context, c *iot.Certificate, token store.ProvisioningToken) error {
+	return s.write.do(ctx, func(tx *sql.Tx) error {
+		if err := insertCertificate(tx, c); err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("certificate %s: %w", c.ID, store.ErrExists)
+			}
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO provisioning_tokens (token_hash, account_id, region, certificate_id, expires_us) VALUES (?, ?, ?, ?, ?)`,
+			token.Hash, c.Scope.AccountID, c.Scope.Region, c.ID, token.ExpiresAt.UnixMicro())
+		return err
+	})
+}
+
+// ExpireProvisioningTokens implements store.Certificates.
+func (s *Store) ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]iot.Certificate, error) {
+	var deleted []iot.Certificate
+	err := s.write.do(ctx, func(tx *sql.Tx) error {
+		deleted = deleted[:0]
+		rows, err := tx.Query(`SELECT `+certificateColumns+` FROM certificates c WHERE c.status = 'PENDING_ACTIVATION' AND EXISTS (
+			SELECT 1 FROM provisioning_tokens t WHERE t.account_id = c.account_id AND t.region = c.region
+			AND t.certificate_id = c.certificate_id AND t.expires_us < ?)`, now.UnixMicro())
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			c, err := scanCertificate(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			deleted = append(deleted, *c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, c := range deleted {
+			if _, err := tx.Exec(`DELETE FROM certificates WHERE account_id = ? AND region = ? AND certificate_id = ?`,
+				c.Scope.AccountID, c.Scope.Region, c.ID); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(`DELETE FROM provisioning_tokens WHERE expires_us < ?`, now.UnixMicro())
+		return err
+	})
+	return deleted, err
+}

@@ -43,6 +43,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Tags", testTags},
 		{"CertificateProviders", testProviders},
 		{"ConcurrentProviderCreates", testConcurrentProviderCreates},
+		{"CertificatesByID", testCertificatesByID},
+		{"ProvisioningTokens", testProvisioningTokens},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
