@@ -52,7 +52,7 @@ func TestRun(t *testing.T) {
 func TestAccountCommands(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Default(func(string) string { return "" })
-	cfg.DataDir, cfg.APIAddr = dir, "127.0.0.1:0"
+	cfg.DataDir, cfg.APIAddr, cfg.MQTTAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

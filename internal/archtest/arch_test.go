@@ -30,6 +30,7 @@ var layer = map[string]int{
 	"internal/provider/lambda": 3,
 	"internal/registry":        3,
 	"internal/iotapi":          4,
+	"internal/mqttapi":         4,
 	"internal/server":          5,
 	"cmd/fleetca":              6,
 	"internal/archtest":        6,
@@ -44,6 +45,10 @@ var onlyFor = map[string][]string{
 	"github.com/fleetca/fleetca/internal/provider/lambda": {"internal/server"},
 	"github.com/aws/aws-sdk-go-v2/service/lambda":         {"internal/provider/lambda"},
 	"github.com/fleetca/fleetca/internal/lambdatest":      {},
+	"github.com/mochi-mqtt/server/v2":                     {"internal/mqttapi"},
+	"github.com/mochi-mqtt/server/v2/listeners":           {"internal/mqttapi"},
+	"github.com/mochi-mqtt/server/v2/packets":             {"internal/mqttapi"},
+	"github.com/fleetca/fleetca/internal/mqttapi":         {"internal/server"},
 	"github.com/aws/aws-lambda-go/lambda":                 {"internal/lambdatest"},
 }
 

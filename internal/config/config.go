@@ -23,6 +23,12 @@ type Config struct {
 	DataDir string
 	// APIAddr is where the AWS IoT API listens.
 	APIAddr string
+	// MQTTAddr is where the MQTT device endpoint listens (mutual TLS); empty
+	// disables it.
+	MQTTAddr string
+	// MQTTHosts are the host names (or addresses) in the MQTT endpoint's
+	// certificate, comma-separated.
+	MQTTHosts string
 	// TLSCert and TLSKey, when both set, make the API listen with HTTPS.
 	TLSCert string
 	TLSKey  string
@@ -50,6 +56,8 @@ func Default(getenv func(string) string) Config {
 	c := Config{
 		DataDir:         "./fleetca-data",
 		APIAddr:         "127.0.0.1:7400",
+		MQTTAddr:        "127.0.0.1:8883",
+		MQTTHosts:       "localhost,127.0.0.1",
 		CAKeyAlgorithm:  string(keys.ECDSAP256),
 		ProviderTimeout: 5 * time.Second,
 		LogFormat:       "text",
@@ -58,6 +66,8 @@ func Default(getenv func(string) string) Config {
 	for name, field := range map[string]*string{
 		"FLEETCA_DATA_DIR":          &c.DataDir,
 		"FLEETCA_API_ADDR":          &c.APIAddr,
+		"FLEETCA_MQTT_ADDR":         &c.MQTTAddr,
+		"FLEETCA_MQTT_HOSTS":        &c.MQTTHosts,
 		"FLEETCA_TLS_CERT":          &c.TLSCert,
 		"FLEETCA_TLS_KEY":           &c.TLSKey,
 		"FLEETCA_ACCOUNT_ID":        &c.AccountID,
@@ -83,6 +93,8 @@ func FromEnv() Config { return Default(os.Getenv) }
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the database, the CA and the credentials file (FLEETCA_DATA_DIR)")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "address of the AWS IoT API (FLEETCA_API_ADDR)")
+	fs.StringVar(&c.MQTTAddr, "mqtt-addr", c.MQTTAddr, "address of the MQTT device endpoint, mutual TLS; empty disables it (FLEETCA_MQTT_ADDR)")
+	fs.StringVar(&c.MQTTHosts, "mqtt-hosts", c.MQTTHosts, "comma-separated host names and addresses in the MQTT endpoint's certificate (FLEETCA_MQTT_HOSTS)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain for HTTPS on the API (FLEETCA_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for HTTPS on the API (FLEETCA_TLS_KEY)")
 	fs.StringVar(&c.AccountID, "account-id", c.AccountID, "12-digit ID of the default account made on first start (FLEETCA_ACCOUNT_ID)")
@@ -109,6 +121,14 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
 		errs = append(errs, fmt.Errorf("api address %q: %v", c.APIAddr, err))
+	}
+	if c.MQTTAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MQTTAddr); err != nil {
+			errs = append(errs, fmt.Errorf("mqtt address %q: %v", c.MQTTAddr, err))
+		}
+		if len(c.MQTTHostList()) == 0 {
+			errs = append(errs, errors.New("the MQTT endpoint needs at least one host name"))
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
@@ -142,6 +162,17 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log level %q is not debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// MQTTHostList is MQTTHosts split and trimmed.
+func (c *Config) MQTTHostList() []string {
+	var hosts []string
+	for _, h := range strings.Split(c.MQTTHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
 }
 
 // DatabasePath is where the SQLite database lives.

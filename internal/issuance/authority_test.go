@@ -93,8 +93,13 @@ func TestProfilesLintClean(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			server, err := a.IssueServerCertificate([]string{"localhost", "127.0.0.1"})
+			if err != nil {
+				t.Fatal(err)
+			}
 			for name, der := range map[string][]byte{
 				"root": a.Root().Raw, "issuing": a.Issuing().Raw, "from CSR": fromCSR.DER, "for key": forKey.DER,
+				"MQTT server": server.Certificate[0],
 			} {
 				if p := lintProblems(t, reg, der); len(p) > 0 {
 					t.Errorf("%s certificate: zlint findings:\n%v", name, p)
@@ -143,6 +148,26 @@ func TestDeviceProfile(t *testing.T) {
 		if !ch.ok {
 			t.Errorf("profile: %s", ch.name)
 		}
+	}
+}
+
+func TestServerCertificate(t *testing.T) {
+	a, _ := openTemp(t, keys.ECDSAP256)
+	cert, err := a.IssueServerCertificate([]string{"mqtt.example.com", "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(a.Root())
+	inter := x509.NewCertPool()
+	inter.AddCert(a.Issuing())
+	for _, host := range []string{"mqtt.example.com", "127.0.0.1"} {
+		if _, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: inter}); err != nil {
+			t.Errorf("%s: %v", host, err)
+		}
+	}
+	if _, err := a.IssueServerCertificate(nil); err == nil {
+		t.Error("a server certificate without host names was issued")
 	}
 }
 

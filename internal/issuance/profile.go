@@ -2,12 +2,17 @@ package issuance
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
+	"net"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/pki"
@@ -98,4 +103,46 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 // It is never stored.
 func GenerateDeviceKey() (*rsa.PrivateKey, error) {
 	return rsa.GenerateKey(rand.Reader, 2048)
+}
+
+// serverCertValidity is the lifetime of the MQTT endpoint's certificate. A new
+// one is issued at every start.
+const serverCertValidity = 397 * 24 * time.Hour
+
+// IssueServerCertificate makes a new P-256 key and a TLS server certificate
+// for the host names (DNS names or IP addresses), chained to the issuing CA,
+// for fleetca's own MQTT endpoint.
+func (a *Authority) IssueServerCertificate(hosts []string) (tls.Certificate, error) {
+	if len(hosts) == 0 {
+		return tls.Certificate{}, errors.New("issuance: a server certificate needs at least one host name")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := a.now().UTC().Truncate(time.Second)
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: hosts[0]},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(serverCertValidity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := sign(tmpl, a.issuing, &key.PublicKey, a.signer)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der, a.issuing.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/iot"
@@ -70,27 +71,33 @@ func initialStatus(setAsActive bool) iot.Status {
 // register stores a certificate fleetca issued. It returns only once the
 // certificate is durably stored, so nothing is answered that a crash could lose.
 func (s *Service) register(ctx context.Context, scope iot.Scope, issued *issuance.Issued, status iot.Status) (*iot.Certificate, error) {
-	now := s.timestamp()
-	c := &iot.Certificate{
-		Scope:           scope,
-		ID:              iot.CertificateID(issued.DER),
-		Status:          status,
-		Mode:            iot.ModeDefault,
-		DER:             issued.DER,
-		OwnedBy:         scope.AccountID,
-		CreatedAt:       now,
-		LastModifiedAt:  now,
-		CustomerVersion: 1,
-		GenerationID:    newGenerationID(),
-		NotBefore:       issued.NotBefore,
-		NotAfter:        issued.NotAfter,
-	}
+	c := s.issuedCertificate(scope, issued.DER, issued.NotBefore, issued.NotAfter, status)
 	if err := s.store.CreateCertificate(ctx, c); err != nil {
 		// A fresh random serial makes a collision a broken invariant, not a
 		// client error.
 		return nil, internal("storing a new certificate", err)
 	}
 	return c, nil
+}
+
+// issuedCertificate is a new DEFAULT-mode registration of a certificate
+// fleetca (or a provider) issued.
+func (s *Service) issuedCertificate(scope iot.Scope, der []byte, notBefore, notAfter time.Time, status iot.Status) *iot.Certificate {
+	now := s.timestamp()
+	return &iot.Certificate{
+		Scope:           scope,
+		ID:              iot.CertificateID(der),
+		Status:          status,
+		Mode:            iot.ModeDefault,
+		DER:             der,
+		OwnedBy:         scope.AccountID,
+		CreatedAt:       now,
+		LastModifiedAt:  now,
+		CustomerVersion: 1,
+		GenerationID:    newGenerationID(),
+		NotBefore:       notBefore,
+		NotAfter:        notAfter,
+	}
 }
 
 // DescribeCertificate returns a certificate of the scope.

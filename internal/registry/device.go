@@ -2,8 +2,14 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/iot"
@@ -11,6 +17,10 @@ import (
 	"github.com/fleetca/fleetca/internal/provider"
 	"github.com/fleetca/fleetca/internal/store"
 )
+
+// OwnershipTokenLifetime is how long a certificateOwnershipToken is valid; a
+// certificate still PENDING_ACTIVATION when it expires is deleted.
+const OwnershipTokenLifetime = time.Hour
 
 // DeviceCSR is a device's fleet-provisioning CreateCertificateFromCsr request.
 type DeviceCSR struct {
@@ -21,12 +31,41 @@ type DeviceCSR struct {
 	ClientID string
 }
 
-// CreateDeviceCertificateFromCSR signs a device's CSR for the fleet-provisioning
-// API and registers the certificate as PENDING_ACTIVATION. When the scope has a
-// certificate provider, its function signs; otherwise fleetca's CA does. A
-// provider's failure is returned as a *provider.Error, and then nothing is
-// registered.
-func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.Scope, in DeviceCSR) (*iot.Certificate, error) {
+// ProvisionedCertificate is the answer to a fleet-provisioning create call.
+type ProvisionedCertificate struct {
+	Certificate    *iot.Certificate
+	OwnershipToken string
+	// PrivateKeyPEM is set by CreateDeviceKeysAndCertificate only; it exists
+	// nowhere else and must not be logged.
+	PrivateKeyPEM string
+}
+
+// CreateDeviceKeysAndCertificate is the fleet-provisioning
+// CreateKeysAndCertificate: a new key and a certificate from fleetca's CA,
+// registered PENDING_ACTIVATION with an ownership token.
+func (s *Service) CreateDeviceKeysAndCertificate(ctx context.Context, scope iot.Scope) (*ProvisionedCertificate, error) {
+	key, err := s.newDeviceKey()
+	if err != nil {
+		return nil, internal("generating a key", err)
+	}
+	issued, err := s.authority.IssueForKey(&key.PublicKey)
+	if err != nil {
+		return nil, internal("issuing", err)
+	}
+	p, err := s.provision(ctx, s.issuedCertificate(scope, issued.DER, issued.NotBefore, issued.NotAfter, iot.StatusPendingActivation))
+	if err != nil {
+		return nil, err
+	}
+	p.PrivateKeyPEM = pki.EncodeRSAPrivateKey(key)
+	return p, nil
+}
+
+// CreateDeviceCertificateFromCSR is the fleet-provisioning
+// CreateCertificateFromCsr. When the scope has a certificate provider, its
+// function signs; otherwise fleetca's CA does. The certificate is registered
+// PENDING_ACTIVATION with an ownership token. A provider's failure is returned
+// as a *provider.Error, and then nothing is registered.
+func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.Scope, in DeviceCSR) (*ProvisionedCertificate, error) {
 	csr, err := pki.ParseCSR([]byte(in.CSRPEM))
 	if err != nil {
 		return nil, apierr.New(apierr.InvalidRequest, "Invalid certificate signing request: %v", err)
@@ -37,7 +76,7 @@ func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.
 		if err != nil {
 			return nil, internal("issuing", err)
 		}
-		return s.register(ctx, scope, issued, iot.StatusPendingActivation)
+		return s.provision(ctx, s.issuedCertificate(scope, issued.DER, issued.NotBefore, issued.NotAfter, iot.StatusPendingActivation))
 	}
 	if err != nil {
 		return nil, internal("finding the certificate provider", err)
@@ -55,12 +94,209 @@ func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.
 	if err != nil {
 		return nil, provider.Errorf(provider.MalformedAnswer, err, "the certificate does not parse")
 	}
+	c := s.issuedCertificate(scope, leaf.Raw, leaf.NotBefore.UTC(), leaf.NotAfter.UTC(), iot.StatusPendingActivation)
 	// A certificate from one of the scope's registered CAs belongs to it, as
 	// if registered with RegisterCertificate; any other is SNI_ONLY, as if
 	// registered without a CA.
-	mode, caID := iot.ModeSNIOnly, ""
+	c.Mode = iot.ModeSNIOnly
 	if ca, err := s.issuingCA(ctx, scope, leaf, ""); err == nil {
-		mode, caID = ca.Mode, ca.ID
+		c.Mode, c.CACertificateID = ca.Mode, ca.ID
 	}
-	return s.storeRegistered(ctx, scope, leaf, iot.StatusPendingActivation, mode, caID)
+	return s.provision(ctx, c)
+}
+
+// provision stores a new certificate with a new ownership token.
+func (s *Service) provision(ctx context.Context, c *iot.Certificate) (*ProvisionedCertificate, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, internal("making an ownership token", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw)
+	err := s.store.CreateProvisionedCertificate(ctx, c, store.ProvisioningToken{Hash: tokenHash(token), ExpiresAt: c.CreatedAt.Add(OwnershipTokenLifetime)})
+	if errors.Is(err, store.ErrExists) {
+		return nil, apierr.AlreadyExists(c.ID, c.ARN(), "The certificate %s is already registered.", c.ID)
+	}
+	if err != nil {
+		return nil, internal("storing a provisioned certificate", err)
+	}
+	return &ProvisionedCertificate{Certificate: c, OwnershipToken: token}, nil
+}
+
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// ExpireProvisioningTokens deletes the certificates whose ownership token
+// expired before now while they were still PENDING_ACTIVATION.
+func (s *Service) ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]iot.Certificate, error) {
+	deleted, err := s.store.ExpireProvisioningTokens(ctx, now)
+	return deleted, internal("expiring ownership tokens", err)
+}
+
+// Admission is the verdict on a device's TLS certificate.
+type Admission struct {
+	// Certificate is the registration the device connects as; nil when refused.
+	Certificate *iot.Certificate
+	// Registered is set when the certificate was registered just in time (or
+	// still waits for activation): the event is to be published and the
+	// device disconnected.
+	Registered *JITRegistration
+	// Refusal says why the device is refused, for the log.
+	Refusal string
+}
+
+// JITRegistration is a just-in-time registration of a device certificate.
+type JITRegistration struct {
+	Scope           iot.Scope
+	CertificateID   string
+	CACertificateID string
+	RegisteredAt    time.Time
+}
+
+// AdmitDevice decides whether a device presenting leaf over mutual TLS may
+// connect. It may if the certificate is registered and ACTIVE in a scope and
+// is fleetca's, or is signed by a registered ACTIVE CA of that scope, or is
+// SNI_ONLY (admitted by its ID: the TLS handshake proved the key). An unknown
+// certificate signed by a registered ACTIVE CA with auto-registration enabled
+// is registered PENDING_ACTIVATION (just-in-time registration) and refused.
+// serverName, the TLS SNI, picks the account when the certificate is
+// registered in several: its first label must be the account ID.
+func (s *Service) AdmitDevice(ctx context.Context, leaf *x509.Certificate, serverName string) (Admission, error) {
+	now := s.now()
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return Admission{Refusal: "the certificate is outside its validity period"}, nil
+	}
+	regs, err := s.store.CertificatesByID(ctx, iot.CertificateID(leaf.Raw))
+	if err != nil {
+		return Admission{}, internal("finding the device certificate", err)
+	}
+	if len(regs) == 0 {
+		return s.registerJustInTime(ctx, leaf, serverName)
+	}
+	var active, pending []iot.Certificate
+	for _, r := range regs {
+		switch r.Status {
+		case iot.StatusActive:
+			active = append(active, r)
+		case iot.StatusPendingActivation:
+			if r.CACertificateID != "" {
+				pending = append(pending, r)
+			}
+		}
+	}
+	if len(active) == 0 {
+		if len(pending) > 0 {
+			// AWS publishes the event again whenever a certificate that still
+			// waits for activation connects.
+			p := pickByServerName(pending, serverName, func(c iot.Certificate) iot.Scope { return c.Scope })
+			if p != nil {
+				return Admission{Registered: &JITRegistration{Scope: p.Scope, CertificateID: p.ID, CACertificateID: p.CACertificateID, RegisteredAt: p.CreatedAt}, Refusal: "the certificate is PENDING_ACTIVATION"}, nil
+			}
+		}
+		return Admission{Refusal: fmt.Sprintf("the certificate is %s", regs[0].Status)}, nil
+	}
+	c := pickByServerName(active, serverName, func(c iot.Certificate) iot.Scope { return c.Scope })
+	if c == nil {
+		return Admission{Refusal: "the certificate is ACTIVE in several accounts; name one with the SNI host name (<account-id>.<host>)"}, nil
+	}
+	switch {
+	case c.CACertificateID != "":
+		ca, err := s.store.CACertificate(ctx, c.Scope, c.CACertificateID)
+		if errors.Is(err, store.ErrNotFound) {
+			return Admission{Refusal: "the certificate's CA is no longer registered"}, nil
+		}
+		if err != nil {
+			return Admission{}, internal("finding the CA certificate", err)
+		}
+		if ca.Status != iot.CAStatusActive {
+			return Admission{Refusal: "the certificate's CA is not ACTIVE"}, nil
+		}
+		parsed, err := x509.ParseCertificate(ca.DER)
+		if err != nil || leaf.CheckSignatureFrom(parsed) != nil {
+			return Admission{Refusal: "the certificate does not chain to its registered CA"}, nil
+		}
+	case c.Mode == iot.ModeDefault:
+		if leaf.CheckSignatureFrom(s.authority.Issuing()) != nil {
+			return Admission{Refusal: "the certificate does not chain to fleetca's CA"}, nil
+		}
+	}
+	return Admission{Certificate: c}, nil
+}
+
+// registerJustInTime registers an unknown certificate under the registered
+// ACTIVE CA with auto-registration that signed it, if there is one.
+func (s *Service) registerJustInTime(ctx context.Context, leaf *x509.Certificate, serverName string) (Admission, error) {
+	cas, err := s.store.CACertificatesBySubject(ctx, iot.Scope{}, nameKey(leaf.RawIssuer))
+	if err != nil {
+		return Admission{}, internal("finding CA certificates", err)
+	}
+	var eligible []iot.CACertificate
+	for _, ca := range cas {
+		parsed, err := x509.ParseCertificate(ca.DER)
+		if err != nil || leaf.CheckSignatureFrom(parsed) != nil {
+			continue
+		}
+		if ca.Status == iot.CAStatusActive && ca.AutoRegistration == iot.AutoRegistrationEnable {
+			eligible = append(eligible, ca)
+		}
+	}
+	ca := pickByServerName(eligible, serverName, func(c iot.CACertificate) iot.Scope { return c.Scope })
+	if ca == nil {
+		return Admission{Refusal: "the certificate is not registered, and no ACTIVE CA with auto-registration signed it"}, nil
+	}
+	c, err := s.storeRegistered(ctx, ca.Scope, leaf, iot.StatusPendingActivation, ca.Mode, ca.ID)
+	if apierr.Is(err, apierr.ResourceAlreadyExists) {
+		// Another connection registered it a moment ago.
+		regs, err := s.store.CertificatesByID(ctx, iot.CertificateID(leaf.Raw))
+		if err != nil || len(regs) == 0 {
+			return Admission{}, internal("finding the device certificate", err)
+		}
+		c = &regs[0]
+	} else if err != nil {
+		return Admission{}, err
+	}
+	return Admission{
+		Registered: &JITRegistration{Scope: c.Scope, CertificateID: c.ID, CACertificateID: ca.ID, RegisteredAt: c.CreatedAt},
+		Refusal:    "registered just in time; waiting for activation",
+	}, nil
+}
+
+// pickByServerName returns the only item, or the one whose account the SNI
+// host name's first label names; nil if that does not single one out.
+func pickByServerName[T any](items []T, serverName string, scope func(T) iot.Scope) *T {
+	if len(items) == 1 {
+		return &items[0]
+	}
+	label := serverName
+	for i := 0; i < len(serverName); i++ {
+		if serverName[i] == '.' {
+			label = serverName[:i]
+			break
+		}
+	}
+	var found *T
+	for i := range items {
+		if scope(items[i]).AccountID == label {
+			if found != nil {
+				return nil
+			}
+			found = &items[i]
+		}
+	}
+	return found
+}
+
+// CertificateActive reports whether the scope's certificate id is still
+// registered and ACTIVE; connected devices whose certificate is not are
+// disconnected.
+func (s *Service) CertificateActive(ctx context.Context, scope iot.Scope, id string) (bool, error) {
+	c, err := s.store.Certificate(ctx, scope, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, internal("checking a device certificate", err)
+	}
+	return c.Status == iot.StatusActive, nil
 }

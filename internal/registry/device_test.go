@@ -94,11 +94,15 @@ func TestCreateDeviceCertificateFromCSR(t *testing.T) {
 	req := registry.DeviceCSR{CSRPEM: deviceCSR(t), PrincipalID: "claim-id", ClientID: "device-1"}
 
 	// No provider: fleetca's CA signs.
-	c, err := reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
+	pc, err := reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := pc.Certificate
 	leaf, _ := x509.ParseCertificate(c.DER)
+	if len(pc.OwnershipToken) < 40 {
+		t.Fatalf("ownership token %q is too short to be unguessable", pc.OwnershipToken)
+	}
 	if c.Status != iot.StatusPendingActivation || c.Mode != iot.ModeDefault || leaf.CheckSignatureFrom(authority.Issuing()) != nil {
 		t.Fatalf("without a provider: %+v", c)
 	}
@@ -113,10 +117,11 @@ func TestCreateDeviceCertificateFromCSR(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c, err = reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
+	pc, err = reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c = pc.Certificate
 	leaf, _ = x509.ParseCertificate(c.DER)
 	if leaf.CheckSignatureFrom(pca) != nil || c.Status != iot.StatusPendingActivation || c.Mode != iot.ModeSNIOnly || c.CACertificateID != "" {
 		t.Fatalf("with a provider: %+v", c)
@@ -133,9 +138,9 @@ func TestCreateDeviceCertificateFromCSR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err = reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
-	if err != nil || c.CACertificateID != ca.ID || c.Mode != iot.ModeSNIOnly {
-		t.Fatalf("under a registered provider CA: %v %+v", err, c)
+	pc, err = reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
+	if err != nil || pc.Certificate.CACertificateID != ca.ID || pc.Certificate.Mode != iot.ModeSNIOnly {
+		t.Fatalf("under a registered provider CA: %v %+v", err, pc)
 	}
 
 	// A failing provider registers nothing.
@@ -157,11 +162,11 @@ func TestCreateDeviceCertificateFromCSR(t *testing.T) {
 	if err := reg.DeleteCertificateProvider(ctx, scope, "signer"); err != nil {
 		t.Fatal(err)
 	}
-	c, err = reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
+	pc, err = reg.CreateDeviceCertificateFromCSR(ctx, scope, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if leaf, _ := x509.ParseCertificate(c.DER); leaf.CheckSignatureFrom(authority.Issuing()) != nil {
+	if leaf, _ := x509.ParseCertificate(pc.Certificate.DER); leaf.CheckSignatureFrom(authority.Issuing()) != nil {
 		t.Fatal("after the provider's deletion fleetca's CA does not sign")
 	}
 }

@@ -34,6 +34,8 @@ type Store interface {
 type Authority interface {
 	IssueForCSR(csr *x509.CertificateRequest) (*issuance.Issued, error)
 	IssueForKey(pub crypto.PublicKey) (*issuance.Issued, error)
+	// Issuing is the CA certificate that signs what the Authority issues.
+	Issuing() *x509.Certificate
 }
 
 // Options configure a Service.

@@ -80,6 +80,7 @@ func startServerWith(t testing.TB, dir string, configure func(*config.Config)) *
 	cfg := config.Default(func(string) string { return "" })
 	cfg.DataDir = dir
 	cfg.APIAddr = "127.0.0.1:0"
+	cfg.MQTTAddr = "127.0.0.1:0"
 	cfg.AccountID = testAccount
 	cfg.AccessKeyID = testKeyID
 	cfg.SecretAccessKey = testSecret

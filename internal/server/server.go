@@ -19,6 +19,7 @@ import (
 	"github.com/fleetca/fleetca/internal/iotapi"
 	"github.com/fleetca/fleetca/internal/issuance"
 	"github.com/fleetca/fleetca/internal/keys"
+	"github.com/fleetca/fleetca/internal/mqttapi"
 	"github.com/fleetca/fleetca/internal/provider/lambda"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/sigv4"
@@ -35,6 +36,7 @@ type Server struct {
 	registry  *registry.Service
 	http      *http.Server
 	listener  net.Listener
+	mqtt      *mqttapi.Server
 	// AccountID is the default account.
 	AccountID string
 	served    chan struct{} // closed when the HTTP server has stopped
@@ -79,6 +81,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Verifier: sigv4.NewVerifier(creds, nil, "iot", "execute-api"),
 		Logger:   log,
 	})
+	if cfg.MQTTAddr != "" {
+		cert, err := authority.IssueServerCertificate(cfg.MQTTHostList())
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		s.mqtt, err = mqttapi.New(mqttapi.Options{Addr: cfg.MQTTAddr, Certificate: cert, Registry: reg, Logger: log})
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("mqtt endpoint: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.HandleFunc("GET /readyz", s.health)
@@ -132,6 +146,12 @@ func (s *Server) Start() error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	s.listener = ln
+	if s.mqtt != nil {
+		if err := s.mqtt.Start(); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	s.served = make(chan struct{})
 	go func() {
 		s.serveErr = s.http.Serve(ln)
@@ -160,7 +180,11 @@ func (s *Server) logReady() {
 		}
 		try = "AWS_SHARED_CREDENTIALS_FILE=" + credentials + " " + try
 	}
-	s.log.Info("fleetca is ready", "endpoint", s.URL(), "account", s.AccountID, "credentials", credentials, "data_dir", s.cfg.DataDir)
+	attrs := []any{"endpoint", s.URL(), "account", s.AccountID, "credentials", credentials, "data_dir", s.cfg.DataDir}
+	if s.mqtt != nil {
+		attrs = append(attrs, "mqtt", "mqtts://"+s.mqtt.Addr())
+	}
+	s.log.Info("fleetca is ready", attrs...)
 	s.log.Info("try: " + try)
 }
 
@@ -177,8 +201,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, s.serveErr)
 		}
 	}
+	if s.mqtt != nil {
+		if err := s.mqtt.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	errs = append(errs, s.store.Close())
 	return errors.Join(errs...)
+}
+
+// MQTTAddr is the address of the MQTT device endpoint; empty when disabled.
+func (s *Server) MQTTAddr() string {
+	if s.mqtt == nil {
+		return ""
+	}
+	return s.mqtt.Addr()
+}
+
+// ExpireProvisionedCertificates deletes the certificates whose ownership token
+// expired before at while they were still PENDING_ACTIVATION (the janitor does
+// this every minute with the current time).
+func (s *Server) ExpireProvisionedCertificates(ctx context.Context, at time.Time) (int, error) {
+	if s.mqtt == nil {
+		return 0, errors.New("the MQTT endpoint is disabled")
+	}
+	return s.mqtt.ExpireNow(ctx, at)
 }
 
 // Stopped is closed when the HTTP server stops, on Shutdown or on its own (for

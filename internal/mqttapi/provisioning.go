@@ -1,0 +1,198 @@
+package mqttapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fxamacker/cbor/v2"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/pki"
+	"github.com/fleetca/fleetca/internal/provider"
+	"github.com/fleetca/fleetca/internal/registry"
+)
+
+// operation is a fleet-provisioning request topic.
+type operation struct {
+	name   string
+	topic  string // the request topic, without namespace
+	format string // "json" or "cbor"
+}
+
+// requestTopics are the topics devices may publish requests on.
+var requestTopics = func() map[string]operation {
+	m := map[string]operation{}
+	for _, format := range []string{"json", "cbor"} {
+		for name, base := range map[string]string{
+			"CreateKeysAndCertificate": "$aws/certificates/create/",
+			"CreateCertificateFromCsr": "$aws/certificates/create-from-csr/",
+		} {
+			t := base + format
+			m[t] = operation{name: name, topic: t, format: format}
+		}
+	}
+	return m
+}()
+
+// requestTimeout bounds one request, certificate provider included.
+const requestTimeout = 15 * time.Second
+
+// maxCSRLength matches the HTTP API's bound on a CSR.
+const maxCSRLength = 4096
+
+type createKeysAndCertificateAccepted struct {
+	CertificateID             string `json:"certificateId"`
+	CertificatePem            string `json:"certificatePem"`
+	PrivateKey                string `json:"privateKey"`
+	CertificateOwnershipToken string `json:"certificateOwnershipToken"`
+}
+
+type createCertificateFromCsrRequest struct {
+	CertificateSigningRequest string `json:"certificateSigningRequest"`
+}
+
+type createCertificateFromCsrAccepted struct {
+	CertificateOwnershipToken string `json:"certificateOwnershipToken"`
+	CertificateID             string `json:"certificateId"`
+	CertificatePem            string `json:"certificatePem"`
+}
+
+type rejectedReply struct {
+	StatusCode   int    `json:"statusCode"`
+	ErrorCode    string `json:"errorCode"`
+	ErrorMessage string `json:"errorMessage"`
+}
+
+// serve answers one request on its /accepted or /rejected topic, to the
+// requesting connection only.
+func (h *hook) serve(cl *mqtt.Client, sess *session, op operation, payload []byte) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	reply, err := h.handle(ctx, sess, op, payload)
+	suffix, status := "/accepted", http.StatusOK
+	if err != nil {
+		r := rejection(err)
+		reply, suffix, status = r, "/rejected", r.StatusCode
+		if r.StatusCode >= 500 {
+			h.log.Error("mqtt request failed", "operation", op.name, "account", sess.scope.AccountID, "client_id", sess.clientID, "err", err)
+		}
+	}
+	body, encErr := encode(op.format, reply)
+	if encErr != nil {
+		h.log.Error("encoding an mqtt reply", "err", encErr)
+		return
+	}
+	delivered := h.reply(cl, sess, op.topic+suffix, body)
+	h.log.Info("mqtt request", "operation", op.name, "format", op.format, "status", status,
+		"latency_ms", float64(time.Since(start).Microseconds())/1000, "account", sess.scope.AccountID,
+		"client_id", sess.clientID, "delivered", delivered)
+}
+
+func (h *hook) handle(ctx context.Context, sess *session, op operation, payload []byte) (any, error) {
+	switch op.name {
+	case "CreateKeysAndCertificate":
+		// The request has no members; anything decodable, or nothing, will do.
+		if len(payload) > 0 {
+			var ignored map[string]any
+			if err := decode(op.format, payload, &ignored); err != nil {
+				return nil, err
+			}
+		}
+		p, err := h.reg.CreateDeviceKeysAndCertificate(ctx, sess.scope)
+		if err != nil {
+			return nil, err
+		}
+		return createKeysAndCertificateAccepted{
+			CertificateID:             p.Certificate.ID,
+			CertificatePem:            pki.EncodeCertificate(p.Certificate.DER),
+			PrivateKey:                p.PrivateKeyPEM,
+			CertificateOwnershipToken: p.OwnershipToken,
+		}, nil
+	default: // CreateCertificateFromCsr
+		var req createCertificateFromCsrRequest
+		if err := decode(op.format, payload, &req); err != nil {
+			return nil, err
+		}
+		if n := utf8.RuneCountInString(req.CertificateSigningRequest); n == 0 || n > maxCSRLength {
+			return nil, apierr.New(apierr.InvalidRequest, "certificateSigningRequest must have 1 to %d characters.", maxCSRLength)
+		}
+		p, err := h.reg.CreateDeviceCertificateFromCSR(ctx, sess.scope, registry.DeviceCSR{
+			CSRPEM: req.CertificateSigningRequest, PrincipalID: sess.certificateID, ClientID: sess.clientID,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return createCertificateFromCsrAccepted{
+			CertificateOwnershipToken: p.OwnershipToken,
+			CertificateID:             p.Certificate.ID,
+			CertificatePem:            pki.EncodeCertificate(p.Certificate.DER),
+		}, nil
+	}
+}
+
+func decode(format string, payload []byte, v any) error {
+	var err error
+	if format == "cbor" {
+		err = cbor.Unmarshal(payload, v)
+	} else {
+		err = json.Unmarshal(payload, v)
+	}
+	if err != nil {
+		return apierr.New(apierr.InvalidRequest, "The payload is not a valid %s object.", format)
+	}
+	return nil
+}
+
+func encode(format string, v any) ([]byte, error) {
+	if format == "cbor" {
+		return cbor.Marshal(v)
+	}
+	return json.Marshal(v)
+}
+
+// rejection is the one place where errors become rejected replies: the
+// device's mistakes are 400 InvalidRequest (a certificate provider that
+// refuses the CSR included), anything else 500 InternalError with a generic
+// message, the details going to the log.
+func rejection(err error) rejectedReply {
+	if e, ok := apierr.As(err); ok {
+		switch e.Kind {
+		case apierr.InvalidRequest, apierr.ResourceAlreadyExists:
+			return rejectedReply{StatusCode: http.StatusBadRequest, ErrorCode: "InvalidRequest", ErrorMessage: e.Message}
+		case apierr.Throttling:
+			return rejectedReply{StatusCode: http.StatusTooManyRequests, ErrorCode: "Throttled", ErrorMessage: e.Message}
+		}
+	}
+	var pe *provider.Error
+	if errors.As(err, &pe) && pe.Failure == provider.CSRRejected {
+		return rejectedReply{StatusCode: http.StatusBadRequest, ErrorCode: "InvalidRequest", ErrorMessage: "The certificate provider refused the certificate signing request."}
+	}
+	if errors.As(err, &pe) {
+		return rejectedReply{StatusCode: http.StatusInternalServerError, ErrorCode: "InternalError", ErrorMessage: "The certificate provider did not sign the certificate signing request."}
+	}
+	return rejectedReply{StatusCode: http.StatusInternalServerError, ErrorCode: "InternalError", ErrorMessage: "An internal error occurred."}
+}
+
+// reply writes a message to the requesting connection only, if it subscribed
+// to the topic, as AWS IoT delivers fleet-provisioning replies. It reports
+// whether the message was written.
+func (h *hook) reply(cl *mqtt.Client, sess *session, topic string, payload []byte) bool {
+	full := sess.prefix + topic
+	subs := h.broker.Topics.Subscribers(full)
+	if _, ok := subs.Subscriptions[cl.ID]; !ok {
+		return false
+	}
+	err := cl.WritePacket(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		TopicName:   full,
+		Payload:     payload,
+	})
+	return err == nil
+}
