@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -329,3 +330,5 @@ func sha256Hex(b []byte) string {
 }
 
 func typesStatus(s string) types.CertificateStatus { return types.CertificateStatus(s) }
+
+func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }
