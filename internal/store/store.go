@@ -62,6 +62,10 @@ type Accounts interface {
 	CreateAccount(ctx context.Context, a Account) error
 	// Accounts lists every account, oldest first.
 	Accounts(ctx context.Context) ([]Account, error)
+	// EnsureFirstAccount returns the oldest account. When there is none it
+	// first creates a with its key k, atomically, so that replicas starting
+	// together make one first account; created tells whether this call did.
+	EnsureFirstAccount(ctx context.Context, a Account, k AccessKey) (first Account, created bool, err error)
 	// CreateAccessKey adds a key to an existing account; ErrExists if the key
 	// ID is taken, ErrNotFound if the account does not exist.
 	CreateAccessKey(ctx context.Context, k AccessKey) error

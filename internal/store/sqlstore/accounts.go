@@ -12,7 +12,7 @@ import (
 
 // CreateAccount implements store.Accounts.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
+	return s.write.do(ctx, func(tx txn) error {
 		_, err := tx.Exec(`INSERT INTO accounts (account_id, created_us) VALUES (?, ?)`, a.ID, a.CreatedAt.UnixMicro())
 		if isUniqueViolation(err) {
 			return fmt.Errorf("account %s: %w", a.ID, store.ErrExists)
@@ -43,7 +43,7 @@ func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
 
 // CreateAccessKey implements store.Accounts.
 func (s *Store) CreateAccessKey(ctx context.Context, k store.AccessKey) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
+	return s.write.do(ctx, func(tx txn) error {
 		_, err := tx.Exec(`INSERT INTO access_keys (access_key_id, account_id, secret_access_key, created_us) VALUES (?, ?, ?, ?)`,
 			k.ID, k.AccountID, k.Secret, k.CreatedAt.UnixMicro())
 		switch {
@@ -70,4 +70,35 @@ func (s *Store) AccessKey(ctx context.Context, id string) (store.AccessKey, erro
 	}
 	k.CreatedAt = time.UnixMicro(created).UTC()
 	return k, nil
+}
+
+// EnsureFirstAccount implements store.Accounts.
+func (s *Store) EnsureFirstAccount(ctx context.Context, a store.Account, k store.AccessKey) (store.Account, bool, error) {
+	var first store.Account
+	var created bool
+	err := s.write.do(ctx, func(tx txn) error {
+		created = false
+		if err := tx.lock("first-account"); err != nil {
+			return err
+		}
+		var createdUS int64
+		err := tx.QueryRow(`SELECT account_id, created_us FROM accounts ORDER BY created_us, account_id LIMIT 1`).Scan(&first.ID, &createdUS)
+		if err == nil {
+			first.CreatedAt = time.UnixMicro(createdUS).UTC()
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO accounts (account_id, created_us) VALUES (?, ?)`, a.ID, a.CreatedAt.UnixMicro()); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO access_keys (access_key_id, account_id, secret_access_key, created_us) VALUES (?, ?, ?, ?)`,
+			k.ID, k.AccountID, k.Secret, k.CreatedAt.UnixMicro()); err != nil {
+			return err
+		}
+		first, created = a, true
+		return nil
+	})
+	return first, created, err
 }

@@ -35,7 +35,12 @@ func scanCA(r rowScanner) (*iot.CACertificate, error) {
 
 // CreateCACertificate implements store.CACertificates.
 func (s *Store) CreateCACertificate(ctx context.Context, ca *iot.CACertificate, tags []iot.Tag, admit func(sameSubject int) error) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
+	return s.write.do(ctx, func(tx txn) error {
+		// Registrations of one subject in one scope take turns, so the
+		// subject limit holds across replicas.
+		if err := tx.lock("ca-subject/" + ca.Scope.AccountID + "/" + ca.Scope.Region + "/" + ca.SubjectKey); err != nil {
+			return err
+		}
 		var n int
 		err := tx.QueryRow(`SELECT count(*) FROM ca_certificates WHERE account_id = ? AND region = ? AND ca_certificate_id = ?`,
 			ca.Scope.AccountID, ca.Scope.Region, ca.ID).Scan(&n)
@@ -182,7 +187,7 @@ func keysetQuery(base, idColumn string, args []any, after *store.Cursor, ascendi
 // UpdateCACertificate implements store.CACertificates.
 func (s *Store) UpdateCACertificate(ctx context.Context, scope iot.Scope, id string, change func(*iot.CACertificate) error) (*iot.CACertificate, error) {
 	var updated *iot.CACertificate
-	err := s.write.do(ctx, func(tx *sql.Tx) error {
+	err := s.write.do(ctx, func(tx txn) error {
 		c, err := selectCAForUpdate(tx, scope, id)
 		if err != nil {
 			return err
@@ -205,9 +210,9 @@ func (s *Store) UpdateCACertificate(ctx context.Context, scope iot.Scope, id str
 	return updated, nil
 }
 
-func selectCAForUpdate(tx *sql.Tx, scope iot.Scope, id string) (*iot.CACertificate, error) {
+func selectCAForUpdate(tx txn, scope iot.Scope, id string) (*iot.CACertificate, error) {
 	c, err := scanCA(tx.QueryRow(`SELECT `+caColumns+` FROM ca_certificates
-		WHERE account_id = ? AND region = ? AND ca_certificate_id = ?`, scope.AccountID, scope.Region, id))
+		WHERE account_id = ? AND region = ? AND ca_certificate_id = ?`+tx.d.forUpdate(), scope.AccountID, scope.Region, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -216,7 +221,7 @@ func selectCAForUpdate(tx *sql.Tx, scope iot.Scope, id string) (*iot.CACertifica
 
 // DeleteCACertificate implements store.CACertificates.
 func (s *Store) DeleteCACertificate(ctx context.Context, scope iot.Scope, id string, check func(*iot.CACertificate) error) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
+	return s.write.do(ctx, func(tx txn) error {
 		c, err := selectCAForUpdate(tx, scope, id)
 		if err != nil {
 			return err
@@ -247,7 +252,7 @@ func (s *Store) RegistrationCode(ctx context.Context, scope iot.Scope, newCode s
 	if newCode == "" {
 		return "", store.ErrNotFound
 	}
-	err = s.write.do(ctx, func(tx *sql.Tx) error {
+	err = s.write.do(ctx, func(tx txn) error {
 		if _, err := tx.Exec(`INSERT INTO registration_codes (account_id, region, code, created_us) VALUES (?, ?, ?, ?)
 			ON CONFLICT (account_id, region) DO NOTHING`, scope.AccountID, scope.Region, newCode, time.Now().UnixMicro()); err != nil {
 			return err
@@ -260,7 +265,7 @@ func (s *Store) RegistrationCode(ctx context.Context, scope iot.Scope, newCode s
 
 // DeleteRegistrationCode implements store.RegistrationCodes.
 func (s *Store) DeleteRegistrationCode(ctx context.Context, scope iot.Scope) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
+	return s.write.do(ctx, func(tx txn) error {
 		res, err := tx.Exec(`DELETE FROM registration_codes WHERE account_id = ? AND region = ?`, scope.AccountID, scope.Region)
 		if err != nil {
 			return err

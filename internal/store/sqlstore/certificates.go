@@ -17,7 +17,7 @@ const certificateColumns = `account_id, region, certificate_id, status, mode, ca
 
 // CreateCertificate implements store.Certificates.
 func (s *Store) CreateCertificate(ctx context.Context, c *iot.Certificate) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
+	return s.write.do(ctx, func(tx txn) error {
 		err := insertCertificate(tx, c)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("certificate %s: %w", c.ID, store.ErrExists)
@@ -26,7 +26,7 @@ func (s *Store) CreateCertificate(ctx context.Context, c *iot.Certificate) error
 	})
 }
 
-func insertCertificate(tx *sql.Tx, c *iot.Certificate) error {
+func insertCertificate(tx txn, c *iot.Certificate) error {
 	_, err := tx.Exec(`INSERT INTO certificates (`+certificateColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Scope.AccountID, c.Scope.Region, c.ID, string(c.Status), string(c.Mode), c.CACertificateID, c.DER,
@@ -101,9 +101,9 @@ func (s *Store) ListCertificates(ctx context.Context, q store.CertificateQuery) 
 	return page, nil
 }
 
-func selectCertificateForUpdate(tx *sql.Tx, scope iot.Scope, id string) (*iot.Certificate, error) {
+func selectCertificateForUpdate(tx txn, scope iot.Scope, id string) (*iot.Certificate, error) {
 	row := tx.QueryRow(`SELECT `+certificateColumns+` FROM certificates
-		WHERE account_id = ? AND region = ? AND certificate_id = ?`, scope.AccountID, scope.Region, id)
+		WHERE account_id = ? AND region = ? AND certificate_id = ?`+tx.d.forUpdate(), scope.AccountID, scope.Region, id)
 	c, err := scanCertificate(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -115,7 +115,7 @@ func selectCertificateForUpdate(tx *sql.Tx, scope iot.Scope, id string) (*iot.Ce
 // writer, so nothing else writes between its read and its write.
 func (s *Store) UpdateCertificate(ctx context.Context, scope iot.Scope, id string, change func(*iot.Certificate) error) (*iot.Certificate, error) {
 	var updated *iot.Certificate
-	err := s.write.do(ctx, func(tx *sql.Tx) error {
+	err := s.write.do(ctx, func(tx txn) error {
 		c, err := selectCertificateForUpdate(tx, scope, id)
 		if err != nil {
 			return err
@@ -139,7 +139,7 @@ func (s *Store) UpdateCertificate(ctx context.Context, scope iot.Scope, id strin
 
 // DeleteCertificate implements store.Certificates.
 func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id string, check func(*iot.Certificate) error) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
+	return s.write.do(ctx, func(tx txn) error {
 		c, err := selectCertificateForUpdate(tx, scope, id)
 		if err != nil {
 			return err
@@ -174,7 +174,7 @@ func (s *Store) CertificatesByID(ctx context.Context, id string) ([]iot.Certific
 
 // CreateProvisionedCertificate implements store.Certificates.
 func (s *Store) CreateProvisionedCertificate(ctx context.Context, c *iot.Certificate, token store.ProvisioningToken) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
+	return s.write.do(ctx, func(tx txn) error {
 		if err := insertCertificate(tx, c); err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("certificate %s: %w", c.ID, store.ErrExists)
@@ -190,7 +190,7 @@ func (s *Store) CreateProvisionedCertificate(ctx context.Context, c *iot.Certifi
 // ExpireProvisioningTokens implements store.Certificates.
 func (s *Store) ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]iot.Certificate, error) {
 	var deleted []iot.Certificate
-	err := s.write.do(ctx, func(tx *sql.Tx) error {
+	err := s.write.do(ctx, func(tx txn) error {
 		deleted = deleted[:0]
 		rows, err := tx.Query(`SELECT `+certificateColumns+` FROM certificates c WHERE c.status = 'PENDING_ACTIVATION' AND EXISTS (
 			SELECT 1 FROM provisioning_tokens t WHERE t.account_id = c.account_id AND t.region = c.region

@@ -42,8 +42,13 @@ const createProviderOperation = "CreateCertificateProvider"
 // CreateCertificateProvider implements store.CertificateProviders.
 func (s *Store) CreateCertificateProvider(ctx context.Context, p *iot.CertificateProvider, tags []iot.Tag, token store.ClientToken) (bool, error) {
 	replayed := false
-	err := s.write.do(ctx, func(tx *sql.Tx) error {
+	err := s.write.do(ctx, func(tx txn) error {
 		replayed = false
+		// Creations in one scope take turns, so a client token and the one
+		// provider per scope hold across replicas.
+		if err := tx.lock("provider/" + p.Scope.AccountID + "/" + p.Scope.Region); err != nil {
+			return err
+		}
 		if token.Value != "" {
 			var hash string
 			err := tx.QueryRow(`SELECT request_hash FROM client_tokens WHERE account_id = ? AND region = ? AND operation = ? AND token = ?`,
@@ -145,9 +150,9 @@ func (s *Store) ListCertificateProviders(ctx context.Context, scope iot.Scope, a
 // UpdateCertificateProvider implements store.CertificateProviders.
 func (s *Store) UpdateCertificateProvider(ctx context.Context, scope iot.Scope, name string, change func(*iot.CertificateProvider) error) (*iot.CertificateProvider, error) {
 	var updated *iot.CertificateProvider
-	err := s.write.do(ctx, func(tx *sql.Tx) error {
+	err := s.write.do(ctx, func(tx txn) error {
 		p, err := scanProvider(tx.QueryRow(`SELECT `+providerColumns+` FROM certificate_providers
-			WHERE account_id = ? AND region = ? AND name = ?`, scope.AccountID, scope.Region, name))
+			WHERE account_id = ? AND region = ? AND name = ?`+tx.d.forUpdate(), scope.AccountID, scope.Region, name))
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -171,7 +176,7 @@ func (s *Store) UpdateCertificateProvider(ctx context.Context, scope iot.Scope, 
 
 // DeleteCertificateProvider implements store.CertificateProviders.
 func (s *Store) DeleteCertificateProvider(ctx context.Context, scope iot.Scope, name string) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
+	return s.write.do(ctx, func(tx txn) error {
 		res, err := tx.Exec(`DELETE FROM certificate_providers WHERE account_id = ? AND region = ? AND name = ?`, scope.AccountID, scope.Region, name)
 		if err != nil {
 			return err

@@ -16,8 +16,8 @@ import (
 	"strconv"
 	"strings"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 
 	"github.com/fleetca/fleetca/internal/store"
 )
@@ -27,7 +27,8 @@ var migrations embed.FS
 
 // Store is a store.Store on a SQL database.
 type Store struct {
-	read  *sql.DB
+	d     *dialect
+	read  reader
 	write *writer
 	wdb   *sql.DB
 }
@@ -56,7 +57,8 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	wdb.SetMaxOpenConns(1)
 	wdb.SetMaxIdleConns(1)
 	wdb.SetConnMaxLifetime(0)
-	if err := migrate(ctx, wdb, "sqlite"); err != nil {
+	d := &dialect{}
+	if err := migrate(ctx, wdb, d); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlstore: migrating %s: %w", path, err)
 	}
@@ -74,7 +76,39 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		rdb.Close()
 		return nil, err
 	}
-	return &Store{read: rdb, wdb: wdb, write: newWriter(wdb)}, nil
+	return &Store{d: d, read: reader{rdb, d}, wdb: wdb, write: newWriter(wdb, d)}, nil
+}
+
+// OpenPostgres connects to the PostgreSQL database at url (a postgres:// URL
+// or key=value DSN for pgx) and brings its schema up to date. Several fleetca
+// replicas may share the database and start together.
+func OpenPostgres(ctx context.Context, url string) (*Store, error) {
+	d := &dialect{postgres: true}
+	wdb, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, err
+	}
+	// One connection carries this replica's group-committed writes.
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	if err := migrate(ctx, wdb, d); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlstore: migrating PostgreSQL: %w", err)
+	}
+	rdb, err := sql.Open("pgx", url)
+	if err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	n := 4 * runtime.GOMAXPROCS(0)
+	rdb.SetMaxOpenConns(n)
+	rdb.SetMaxIdleConns(n)
+	if err := rdb.PingContext(ctx); err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, err
+	}
+	return &Store{d: d, read: reader{rdb, d}, wdb: wdb, write: newWriter(wdb, d)}, nil
 }
 
 // ObserveCommits registers f to be told the number of writes in each
@@ -84,11 +118,14 @@ func (s *Store) ObserveCommits(f func(size int)) { s.write.observe = f }
 // Close waits for the writer to finish and closes the connections.
 func (s *Store) Close() error {
 	s.write.close()
-	return errors.Join(s.wdb.Close(), s.read.Close())
+	return errors.Join(s.wdb.Close(), s.read.db.Close())
 }
 
 // IntegrityCheck runs SQLite's integrity check and returns its complaints.
 func (s *Store) IntegrityCheck(ctx context.Context) error {
+	if s.d.postgres {
+		return nil // PostgreSQL checks its pages itself
+	}
 	rows, err := s.read.QueryContext(ctx, "PRAGMA integrity_check")
 	if err != nil {
 		return err
@@ -113,13 +150,24 @@ func (s *Store) IntegrityCheck(ctx context.Context) error {
 	return nil
 }
 
+// migrationLock serialises migrations of replicas that start together.
+const migrationLock = "fleetca-migrations"
+
 // migrate applies, in order and each in its own transaction, the embedded
-// migrations of the dialect that the database has not seen yet.
-func migrate(ctx context.Context, db *sql.DB, dialect string) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY)`); err != nil {
+// migrations of the dialect that the database has not seen yet. Each step
+// takes the migration lock first, so replicas starting together migrate once.
+func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
+	name := "sqlite"
+	if d.postgres {
+		name = "postgres"
+	}
+	if err := inMigrationTx(ctx, db, d, func(tx txn) error {
+		_, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY)`)
+		return err
+	}); err != nil {
 		return err
 	}
-	dir := "migrations/" + dialect
+	dir := "migrations/" + name
 	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
 		return err
@@ -134,50 +182,39 @@ func migrate(ctx context.Context, db *sql.DB, dialect string) error {
 		if err != nil {
 			return err
 		}
-		if err := applyMigration(ctx, db, version, string(body)); err != nil {
+		err = inMigrationTx(ctx, db, d, func(tx txn) error {
+			var seen int
+			if err := tx.QueryRow(`SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&seen); err != nil {
+				return err
+			}
+			if seen > 0 {
+				return nil
+			}
+			if _, err := tx.tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(`INSERT INTO schema_migrations (version) VALUES (?)`, version)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("migration %s: %w", e.Name(), err)
 		}
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, version int, body string) error {
+func inMigrationTx(ctx context.Context, db *sql.DB, d *dialect, f func(txn) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	var seen int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&seen); err != nil {
+	t := txn{tx, d}
+	if err := t.lock(migrationLock); err != nil {
 		return err
 	}
-	if seen > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, body); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, version); err != nil {
+	if err := f(t); err != nil {
 		return err
 	}
 	return tx.Commit()
-}
-
-// isUniqueViolation reports whether err is a primary-key or unique constraint
-// failure.
-func isUniqueViolation(err error) bool {
-	var e *sqlite.Error
-	if errors.As(err, &e) {
-		switch e.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-			return true
-		}
-	}
-	return false
-}
-
-// isForeignKeyViolation reports whether err is a foreign-key failure.
-func isForeignKeyViolation(err error) bool {
-	var e *sqlite.Error
-	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/fleetca/fleetca/internal/iot"
@@ -20,27 +21,26 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// resourceExists returns store.ErrNotFound unless the resource exists.
-func resourceExists(ctx context.Context, q querier, r iot.Resource) error {
+// resourceExists returns store.ErrNotFound unless the resource exists;
+// lockClause, when set, locks its row so that taggers of one resource take
+// turns.
+func resourceExists(ctx context.Context, q querier, r iot.Resource, lockClause string) error {
 	t, ok := taggable[r.Type]
 	if !ok {
 		return fmt.Errorf("resource type %q: %w", r.Type, store.ErrNotFound)
 	}
 	var n int
-	err := q.QueryRowContext(ctx, `SELECT count(*) FROM `+t.table+` WHERE account_id = ? AND region = ? AND `+t.idColumn+` = ?`,
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM `+t.table+` WHERE account_id = ? AND region = ? AND `+t.idColumn+` = ?`+lockClause,
 		r.Scope.AccountID, r.Scope.Region, r.ID).Scan(&n)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
+	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
 	}
-	return nil
+	return err
 }
 
 // Tags implements store.Tags.
 func (s *Store) Tags(ctx context.Context, r iot.Resource) ([]iot.Tag, error) {
-	if err := resourceExists(ctx, s.read, r); err != nil {
+	if err := resourceExists(ctx, s.read, r, ""); err != nil {
 		return nil, err
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT tag_key, tag_value FROM tags
@@ -63,8 +63,8 @@ func (s *Store) Tags(ctx context.Context, r iot.Resource) ([]iot.Tag, error) {
 
 // TagResource implements store.Tags.
 func (s *Store) TagResource(ctx context.Context, r iot.Resource, tags []iot.Tag, max int) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
-		if err := resourceExists(ctx, tx, r); err != nil {
+	return s.write.do(ctx, func(tx txn) error {
+		if err := resourceExists(ctx, tx, r, tx.d.forUpdate()); err != nil {
 			return err
 		}
 		if err := upsertTags(tx, r, tags); err != nil {
@@ -84,8 +84,8 @@ func (s *Store) TagResource(ctx context.Context, r iot.Resource, tags []iot.Tag,
 
 // UntagResource implements store.Tags.
 func (s *Store) UntagResource(ctx context.Context, r iot.Resource, keys []string) error {
-	return s.write.do(ctx, func(tx *sql.Tx) error {
-		if err := resourceExists(ctx, tx, r); err != nil {
+	return s.write.do(ctx, func(tx txn) error {
+		if err := resourceExists(ctx, tx, r, tx.d.forUpdate()); err != nil {
 			return err
 		}
 		for _, k := range keys {
@@ -98,7 +98,7 @@ func (s *Store) UntagResource(ctx context.Context, r iot.Resource, keys []string
 	})
 }
 
-func upsertTags(tx *sql.Tx, r iot.Resource, tags []iot.Tag) error {
+func upsertTags(tx txn, r iot.Resource, tags []iot.Tag) error {
 	for _, t := range tags {
 		if _, err := tx.Exec(`INSERT INTO tags (account_id, region, resource_type, resource_id, tag_key, tag_value)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, region, resource_type, resource_id, tag_key)
@@ -110,7 +110,7 @@ func upsertTags(tx *sql.Tx, r iot.Resource, tags []iot.Tag) error {
 	return nil
 }
 
-func deleteAllTags(tx *sql.Tx, r iot.Resource) error {
+func deleteAllTags(tx txn, r iot.Resource) error {
 	_, err := tx.Exec(`DELETE FROM tags WHERE account_id = ? AND region = ? AND resource_type = ? AND resource_id = ?`,
 		r.Scope.AccountID, r.Scope.Region, r.Type, r.ID)
 	return err

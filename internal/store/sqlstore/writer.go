@@ -18,6 +18,7 @@ const maxBatch = 256
 // inside a savepoint, so one that fails leaves the others of its batch intact.
 type writer struct {
 	db      *sql.DB
+	d       *dialect
 	ops     chan *writeOp
 	closing chan struct{}
 	done    chan struct{}
@@ -28,13 +29,14 @@ type writer struct {
 
 type writeOp struct {
 	ctx    context.Context
-	fn     func(*sql.Tx) error
+	fn     func(txn) error
 	result chan error
 }
 
-func newWriter(db *sql.DB) *writer {
+func newWriter(db *sql.DB, d *dialect) *writer {
 	w := &writer{
 		db:      db,
+		d:       d,
 		ops:     make(chan *writeOp),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -46,7 +48,7 @@ func newWriter(db *sql.DB) *writer {
 // do runs fn in a write transaction and returns once that transaction is
 // durably committed (or has failed). fn must use only the transaction it is
 // given and must not block on anything but the database.
-func (w *writer) do(ctx context.Context, fn func(*sql.Tx) error) error {
+func (w *writer) do(ctx context.Context, fn func(txn) error) error {
 	op := &writeOp{ctx: ctx, fn: fn, result: make(chan error, 1)}
 	select {
 	case w.ops <- op:
@@ -88,17 +90,41 @@ func (w *writer) loop() {
 	}
 }
 
+// maxAttempts bounds how often a write that lost a race to another replica
+// (a PostgreSQL deadlock or serialisation failure) is run again.
+const maxAttempts = 3
+
+// commit runs a batch and answers each write. A transaction that failed as a
+// whole because of a race is run again; a single write that lost a race in a
+// batch that committed is run again on its own, never the committed ones.
 func (w *writer) commit(batch []*writeOp) {
-	results := make([]error, len(batch))
-	err := w.run(batch, results)
-	for i, op := range batch {
-		if results[i] == nil {
-			results[i] = err
+	pending := batch
+	for attempt := 1; ; attempt++ {
+		results := make([]error, len(pending))
+		err := w.run(pending, results)
+		last := attempt == maxAttempts
+		if err != nil && isRetryable(err) && !last {
+			continue
 		}
-		op.result <- results[i]
-	}
-	if err == nil && w.observe != nil {
-		w.observe(len(batch))
+		if err == nil && w.observe != nil {
+			w.observe(len(pending))
+		}
+		var again []*writeOp
+		for i, op := range pending {
+			r := results[i]
+			if r == nil {
+				r = err
+			}
+			if err == nil && isRetryable(r) && !last {
+				again = append(again, op)
+				continue
+			}
+			op.result <- r
+		}
+		if len(again) == 0 {
+			return
+		}
+		pending = again
 	}
 }
 
@@ -116,7 +142,7 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 			tx.Rollback()
 			return err
 		}
-		if err := op.fn(tx); err != nil {
+		if err := op.fn(txn{tx, w.d}); err != nil {
 			tx.Rollback()
 			return err
 		}
@@ -131,7 +157,7 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 			tx.Rollback()
 			return err
 		}
-		if err := op.fn(tx); err != nil {
+		if err := op.fn(txn{tx, w.d}); err != nil {
 			results[i] = err
 			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
 				tx.Rollback()
