@@ -140,6 +140,7 @@ func account(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fleetca account "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory of the server (FLEETCA_DATA_DIR)")
+	fs.StringVar(&cfg.Database, "database", cfg.Database, "PostgreSQL URL of the servers, if they use one (FLEETCA_DATABASE_URL)")
 	accountID := fs.String("account-id", "", "12-digit account ID (random for create when empty)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -151,7 +152,7 @@ func account(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fleetca: add-key needs --account-id")
 		return 2
 	}
-	if _, err := os.Stat(cfg.DatabasePath()); err != nil {
+	if _, err := os.Stat(cfg.DatabasePath()); err != nil && cfg.Database == "" {
 		fmt.Fprintf(stderr, "fleetca: no fleetca database in %s (start the server there once first): %v\n", cfg.DataDir, err)
 		return 1
 	}

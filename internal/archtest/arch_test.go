@@ -35,11 +35,12 @@ var layer = map[string]int{
 	"cmd/fleetca":              6,
 	"internal/archtest":        6,
 	"internal/lambdatest":      6,
+	"internal/pgtest":          6,
 }
 
 // onlyFor lists imports that only the named packages may use.
 var onlyFor = map[string][]string{
-	"database/sql":       {"internal/store/sqlstore"},
+	"database/sql":       {"internal/store/sqlstore", "internal/pgtest"},
 	"modernc.org/sqlite": {"internal/store/sqlstore"},
 	"github.com/fleetca/fleetca/internal/store/sqlstore":  {"internal/server"},
 	"github.com/fleetca/fleetca/internal/provider/lambda": {"internal/server"},
@@ -49,6 +50,8 @@ var onlyFor = map[string][]string{
 	"github.com/mochi-mqtt/server/v2/listeners":           {"internal/mqttapi"},
 	"github.com/mochi-mqtt/server/v2/packets":             {"internal/mqttapi"},
 	"github.com/fleetca/fleetca/internal/mqttapi":         {"internal/server"},
+	"github.com/fleetca/fleetca/internal/pgtest":          {},
+	"github.com/jackc/pgx/v5/stdlib":                      {"internal/store/sqlstore", "internal/pgtest"},
 	"github.com/aws/aws-lambda-go/lambda":                 {"internal/lambdatest"},
 }
 

@@ -39,6 +39,14 @@ type Config struct {
 	// account besides the keys in the database.
 	AccessKeyID     string
 	SecretAccessKey string
+	// Database is a PostgreSQL URL (postgres://...) shared by several
+	// replicas; empty means the embedded SQLite database in DataDir.
+	Database string
+	// CAKeyPassphrase seals the CA keys at rest; it is required with
+	// PostgreSQL, where the keys live in the database.
+	CAKeyPassphrase string
+	// CAKeyPassphraseFile names a file holding CAKeyPassphrase.
+	CAKeyPassphraseFile string
 	// CAKeyAlgorithm is the key type of a CA created on first start.
 	CAKeyAlgorithm string
 	// LambdaEndpoint overrides the Lambda Invoke API endpoint that certificate
@@ -64,19 +72,22 @@ func Default(getenv func(string) string) Config {
 		LogLevel:        "info",
 	}
 	for name, field := range map[string]*string{
-		"FLEETCA_DATA_DIR":          &c.DataDir,
-		"FLEETCA_API_ADDR":          &c.APIAddr,
-		"FLEETCA_MQTT_ADDR":         &c.MQTTAddr,
-		"FLEETCA_MQTT_HOSTS":        &c.MQTTHosts,
-		"FLEETCA_TLS_CERT":          &c.TLSCert,
-		"FLEETCA_TLS_KEY":           &c.TLSKey,
-		"FLEETCA_ACCOUNT_ID":        &c.AccountID,
-		"FLEETCA_ACCESS_KEY_ID":     &c.AccessKeyID,
-		"FLEETCA_SECRET_ACCESS_KEY": &c.SecretAccessKey,
-		"FLEETCA_CA_KEY_ALGORITHM":  &c.CAKeyAlgorithm,
-		"FLEETCA_LAMBDA_ENDPOINT":   &c.LambdaEndpoint,
-		"FLEETCA_LOG_FORMAT":        &c.LogFormat,
-		"FLEETCA_LOG_LEVEL":         &c.LogLevel,
+		"FLEETCA_DATA_DIR":               &c.DataDir,
+		"FLEETCA_API_ADDR":               &c.APIAddr,
+		"FLEETCA_MQTT_ADDR":              &c.MQTTAddr,
+		"FLEETCA_MQTT_HOSTS":             &c.MQTTHosts,
+		"FLEETCA_TLS_CERT":               &c.TLSCert,
+		"FLEETCA_TLS_KEY":                &c.TLSKey,
+		"FLEETCA_ACCOUNT_ID":             &c.AccountID,
+		"FLEETCA_ACCESS_KEY_ID":          &c.AccessKeyID,
+		"FLEETCA_SECRET_ACCESS_KEY":      &c.SecretAccessKey,
+		"FLEETCA_CA_KEY_ALGORITHM":       &c.CAKeyAlgorithm,
+		"FLEETCA_DATABASE_URL":           &c.Database,
+		"FLEETCA_CA_KEY_PASSPHRASE":      &c.CAKeyPassphrase,
+		"FLEETCA_CA_KEY_PASSPHRASE_FILE": &c.CAKeyPassphraseFile,
+		"FLEETCA_LAMBDA_ENDPOINT":        &c.LambdaEndpoint,
+		"FLEETCA_LOG_FORMAT":             &c.LogFormat,
+		"FLEETCA_LOG_LEVEL":              &c.LogLevel,
 	} {
 		if v := getenv(name); v != "" {
 			*field = v
@@ -99,6 +110,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for HTTPS on the API (FLEETCA_TLS_KEY)")
 	fs.StringVar(&c.AccountID, "account-id", c.AccountID, "12-digit ID of the default account made on first start (FLEETCA_ACCOUNT_ID)")
 	fs.StringVar(&c.CAKeyAlgorithm, "ca-key-algorithm", c.CAKeyAlgorithm, "key type of a CA made on first start: "+algorithmList()+" (FLEETCA_CA_KEY_ALGORITHM)")
+	fs.StringVar(&c.Database, "database", c.Database, "PostgreSQL URL shared by several replicas, e.g. postgres://fleetca@db/fleetca; empty means SQLite in the data directory (FLEETCA_DATABASE_URL)")
+	fs.StringVar(&c.CAKeyPassphraseFile, "ca-key-passphrase-file", c.CAKeyPassphraseFile, "file holding the passphrase that seals the CA keys (or set FLEETCA_CA_KEY_PASSPHRASE) (FLEETCA_CA_KEY_PASSPHRASE_FILE)")
 	fs.StringVar(&c.LambdaEndpoint, "lambda-endpoint", c.LambdaEndpoint, "Lambda Invoke API endpoint for certificate providers, e.g. http://127.0.0.1:3001 for sam local; empty means AWS Lambda (FLEETCA_LAMBDA_ENDPOINT)")
 	fs.DurationVar(&c.ProviderTimeout, "provider-timeout", c.ProviderTimeout, "time a certificate provider has to answer")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (FLEETCA_LOG_FORMAT)")
@@ -145,6 +158,15 @@ func (c *Config) Validate() error {
 	if !keys.Algorithm(c.CAKeyAlgorithm).Valid() {
 		errs = append(errs, fmt.Errorf("CA key algorithm %q is not one of %s", c.CAKeyAlgorithm, algorithmList()))
 	}
+	if c.Database != "" && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
+		errs = append(errs, errors.New("the database must be a postgres:// URL"))
+	}
+	if c.CAKeyPassphrase != "" && c.CAKeyPassphraseFile != "" {
+		errs = append(errs, errors.New("give the CA key passphrase once: FLEETCA_CA_KEY_PASSPHRASE or --ca-key-passphrase-file"))
+	}
+	if c.Database != "" && c.CAKeyPassphrase == "" && c.CAKeyPassphraseFile == "" {
+		errs = append(errs, errors.New("with PostgreSQL the CA keys live in the database, sealed: set FLEETCA_CA_KEY_PASSPHRASE or --ca-key-passphrase-file"))
+	}
 	if c.LambdaEndpoint != "" {
 		if u, err := url.Parse(c.LambdaEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("lambda endpoint %q is not an http(s) URL", c.LambdaEndpoint))
@@ -162,6 +184,22 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log level %q is not debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// Passphrase returns the CA key passphrase, read from its file if one is named.
+func (c *Config) Passphrase() (string, error) {
+	if c.CAKeyPassphraseFile == "" {
+		return c.CAKeyPassphrase, nil
+	}
+	b, err := os.ReadFile(c.CAKeyPassphraseFile)
+	if err != nil {
+		return "", err
+	}
+	p := strings.TrimRight(string(b), "\r\n")
+	if p == "" {
+		return "", fmt.Errorf("%s is empty", c.CAKeyPassphraseFile)
+	}
+	return p, nil
 }
 
 // MQTTHostList is MQTTHosts split and trimmed.

@@ -6,6 +6,7 @@ package issuance
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/fleetca/fleetca/internal/keys"
+	"github.com/fleetca/fleetca/internal/store"
 )
 
 // File names inside the CA directory.
@@ -41,10 +43,12 @@ var (
 
 // Options configure Open.
 type Options struct {
-	// Dir holds the CA certificates and, with the file key store, the keys.
+	// Dir holds the CA certificates and keys.
 	Dir string
 	// Algorithm is the key type of a new CA. An existing CA keeps its keys.
 	Algorithm keys.Algorithm
+	// Passphrase, when set, seals the CA keys at rest (and must open them).
+	Passphrase string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -66,16 +70,12 @@ func Open(opts Options) (*Authority, error) {
 		opts.Now = time.Now
 	}
 	if _, err := os.Stat(opts.Dir); errors.Is(err, fs.ErrNotExist) {
-		if err := create(opts); err != nil {
+		if err := createDir(opts); err != nil {
 			return nil, fmt.Errorf("issuance: creating the CA: %w", err)
 		}
 	} else if err != nil {
 		return nil, err
 	}
-	return load(opts)
-}
-
-func load(opts Options) (*Authority, error) {
 	root, rootPEM, err := readCert(filepath.Join(opts.Dir, rootCertFile))
 	if err != nil {
 		return nil, err
@@ -84,22 +84,143 @@ func load(opts Options) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, err := keys.FileStore{Dir: opts.Dir}.Load(issuingKeyName)
+	signer, err := keys.FileStore{Dir: opts.Dir, Passphrase: opts.Passphrase}.Load(issuingKeyName)
 	if err != nil {
 		return nil, fmt.Errorf("issuance: loading the issuing key: %w", err)
 	}
+	return newAuthority(root, rootPEM, issuing, signer, opts.Now)
+}
+
+// OpenShared loads the CA kept by keeper (the database several replicas
+// share), creating it there first when there is none: every replica signs
+// with the one CA. The keys are sealed with passphrase before they leave the
+// process.
+func OpenShared(ctx context.Context, keeper store.CAKeeper, alg keys.Algorithm, passphrase string, now func() time.Time) (*Authority, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if passphrase == "" {
+		return nil, errors.New("issuance: a shared CA needs a passphrase to seal its keys")
+	}
+	m, err := keeper.LoadOrCreateCA(ctx, func() (*store.CAMaterial, error) {
+		g, err := generate(alg, now)
+		if err != nil {
+			return nil, err
+		}
+		m := &store.CAMaterial{RootCertPEM: pemCert(g.rootDER), IssuingCertPEM: pemCert(g.issuingDER)}
+		for _, k := range []struct {
+			key crypto.Signer
+			out *[]byte
+		}{{g.rootKey, &m.RootKeySealed}, {g.issuingKey, &m.IssuingKeySealed}} {
+			p, err := keys.EncodePEM(k.key)
+			if err != nil {
+				return nil, err
+			}
+			if *k.out, err = keys.Seal(p, passphrase); err != nil {
+				return nil, err
+			}
+		}
+		return m, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuance: the shared CA: %w", err)
+	}
+	root, err := parseCertPEM(m.RootCertPEM)
+	if err != nil {
+		return nil, err
+	}
+	issuing, err := parseCertPEM(m.IssuingCertPEM)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := keys.Unseal(m.IssuingKeySealed, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("issuance: opening the shared CA's issuing key: %w", err)
+	}
+	signer, err := keys.ParsePEM(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return newAuthority(root, m.RootCertPEM, issuing, signer, now)
+}
+
+func newAuthority(root *x509.Certificate, rootPEM []byte, issuing *x509.Certificate, signer crypto.Signer, now func() time.Time) (*Authority, error) {
 	if err := issuing.CheckSignatureFrom(root); err != nil {
 		return nil, fmt.Errorf("issuance: the issuing CA is not signed by the root: %w", err)
 	}
 	if !publicKeysEqual(signer.Public(), issuing.PublicKey) {
 		return nil, errors.New("issuance: the issuing key does not match the issuing certificate")
 	}
-	return &Authority{root: root, issuing: issuing, signer: signer, rootPEM: rootPEM, now: opts.Now}, nil
+	return &Authority{root: root, issuing: issuing, signer: signer, rootPEM: rootPEM, now: now}, nil
 }
 
-func create(opts Options) error {
-	if !opts.Algorithm.Valid() {
-		return fmt.Errorf("unknown key algorithm %q", opts.Algorithm)
+// generated is a new CA, not yet stored anywhere.
+type generated struct {
+	rootDER, issuingDER []byte
+	rootKey, issuingKey crypto.Signer
+}
+
+// generate makes a root CA and an issuing CA signed by it.
+func generate(alg keys.Algorithm, now func() time.Time) (*generated, error) {
+	if !alg.Valid() {
+		return nil, fmt.Errorf("unknown key algorithm %q", alg)
+	}
+	rootKey, err := alg.Generate()
+	if err != nil {
+		return nil, err
+	}
+	issuingKey, err := alg.Generate()
+	if err != nil {
+		return nil, err
+	}
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		return nil, err
+	}
+	name := func(role string) pkix.Name {
+		return pkix.Name{
+			Organization: []string{"fleetca"},
+			CommonName:   "fleetca " + role + " CA " + strings.ToUpper(hex.EncodeToString(suffix)),
+		}
+	}
+	start := now().UTC().Truncate(time.Second).Add(-time.Hour)
+	rootTmpl := &x509.Certificate{
+		Subject:               name("Root"),
+		NotBefore:             start,
+		NotAfter:              rootNotAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	rootDER, err := sign(rootTmpl, rootTmpl, rootKey.Public(), rootKey)
+	if err != nil {
+		return nil, err
+	}
+	root, err := x509.ParseCertificate(rootDER)
+	if err != nil {
+		return nil, err
+	}
+	issuingTmpl := &x509.Certificate{
+		Subject:               name("Issuing"),
+		NotBefore:             start,
+		NotAfter:              issuingNotAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	issuingDER, err := sign(issuingTmpl, root, issuingKey.Public(), rootKey)
+	if err != nil {
+		return nil, err
+	}
+	return &generated{rootDER: rootDER, issuingDER: issuingDER, rootKey: rootKey, issuingKey: issuingKey}, nil
+}
+
+// createDir stores a new CA in opts.Dir, whole or not at all.
+func createDir(opts Options) error {
+	g, err := generate(opts.Algorithm, opts.Now)
+	if err != nil {
+		return err
 	}
 	parent := filepath.Dir(opts.Dir)
 	if err := os.MkdirAll(parent, 0o700); err != nil {
@@ -115,58 +236,15 @@ func create(opts Options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	store := keys.FileStore{Dir: tmp}
-	rootKey, err := store.Create(rootKeyName, opts.Algorithm)
-	if err != nil {
+	ks := keys.FileStore{Dir: tmp, Passphrase: opts.Passphrase}
+	if err := ks.Save(rootKeyName, g.rootKey); err != nil {
 		return err
 	}
-	issuingKey, err := store.Create(issuingKeyName, opts.Algorithm)
-	if err != nil {
+	if err := ks.Save(issuingKeyName, g.issuingKey); err != nil {
 		return err
 	}
-	suffix := make([]byte, 4)
-	if _, err := rand.Read(suffix); err != nil {
-		return err
-	}
-	name := func(role string) pkix.Name {
-		return pkix.Name{
-			Organization: []string{"fleetca"},
-			CommonName:   "fleetca " + role + " CA " + strings.ToUpper(hex.EncodeToString(suffix)),
-		}
-	}
-	now := opts.Now().UTC().Truncate(time.Second)
-	rootTmpl := &x509.Certificate{
-		Subject:               name("Root"),
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              rootNotAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	rootDER, err := sign(rootTmpl, rootTmpl, rootKey.Public(), rootKey)
-	if err != nil {
-		return err
-	}
-	root, err := x509.ParseCertificate(rootDER)
-	if err != nil {
-		return err
-	}
-	issuingTmpl := &x509.Certificate{
-		Subject:               name("Issuing"),
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              issuingNotAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	issuingDER, err := sign(issuingTmpl, root, issuingKey.Public(), rootKey)
-	if err != nil {
-		return err
-	}
-	for file, der := range map[string][]byte{rootCertFile: rootDER, issuingCertFile: issuingDER} {
-		data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-		if err := keys.WriteFileExclusive(filepath.Join(tmp, file), data, 0o644); err != nil {
+	for file, der := range map[string][]byte{rootCertFile: g.rootDER, issuingCertFile: g.issuingDER} {
+		if err := keys.WriteFileExclusive(filepath.Join(tmp, file), pemCert(der), 0o644); err != nil {
 			return err
 		}
 	}
@@ -184,16 +262,24 @@ func create(opts Options) error {
 	return d.Sync()
 }
 
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func parseCertPEM(data []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("issuance: no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
 func readCert(path string) (*x509.Certificate, []byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuance: %w", err)
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, nil, fmt.Errorf("issuance: %s holds no certificate", path)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := parseCertPEM(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuance: %s: %w", path, err)
 	}
@@ -242,6 +328,12 @@ func (a *Authority) Root() *x509.Certificate { return a.root }
 
 // Issuing returns the issuing CA certificate.
 func (a *Authority) Issuing() *x509.Certificate { return a.issuing }
+
+// ChainPEM returns the issuing and root CA certificates in PEM form, the
+// chain that verifies every certificate fleetca issues.
+func (a *Authority) ChainPEM() []byte {
+	return append(pemCert(a.issuing.Raw), a.rootPEM...)
+}
 
 // RootPEM returns the root CA certificate in PEM form.
 func (a *Authority) RootPEM() []byte { return bytes.Clone(a.rootPEM) }

@@ -9,8 +9,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -59,51 +57,52 @@ func (a Algorithm) Generate() (crypto.Signer, error) {
 	return nil, fmt.Errorf("keys: unknown algorithm %q", a)
 }
 
-// FileStore keeps keys as files in one directory.
+// FileStore keeps keys as files in one directory. With a Passphrase, keys
+// are sealed (see Seal) before they are written, and sealed keys are opened
+// when read.
 type FileStore struct {
-	Dir string
+	Dir        string
+	Passphrase string
 }
 
 func (s FileStore) path(name string) string { return filepath.Join(s.Dir, name+".key") }
 
 // Load reads the key called name. A missing key is an error matching
-// os.ErrNotExist.
+// os.ErrNotExist; a sealed key without the right passphrase,
+// ErrWrongPassphrase.
 func (s FileStore) Load(name string) (crypto.Signer, error) {
 	data, err := os.ReadFile(s.path(name))
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("keys: %s holds no PKCS#8 private key", s.path(name))
+	if IsSealed(data) {
+		if s.Passphrase == "" {
+			return nil, fmt.Errorf("keys: %s is sealed and no passphrase is given: %w", s.path(name), ErrWrongPassphrase)
+		}
+		if data, err = Unseal(data, s.Passphrase); err != nil {
+			return nil, fmt.Errorf("keys: %s: %w", s.path(name), err)
+		}
 	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	signer, err := ParsePEM(data)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %s: %w", s.path(name), err)
-	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("keys: %s holds a %T, which cannot sign", s.path(name), k)
 	}
 	return signer, nil
 }
 
-// Create generates a key called name and stores it durably. It fails if the key
-// exists already, so a key is never replaced.
-func (s FileStore) Create(name string, alg Algorithm) (crypto.Signer, error) {
-	signer, err := alg.Generate()
+// Save stores a key called name durably, sealed if the store has a
+// passphrase. It fails if the key exists already, so a key is never replaced.
+func (s FileStore) Save(name string, signer crypto.Signer) error {
+	data, err := EncodePEM(signer)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(signer)
-	if err != nil {
-		return nil, err
+	if s.Passphrase != "" {
+		if data, err = Seal(data, s.Passphrase); err != nil {
+			return err
+		}
 	}
-	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err := WriteFileExclusive(s.path(name), data, 0o600); err != nil {
-		return nil, err
-	}
-	return signer, nil
+	return WriteFileExclusive(s.path(name), data, 0o600)
 }
 
 // WriteFileExclusive writes data to path durably: the file appears whole or not

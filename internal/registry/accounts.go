@@ -23,25 +23,31 @@ type Credential struct {
 
 // DefaultAccount returns the oldest account, creating it with an access key
 // when there is none. accountID chooses its ID (random when empty); created
-// tells whether this call made it, and only then is the key returned.
+// tells whether this call made it, and only then is the key returned. Replicas
+// starting together on one database make one default account.
 func (s *Service) DefaultAccount(ctx context.Context, accountID string) (account string, key *Credential, created bool, err error) {
-	accounts, err := s.store.Accounts(ctx)
-	if err != nil {
-		return "", nil, false, internal("listing accounts", err)
-	}
-	if len(accounts) > 0 {
-		return accounts[0].ID, nil, false, nil
-	}
 	if accountID == "" {
 		if accountID, err = RandomAccountID(); err != nil {
 			return "", nil, false, err
 		}
 	}
-	key, err = s.CreateAccount(ctx, accountID)
+	if !iot.ValidAccountID(accountID) {
+		return "", nil, false, apierr.New(apierr.InvalidRequest, "An account ID is 12 digits; %q is not.", accountID)
+	}
+	cred, err := newCredential(accountID)
 	if err != nil {
 		return "", nil, false, err
 	}
-	return accountID, key, true, nil
+	now := s.timestamp()
+	first, created, err := s.store.EnsureFirstAccount(ctx, store.Account{ID: accountID, CreatedAt: now},
+		store.AccessKey{ID: cred.AccessKeyID, Secret: cred.SecretAccessKey, AccountID: accountID, CreatedAt: now})
+	if err != nil {
+		return "", nil, false, internal("creating the default account", err)
+	}
+	if !created {
+		return first.ID, nil, false, nil
+	}
+	return first.ID, cred, true, nil
 }
 
 // CreateAccount adds an account with a new access key pair.

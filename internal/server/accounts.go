@@ -14,11 +14,18 @@ func (s *Server) CreateAccount(ctx context.Context, accountID string) (*registry
 	return s.registry.CreateAccount(ctx, accountID)
 }
 
-// Admin runs an operator's command on the data directory of cfg, whether or
-// not a server is running on it: SQLite lets a second process write safely,
-// and a running server sees the change at once.
+// Admin runs an operator's command on the database of cfg (the data
+// directory's SQLite file, or PostgreSQL), whether or not servers run on it:
+// SQLite lets a second process write safely, and running servers read access
+// keys from the database, so they see the change at once.
 func Admin(ctx context.Context, cfg config.Config, f func(*registry.Service) error) error {
-	st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath())
+	var st *sqlstore.Store
+	var err error
+	if cfg.Database != "" {
+		st, err = sqlstore.OpenPostgres(ctx, cfg.Database)
+	} else {
+		st, err = sqlstore.OpenSQLite(ctx, cfg.DatabasePath())
+	}
 	if err != nil {
 		return err
 	}

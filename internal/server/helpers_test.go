@@ -152,12 +152,33 @@ func (ts *testServer) rootCA(t testing.TB) *x509.Certificate {
 	return root
 }
 
+// issuingCA fetches the issuing CA from /ca-chain.pem, where it comes first.
+func (ts *testServer) issuingCA(t testing.TB) *x509.Certificate {
+	t.Helper()
+	resp, err := http.Get(ts.URL() + "/ca-chain.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	block, rest := pem.Decode(body)
+	root, _ := pem.Decode(rest)
+	if resp.StatusCode != 200 || block == nil || root == nil {
+		t.Fatalf("GET /ca-chain.pem: %d %q", resp.StatusCode, body)
+	}
+	issuing, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issuing
+}
+
 // verifyChain checks that certPEM chains to the server's root through its
 // issuing CA, for TLS client authentication.
 func (ts *testServer) verifyChain(t testing.TB, certPEM string) *x509.Certificate {
 	t.Helper()
 	cert := parseCertPEM(t, certPEM)
-	issuing := parseCertFile(t, ts.dir+"/ca/issuing.pem")
+	issuing := ts.issuingCA(t)
 	roots, inter := x509.NewCertPool(), x509.NewCertPool()
 	roots.AddCert(ts.rootCA(t))
 	inter.AddCert(issuing)

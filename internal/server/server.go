@@ -56,11 +56,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	authority, err := issuance.Open(issuance.Options{Dir: cfg.CADir(), Algorithm: keys.Algorithm(cfg.CAKeyAlgorithm)})
-	if err != nil {
-		return nil, err
-	}
-	st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath())
+	st, authority, err := openStoreAndCA(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +93,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.HandleFunc("GET /readyz", s.health)
 	mux.HandleFunc("GET /ca.pem", s.rootPEM)
+	mux.HandleFunc("GET /ca-chain.pem", s.chainPEM)
 	mux.Handle("/", api)
 	s.http = &http.Server{
 		Handler:           mux,
@@ -108,6 +105,35 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// openStoreAndCA opens the database and the CA. With SQLite the CA lives in
+// the data directory; with PostgreSQL it lives, sealed, in the database, so
+// every replica signs with the one CA that the first replica created.
+func openStoreAndCA(ctx context.Context, cfg config.Config) (*sqlstore.Store, *issuance.Authority, error) {
+	passphrase, err := cfg.Passphrase()
+	if err != nil {
+		return nil, nil, fmt.Errorf("CA key passphrase: %w", err)
+	}
+	alg := keys.Algorithm(cfg.CAKeyAlgorithm)
+	if cfg.Database == "" {
+		authority, err := issuance.Open(issuance.Options{Dir: cfg.CADir(), Algorithm: alg, Passphrase: passphrase})
+		if err != nil {
+			return nil, nil, err
+		}
+		st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath())
+		return st, authority, err
+	}
+	st, err := sqlstore.OpenPostgres(ctx, cfg.Database)
+	if err != nil {
+		return nil, nil, err
+	}
+	authority, err := issuance.OpenShared(ctx, st, alg, passphrase, nil)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, authority, nil
 }
 
 // bootstrapAccount makes the default account and its first access key on first
@@ -243,6 +269,13 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 func (s *Server) rootPEM(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	w.Write(s.authority.RootPEM())
+}
+
+// chainPEM serves the issuing CA and the root, for brokers and services that
+// verify fleetca's certificates.
+func (s *Server) chainPEM(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(s.authority.ChainPEM())
 }
 
 // credentialSource finds access keys for SigV4: the pair from the environment

@@ -194,6 +194,24 @@ type Tags interface {
 	UntagResource(ctx context.Context, r iot.Resource, keys []string) error
 }
 
+// CAMaterial is fleetca's CA as kept in a shared database, so that every
+// replica signs with the same CA. The keys are sealed by the caller before
+// they reach the store.
+type CAMaterial struct {
+	RootCertPEM      []byte
+	IssuingCertPEM   []byte
+	RootKeySealed    []byte
+	IssuingKeySealed []byte
+}
+
+// CAKeeper keeps the CA material of replicas that share a database.
+type CAKeeper interface {
+	// LoadOrCreateCA returns the stored CA; when there is none, it calls
+	// create and stores its result first, so that replicas starting together
+	// create the CA once.
+	LoadOrCreateCA(ctx context.Context, create func() (*CAMaterial, error)) (*CAMaterial, error)
+}
+
 // ClientToken makes a create call idempotent: Hash identifies the request's
 // parameters, so a retry can be told from a different request under the same
 // token.

@@ -17,8 +17,11 @@ const maxBatch = 256
 // then share the next transaction, and with it one fsync. Each write runs
 // inside a savepoint, so one that fails leaves the others of its batch intact.
 type writer struct {
-	db      *sql.DB
-	d       *dialect
+	db *sql.DB
+	d  *dialect
+	// limit is how many writes may share a transaction: maxBatch, or 1 to
+	// measure one transaction per write.
+	limit   int
 	ops     chan *writeOp
 	closing chan struct{}
 	done    chan struct{}
@@ -33,10 +36,15 @@ type writeOp struct {
 	result chan error
 }
 
+// newWriter starts the group-committing loop over db's one connection. One
+// loop per process also on PostgreSQL: batches of several loops that write
+// the same rows in different orders deadlock, and PostgreSQL takes a second
+// (deadlock_timeout) to break each deadlock.
 func newWriter(db *sql.DB, d *dialect) *writer {
 	w := &writer{
 		db:      db,
 		d:       d,
+		limit:   maxBatch,
 		ops:     make(chan *writeOp),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -78,7 +86,7 @@ func (w *writer) loop() {
 			return
 		}
 	fill:
-		for len(batch) < maxBatch {
+		for len(batch) < w.limit {
 			select {
 			case op := <-w.ops:
 				batch = append(batch, op)

@@ -1,0 +1,62 @@
+package issuance
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/fleetca/fleetca/internal/keys"
+	"github.com/fleetca/fleetca/internal/store/sqlstore"
+)
+
+func TestSealedFileCA(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	a, err := Open(Options{Dir: dir, Algorithm: keys.ECDSAP256, Passphrase: "s3cret passphrase"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(Options{Dir: dir, Passphrase: "s3cret passphrase"})
+	if err != nil || !a.Root().Equal(b.Root()) {
+		t.Fatalf("reopening with the passphrase: %v", err)
+	}
+	if _, err := Open(Options{Dir: dir, Passphrase: "wrong"}); !errors.Is(err, keys.ErrWrongPassphrase) {
+		t.Fatalf("a wrong passphrase = %v, want ErrWrongPassphrase", err)
+	}
+}
+
+// TestSharedCA has replicas start together on one database: one CA results,
+// and every replica signs with it.
+func TestSharedCA(t *testing.T) {
+	st, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var wg sync.WaitGroup
+	authorities := make([]*Authority, 4)
+	for i := range authorities {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			a, err := OpenShared(context.Background(), st, keys.ECDSAP256, "shared passphrase", nil)
+			if err != nil {
+				t.Error(err)
+			}
+			authorities[i] = a
+		}(i)
+	}
+	wg.Wait()
+	for _, a := range authorities[1:] {
+		if a == nil || !a.Root().Equal(authorities[0].Root()) || !a.Issuing().Equal(authorities[0].Issuing()) {
+			t.Fatal("replicas starting together made different CAs")
+		}
+	}
+	if _, err := OpenShared(context.Background(), st, keys.ECDSAP256, "wrong passphrase", nil); !errors.Is(err, keys.ErrWrongPassphrase) {
+		t.Fatalf("a wrong passphrase = %v", err)
+	}
+	if _, err := OpenShared(context.Background(), st, keys.ECDSAP256, "", nil); err == nil {
+		t.Fatal("a shared CA without a passphrase was opened")
+	}
+}
