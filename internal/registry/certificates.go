@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"time"
 
@@ -24,13 +25,9 @@ type CreatedCertificate struct {
 // CreateKeysAndCertificate makes an RSA-2048 key pair and a certificate for it.
 // The key is returned and then forgotten.
 func (s *Service) CreateKeysAndCertificate(ctx context.Context, scope iot.Scope, setAsActive bool) (*CreatedCertificate, error) {
-	key, err := s.newDeviceKey()
+	key, issued, err := s.keyAndCertificate()
 	if err != nil {
-		return nil, internal("generating a key", err)
-	}
-	issued, err := s.authority.IssueForKey(&key.PublicKey)
-	if err != nil {
-		return nil, internal("issuing", err)
+		return nil, err
 	}
 	c, err := s.register(ctx, scope, issued, initialStatus(setAsActive))
 	if err != nil {
@@ -41,6 +38,20 @@ func (s *Service) CreateKeysAndCertificate(ctx context.Context, scope iot.Scope,
 		return nil, internal("encoding the public key", err)
 	}
 	return &CreatedCertificate{Certificate: c, PrivateKeyPEM: pki.EncodeRSAPrivateKey(key), PublicKeyPEM: pub}, nil
+}
+
+// keyAndCertificate makes an RSA-2048 key and a certificate for it with the
+// profile AWS IoT gives the keys it makes.
+func (s *Service) keyAndCertificate() (*rsa.PrivateKey, *issuance.Issued, error) {
+	key, err := s.newDeviceKey()
+	if err != nil {
+		return nil, nil, internal("generating a key", err)
+	}
+	issued, err := s.authority.IssueForKey(&key.PublicKey)
+	if err != nil {
+		return nil, nil, internal("issuing", err)
+	}
+	return key, issued, nil
 }
 
 // CreateCertificateFromCSR checks the CSR and signs a certificate for its key

@@ -44,13 +44,9 @@ type ProvisionedCertificate struct {
 // CreateKeysAndCertificate: a new key and a certificate from fleetca's CA,
 // registered PENDING_ACTIVATION with an ownership token.
 func (s *Service) CreateDeviceKeysAndCertificate(ctx context.Context, scope iot.Scope) (*ProvisionedCertificate, error) {
-	key, err := s.newDeviceKey()
+	key, issued, err := s.keyAndCertificate()
 	if err != nil {
-		return nil, internal("generating a key", err)
-	}
-	issued, err := s.authority.IssueForKey(&key.PublicKey)
-	if err != nil {
-		return nil, internal("issuing", err)
+		return nil, err
 	}
 	p, err := s.provision(ctx, s.issuedCertificate(scope, issued.DER, issued.NotBefore, issued.NotAfter, iot.StatusPendingActivation))
 	if err != nil {

@@ -107,19 +107,7 @@ func (s *Store) CACertificatesBySubject(ctx context.Context, scope iot.Scope, su
 		args = append(args, scope.AccountID, scope.Region)
 	}
 	rows, err := s.read.QueryContext(ctx, query+` ORDER BY created_us, ca_certificate_id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []iot.CACertificate
-	for rows.Next() {
-		c, err := scanCA(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *c)
-	}
-	return out, rows.Err()
+	return scanAll(rows, err, scanCA)
 }
 
 // ListCACertificates implements store.CACertificates.

@@ -37,6 +37,23 @@ func insertCertificate(tx txn, c *iot.Certificate) error {
 
 type rowScanner interface{ Scan(dest ...any) error }
 
+// scanAll scans every row of a query's result with scan and closes the rows.
+func scanAll[T any](rows *sql.Rows, err error, scan func(rowScanner) (*T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, rows.Err()
+}
+
 func scanCertificate(r rowScanner) (*iot.Certificate, error) {
 	var c iot.Certificate
 	var status, mode string
@@ -157,19 +174,7 @@ func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id strin
 func (s *Store) CertificatesByID(ctx context.Context, id string) ([]iot.Certificate, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT `+certificateColumns+` FROM certificates WHERE certificate_id = ?
 		ORDER BY created_us, account_id, region`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []iot.Certificate
-	for rows.Next() {
-		c, err := scanCertificate(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *c)
-	}
-	return out, rows.Err()
+	return scanAll(rows, err, scanCertificate)
 }
 
 // CreateProvisionedCertificate implements store.Certificates.

@@ -126,19 +126,8 @@ func (s *Store) ListCertificateProviders(ctx context.Context, scope iot.Scope, a
 		args = append(args, after)
 	}
 	rows, err := s.read.QueryContext(ctx, query+` ORDER BY name `+order+` LIMIT ?`, append(args, limit+1)...)
+	out, err := scanAll(rows, err, scanProvider)
 	if err != nil {
-		return nil, false, err
-	}
-	defer rows.Close()
-	out := []iot.CertificateProvider{}
-	for rows.Next() {
-		p, err := scanProvider(rows)
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, *p)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, false, err
 	}
 	if len(out) > limit {

@@ -62,15 +62,19 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlstore: migrating %s: %w", path, err)
 	}
-	rdb, err := sql.Open("sqlite", dsn("_pragma", "query_only(1)"))
+	return newStore(ctx, d, wdb, "sqlite", dsn("_pragma", "query_only(1)"), 2*runtime.GOMAXPROCS(0))
+}
+
+// newStore opens the reader pool of n connections beside the migrated writer
+// connection wdb, and starts the writer.
+func newStore(ctx context.Context, d *dialect, wdb *sql.DB, driver, dsn string, n int) (*Store, error) {
+	rdb, err := sql.Open(driver, dsn)
 	if err != nil {
 		wdb.Close()
 		return nil, err
 	}
-	n := 2 * runtime.GOMAXPROCS(0)
 	rdb.SetMaxOpenConns(n)
 	rdb.SetMaxIdleConns(n)
-	rdb.SetConnMaxLifetime(0)
 	if err := rdb.PingContext(ctx); err != nil {
 		wdb.Close()
 		rdb.Close()
@@ -95,20 +99,7 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlstore: migrating PostgreSQL: %w", err)
 	}
-	rdb, err := sql.Open("pgx", url)
-	if err != nil {
-		wdb.Close()
-		return nil, err
-	}
-	n := 4 * runtime.GOMAXPROCS(0)
-	rdb.SetMaxOpenConns(n)
-	rdb.SetMaxIdleConns(n)
-	if err := rdb.PingContext(ctx); err != nil {
-		wdb.Close()
-		rdb.Close()
-		return nil, err
-	}
-	return &Store{d: d, read: reader{rdb, d}, wdb: wdb, write: newWriter(wdb, d)}, nil
+	return newStore(ctx, d, wdb, "pgx", url, 4*runtime.GOMAXPROCS(0))
 }
 
 // ObserveCommits registers f to be told the number of writes in each
