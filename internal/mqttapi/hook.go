@@ -96,6 +96,16 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	// Sessions are taken over by client ID: namespacing it keeps a device of
 	// one account from taking over another account's session.
 	cl.ID = sess.prefix + cl.ID
+	// The will is published by the broker itself, past OnPacketRead: put its
+	// topic in the namespace too, or a device could publish into another
+	// account's topics by dropping its connection. A will on a reserved topic
+	// is dropped, as a publish there would be refused.
+	if will := &cl.Properties.Will; will.Flag == 1 {
+		if strings.HasPrefix(will.TopicName, "$") {
+			will.Flag = 0
+		}
+		will.TopicName = sess.prefix + will.TopicName
+	}
 	h.sessions.Store(cl, sess)
 	h.log.Info("mqtt connected", "account", sess.scope.AccountID, "region", sess.scope.Region,
 		"client_id", sess.clientID, "certificate_id", sess.certificateID, "sni", sess.serverName)

@@ -63,6 +63,17 @@ type device struct {
 // root as a device would.
 func (ts *testServer) connect(t testing.TB, kp keyPair, clientID string) (*device, error) {
 	t.Helper()
+	return ts.connectWith(t, kp, clientID, nil)
+}
+
+// connectWithWill connects with a last will on topic.
+func (ts *testServer) connectWithWill(t testing.TB, kp keyPair, topic, payload string) (*device, error) {
+	t.Helper()
+	return ts.connectWith(t, kp, "", func(o *paho.ClientOptions) { o.SetWill(topic, payload, 1, false) })
+}
+
+func (ts *testServer) connectWith(t testing.TB, kp keyPair, clientID string, configure func(*paho.ClientOptions)) (*device, error) {
+	t.Helper()
 	if clientID == "" {
 		clientID = fmt.Sprintf("device-%d", clientCounter.Add(1))
 	}
@@ -79,6 +90,9 @@ func (ts *testServer) connect(t testing.TB, kp keyPair, clientID string) (*devic
 		SetConnectTimeout(waitLimit).
 		SetOrderMatters(true).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { d.lost <- err })
+	if configure != nil {
+		configure(opts)
+	}
 	d.Client = paho.NewClient(opts)
 	tok := d.Connect()
 	if !tok.WaitTimeout(waitLimit) {

@@ -401,6 +401,39 @@ func TestTopicRules(t *testing.T) {
 			t.Fatalf("B's subscriber got %q first: A's message crossed accounts", m.Payload())
 		}
 	})
+	t.Run("a will cannot reach another account", func(t *testing.T) {
+		credB, err := ts.CreateAccount(context.Background(), "555555555555")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cB := ts.client(credB.AccessKeyID, credB.SecretAccessKey)
+		b := ts.mustConnect(t, ts.claim(t, cB))
+		bMessages := b.subscribe(t, "#")
+		aWatcher := ts.mustConnect(t, ts.claim(t, c))
+		// The will names account B's namespace as if it were a topic of A's.
+		crossTopic := "555555555555/" + testRegion + "/commands"
+		aWills := aWatcher.subscribe(t, crossTopic)
+		kp := ts.claim(t, c)
+		dropper, err := ts.connectWithWill(t, kp, crossTopic, "injected")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The server drops the device (its certificate is deactivated), so
+		// the broker publishes its will.
+		setStatus(t, c, kp.id, "INACTIVE")
+		select {
+		case <-dropper.lost:
+		case <-time.After(waitLimit):
+			t.Fatal("the device was not disconnected")
+		}
+		if m := receive(t, aWills); string(m.Payload()) != "injected" {
+			t.Fatalf("A's watcher got %q", m.Payload())
+		}
+		b.publish(t, "own/topic", []byte("from B"))
+		if m := receive(t, bMessages); string(m.Payload()) != "from B" {
+			t.Fatalf("B received %q on %s first: a will crossed accounts", m.Payload(), m.Topic())
+		}
+	})
 	t.Run("same client ID in two accounts", func(t *testing.T) {
 		credB, err := ts.CreateAccount(context.Background(), "444444444444")
 		if err != nil {
