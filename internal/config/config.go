@@ -54,6 +54,12 @@ type Config struct {
 	LambdaEndpoint string
 	// ProviderTimeout bounds one certificate-provider call.
 	ProviderTimeout time.Duration
+	// MaxInFlight bounds the API requests served at once (0: no bound).
+	MaxInFlight int
+	// AccountRate bounds each account's API requests per second, with bursts
+	// of AccountBurst (0: no bound).
+	AccountRate  float64
+	AccountBurst int
 	// LogFormat is text or json; LogLevel is debug, info, warn or error.
 	LogFormat string
 	LogLevel  string
@@ -68,6 +74,7 @@ func Default(getenv func(string) string) Config {
 		MQTTHosts:       "localhost,127.0.0.1",
 		CAKeyAlgorithm:  string(keys.ECDSAP256),
 		ProviderTimeout: 5 * time.Second,
+		MaxInFlight:     1024,
 		LogFormat:       "text",
 		LogLevel:        "info",
 	}
@@ -114,6 +121,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CAKeyPassphraseFile, "ca-key-passphrase-file", c.CAKeyPassphraseFile, "file holding the passphrase that seals the CA keys (or set FLEETCA_CA_KEY_PASSPHRASE) (FLEETCA_CA_KEY_PASSPHRASE_FILE)")
 	fs.StringVar(&c.LambdaEndpoint, "lambda-endpoint", c.LambdaEndpoint, "Lambda Invoke API endpoint for certificate providers, e.g. http://127.0.0.1:3001 for sam local; empty means AWS Lambda (FLEETCA_LAMBDA_ENDPOINT)")
 	fs.DurationVar(&c.ProviderTimeout, "provider-timeout", c.ProviderTimeout, "time a certificate provider has to answer")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "API requests served at once; more are answered ThrottlingException (0: no bound)")
+	fs.Float64Var(&c.AccountRate, "account-rate", c.AccountRate, "API requests per second per account; more are answered ThrottlingException (0: no bound)")
+	fs.IntVar(&c.AccountBurst, "account-burst", c.AccountBurst, "burst of --account-rate (default: one second's worth)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (FLEETCA_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (FLEETCA_LOG_LEVEL)")
 }
@@ -171,6 +181,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.LambdaEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("lambda endpoint %q is not an http(s) URL", c.LambdaEndpoint))
 		}
+	}
+	if c.MaxInFlight < 0 || c.AccountRate < 0 || c.AccountBurst < 0 {
+		errs = append(errs, errors.New("--max-in-flight, --account-rate and --account-burst cannot be negative"))
 	}
 	if c.ProviderTimeout <= 0 || c.ProviderTimeout > time.Minute {
 		errs = append(errs, fmt.Errorf("provider timeout %v is not between 0 and 1m", c.ProviderTimeout))

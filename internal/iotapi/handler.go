@@ -13,9 +13,11 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/iot"
@@ -39,6 +41,14 @@ type Options struct {
 	Logger   *slog.Logger
 	// Observer, if set, sees every request (for metrics).
 	Observer Observer
+	// MaxInFlight bounds the requests served at once; beyond it requests
+	// are refused with ThrottlingException instead of queueing. Zero means
+	// no bound.
+	MaxInFlight int
+	// AccountRate bounds each account's requests per second, with bursts of
+	// AccountBurst; zero means no bound.
+	AccountRate  float64
+	AccountBurst int
 }
 
 // Handler serves the API.
@@ -48,11 +58,24 @@ type Handler struct {
 	log      *slog.Logger
 	observer Observer
 	mux      *http.ServeMux
+	// inFlight is a semaphore of MaxInFlight slots; nil when unbounded.
+	inFlight chan struct{}
+	rate     rate.Limit
+	burst    int
+	// limiters holds one token bucket per account that has signed a
+	// request, so their number is bounded by the accounts that exist.
+	limiters sync.Map // account ID -> *rate.Limiter
 }
 
 // New returns a Handler with every operation routed.
 func New(opts Options) *Handler {
 	h := &Handler{reg: opts.Registry, verifier: opts.Verifier, log: opts.Logger, observer: opts.Observer, mux: http.NewServeMux()}
+	if opts.MaxInFlight > 0 {
+		h.inFlight = make(chan struct{}, opts.MaxInFlight)
+	}
+	if opts.AccountRate > 0 {
+		h.rate, h.burst = rate.Limit(opts.AccountRate), max(opts.AccountBurst, 1)
+	}
 	for _, op := range h.operations() {
 		h.mux.Handle(op.pattern, h.serve(op))
 	}
@@ -124,8 +147,34 @@ func (h *Handler) serve(op operation) http.Handler {
 	})
 }
 
+// throttled is what an overloaded server answers; the SDKs retry it with
+// back-off.
+func throttled() error { return apierr.New(apierr.Throttling, "Rate exceeded") }
+
+// allow takes a token from the account's bucket.
+func (h *Handler) allow(account string) bool {
+	if h.rate == 0 {
+		return true
+	}
+	l, ok := h.limiters.Load(account)
+	if !ok {
+		l, _ = h.limiters.LoadOrStore(account, rate.NewLimiter(h.rate, h.burst))
+	}
+	return l.(*rate.Limiter).Allow()
+}
+
 // run reads and authenticates the request and calls the operation.
 func (h *Handler) run(op operation, r *http.Request, account *string) (any, error) {
+	if h.inFlight != nil {
+		// Refuse at once rather than queue: queued requests hold memory and
+		// connections, and their clients would time out anyway.
+		select {
+		case h.inFlight <- struct{}{}:
+			defer func() { <-h.inFlight }()
+		default:
+			return nil, throttled()
+		}
+	}
 	if r.ContentLength > MaxBodyBytes {
 		return nil, tooLarge()
 	}
@@ -141,6 +190,9 @@ func (h *Handler) run(op operation, r *http.Request, account *string) (any, erro
 		return nil, err
 	}
 	*account = id.AccountID
+	if !h.allow(id.AccountID) {
+		return nil, throttled()
+	}
 	c := &call{r: r, body: body, query: r.URL.Query(), scope: iot.Scope{AccountID: id.AccountID, Region: id.Region}}
 	return op.handle(c)
 }

@@ -72,10 +72,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	creds := credentialSource{reg: reg, envKeyID: cfg.AccessKeyID, envSecret: cfg.SecretAccessKey, defaultAccount: s.AccountID}
+	burst := cfg.AccountBurst
+	if burst == 0 {
+		burst = int(cfg.AccountRate + 0.999)
+	}
 	api := iotapi.New(iotapi.Options{
-		Registry: reg,
-		Verifier: sigv4.NewVerifier(creds, nil, "iot", "execute-api"),
-		Logger:   log,
+		Registry:     reg,
+		Verifier:     sigv4.NewVerifier(creds, nil, "iot", "execute-api"),
+		Logger:       log,
+		MaxInFlight:  cfg.MaxInFlight,
+		AccountRate:  cfg.AccountRate,
+		AccountBurst: burst,
 	})
 	if cfg.MQTTAddr != "" {
 		cert, err := authority.IssueServerCertificate(cfg.MQTTHostList())
