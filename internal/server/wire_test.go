@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 )
 
+
 // rawRequest is an HTTP request built and signed by hand, for what the SDK
 // will not send.
 type rawRequest struct {
@@ -129,6 +130,14 @@ func TestSigV4Refusals(t *testing.T) {
 		{"future date", rawRequest{signedAt: time.Now().Add(20 * time.Minute)}, "InvalidSignatureException"},
 		{"other service", rawRequest{service: "s3"}, "InvalidSignatureException"},
 		{"malformed header", rawRequest{tamper: func(r *http.Request) { r.Header.Set("Authorization", "AWS4-HMAC-SHA256 garbage") }}, "IncompleteSignatureException"},
+		{"other algorithm", rawRequest{tamper: func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA512", 1))
+		}}, "IncompleteSignatureException"},
+		{"altered method", rawRequest{tamper: func(r *http.Request) { r.Method = http.MethodPut }}, "InvalidSignatureException"},
+		{"duplicated date", rawRequest{tamper: func(r *http.Request) { r.Header.Add("X-Amz-Date", "20300101T000000Z") }}, "InvalidSignatureException"},
+		{"duplicated signed header", rawRequest{tamper: func(r *http.Request) { r.Header.Add("Content-Type", "application/json") }}, "InvalidSignatureException"},
+		{"two Authorization headers", rawRequest{tamper: func(r *http.Request) { r.Header.Add("Authorization", r.Header.Get("Authorization")) }}, "InvalidSignatureException"},
+		{"signed header removed", rawRequest{tamper: func(r *http.Request) { r.Header.Del("Content-Type") }}, "InvalidSignatureException"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,6 +153,55 @@ func TestSigV4Refusals(t *testing.T) {
 	for _, service := range []string{"iot", "execute-api"} {
 		if r := ts.send(t, rawRequest{method: "POST", path: "/certificates", body: body, service: service}); r.status != 200 {
 			t.Fatalf("a good request signed for %s was refused: %d %v", service, r.status, r.body)
+		}
+	}
+}
+
+// TestPresignedURLs authenticates with query-string signatures, which AWS
+// accepts too, and refuses them once expired or altered.
+func TestPresignedURLs(t *testing.T) {
+	ts := startServer(t, "")
+	presign := func(secret string, signedAt time.Time, expires string) *http.Request {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, ts.URL()+"/certificates?pageSize=5&X-Amz-Expires="+expires, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		empty := sha256.Sum256(nil)
+		uri, _, err := v4.NewSigner().PresignHTTP(context.Background(), aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: secret},
+			req, hex.EncodeToString(empty[:]), "iot", testRegion, signedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := http.NewRequest(http.MethodGet, uri, nil)
+		return out
+	}
+	do := func(req *http.Request) (int, string) {
+		t.Helper()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("x-amzn-ErrorType")
+	}
+	if status, code := do(presign(testSecret, time.Now(), "300")); status != 200 {
+		t.Fatalf("a valid presigned URL: %d %s", status, code)
+	}
+	tampered := presign(testSecret, time.Now(), "300")
+	tampered.URL.RawQuery = strings.Replace(tampered.URL.RawQuery, "pageSize=5", "pageSize=250", 1)
+	for _, tc := range []struct {
+		name string
+		req  *http.Request
+		code string
+	}{
+		{"expired", presign(testSecret, time.Now().Add(-2*time.Hour), "3600"), "InvalidSignatureException:"},
+		{"longer than seven days", presign(testSecret, time.Now(), "604801"), "IncompleteSignatureException:"},
+		{"wrong secret", presign("not-the-secret", time.Now(), "300"), "InvalidSignatureException:"},
+		{"altered query", tampered, "InvalidSignatureException:"},
+	} {
+		if status, code := do(tc.req); status != 403 || code != tc.code {
+			t.Errorf("%s: %d %s, want 403 %s", tc.name, status, code, tc.code)
 		}
 	}
 }
