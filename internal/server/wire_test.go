@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 )
 
-
 // rawRequest is an HTTP request built and signed by hand, for what the SDK
 // will not send.
 type rawRequest struct {
