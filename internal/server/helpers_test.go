@@ -121,8 +121,17 @@ func (ts *testServer) stop(t testing.TB) {
 // client returns the real AWS SDK IoT client pointed at the server, signing
 // with the given key pair.
 func (ts *testServer) client(keyID, secret string) *iot.Client {
+	return newIoTClient(ts.URL(), keyID, secret)
+}
+
+// clientFor returns the test account's client for the endpoint url.
+func (ts *testServer) clientFor(url string) *iot.Client {
+	return newIoTClient(url, testKeyID, testSecret)
+}
+
+func newIoTClient(url, keyID, secret string) *iot.Client {
 	return iot.New(iot.Options{
-		BaseEndpoint:     aws.String(ts.URL()),
+		BaseEndpoint:     aws.String(url),
 		Region:           testRegion,
 		Credentials:      credentials.NewStaticCredentialsProvider(keyID, secret, ""),
 		RetryMaxAttempts: 1,
