@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"testing"
 	"time"
@@ -51,6 +52,40 @@ func FuzzParseCertificate(f *testing.F) {
 		}
 		if err != nil && !IsError(err) {
 			t.Fatalf("non-input error: %v", err)
+		}
+	})
+}
+
+// FuzzCheckVerificationCertificate feeds arbitrary verification certificates
+// and codes to the proof-of-possession check: only a certificate the CA
+// signed, with the code as its common name, passes.
+func FuzzCheckVerificationCertificate(f *testing.F) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	code := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	vDER, _ := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: code},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}, ca, &leafKey.PublicKey, caKey)
+	good := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: vDER})
+	f.Add(good, code)
+	f.Add(good, "another code")
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), "CA")
+	f.Add([]byte("junk"), code)
+	f.Fuzz(func(t *testing.T, data []byte, c string) {
+		err := CheckVerificationCertificate(ca, data, c)
+		if err == nil {
+			v, perr := ParseCertificate(data)
+			if perr != nil || v.Subject.CommonName != c || v.CheckSignatureFrom(ca) != nil {
+				t.Fatal("accepted a verification certificate that is not a proof")
+			}
+			return
+		}
+		var verr *VerificationError
+		if !errors.As(err, &verr) {
+			t.Fatalf("error %v is not a VerificationError", err)
 		}
 	})
 }

@@ -137,3 +137,30 @@ func EncodePublicKey(pub crypto.PublicKey) (string, error) {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
 }
+
+// VerificationError says why a verification certificate is refused.
+type VerificationError struct {
+	// CodeMismatch is true when the certificate is valid and signed by the
+	// CA but its common name is not the registration code.
+	CodeMismatch bool
+	msg          string
+}
+
+func (e *VerificationError) Error() string { return e.msg }
+
+// CheckVerificationCertificate is the proof that the caller holds a CA's
+// private key: verificationPEM must be one certificate, signed by ca, whose
+// subject common name is code.
+func CheckVerificationCertificate(ca *x509.Certificate, verificationPEM []byte, code string) error {
+	v, err := ParseCertificate(verificationPEM)
+	if err != nil {
+		return &VerificationError{msg: fmt.Sprintf("The verification certificate is not valid: %v", err)}
+	}
+	if v.Subject.CommonName != code {
+		return &VerificationError{CodeMismatch: true, msg: "The common name of the verification certificate is not the registration code."}
+	}
+	if err := v.CheckSignatureFrom(ca); err != nil {
+		return &VerificationError{msg: fmt.Sprintf("The verification certificate is not signed by the CA certificate's key: %v", err)}
+	}
+	return nil
+}

@@ -141,15 +141,12 @@ func (s *Service) checkVerification(ctx context.Context, scope iot.Scope, ca *x5
 	if err != nil {
 		return internal("reading the registration code", err)
 	}
-	v, err := pki.ParseCertificate([]byte(verificationPEM))
-	if err != nil {
-		return apierr.New(apierr.CertificateValidation, "The verification certificate is not valid: %v", err)
-	}
-	if v.Subject.CommonName != code {
-		return apierr.New(apierr.RegistrationCodeValidation, "The common name of the verification certificate is not the registration code.")
-	}
-	if err := v.CheckSignatureFrom(ca); err != nil {
-		return apierr.New(apierr.CertificateValidation, "The verification certificate is not signed by the CA certificate's key: %v", err)
+	var verr *pki.VerificationError
+	if err := pki.CheckVerificationCertificate(ca, []byte(verificationPEM), code); errors.As(err, &verr) {
+		if verr.CodeMismatch {
+			return apierr.New(apierr.RegistrationCodeValidation, "%s", verr.Error())
+		}
+		return apierr.New(apierr.CertificateValidation, "%s", verr.Error())
 	}
 	return nil
 }
