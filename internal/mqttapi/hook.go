@@ -41,6 +41,7 @@ type hook struct {
 	reg      *registry.Service
 	log      *slog.Logger
 	broker   *mqtt.Server
+	observer Observer
 	sessions sync.Map // *mqtt.Client -> *session
 }
 

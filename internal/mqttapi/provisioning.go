@@ -90,6 +90,9 @@ func (h *hook) serve(cl *mqtt.Client, sess *session, op operation, payload []byt
 		return
 	}
 	delivered := h.reply(cl, sess, op.topic+suffix, body)
+	if h.observer != nil {
+		h.observer.ObserveMQTTRequest(op.name, status, time.Since(start))
+	}
 	h.log.Info("mqtt request", "operation", op.name, "format", op.format, "status", status,
 		"latency_ms", float64(time.Since(start).Microseconds())/1000, "account", sess.scope.AccountID,
 		"client_id", sess.clientID, "delivered", delivered)

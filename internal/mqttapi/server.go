@@ -45,6 +45,13 @@ type Options struct {
 	ExpiryInterval time.Duration
 	// Now is the clock of the expiry janitor; nil means time.Now.
 	Now func() time.Time
+	// Observer, if set, sees every fleet-provisioning request.
+	Observer Observer
+}
+
+// Observer is told about every fleet-provisioning request once it is answered.
+type Observer interface {
+	ObserveMQTTRequest(operation string, status int, elapsed time.Duration)
 }
 
 // Server is the device plane.
@@ -77,7 +84,7 @@ func New(opts Options) (*Server, error) {
 		Capabilities: caps,
 		Logger:       opts.Logger.With("component", "mqtt"),
 	})
-	h := &hook{reg: opts.Registry, log: opts.Logger, broker: broker}
+	h := &hook{reg: opts.Registry, log: opts.Logger, broker: broker, observer: opts.Observer}
 	if err := broker.AddHook(h, nil); err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/fleetca/fleetca/internal/sigv4"
 	"github.com/fleetca/fleetca/internal/store"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
+	"github.com/fleetca/fleetca/internal/telemetry"
 )
 
 // Server is a running fleetca.
@@ -66,6 +67,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("certificate providers: %w", err)
 	}
 	reg := registry.New(registry.Options{Store: st, Authority: authority, Signer: invoker})
+	metrics := telemetry.New()
+	st.ObserveCommits(metrics.ObserveCommit)
 	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg}
 	if err := s.bootstrapAccount(ctx); err != nil {
 		st.Close()
@@ -80,6 +83,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Registry:     reg,
 		Verifier:     sigv4.NewVerifier(creds, nil, "iot", "execute-api"),
 		Logger:       log,
+		Observer:     metrics,
 		MaxInFlight:  cfg.MaxInFlight,
 		AccountRate:  cfg.AccountRate,
 		AccountBurst: burst,
@@ -90,7 +94,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			st.Close()
 			return nil, err
 		}
-		s.mqtt, err = mqttapi.New(mqttapi.Options{Addr: cfg.MQTTAddr, Certificate: cert, Registry: reg, Logger: log})
+		s.mqtt, err = mqttapi.New(mqttapi.Options{Addr: cfg.MQTTAddr, Certificate: cert, Registry: reg, Logger: log, Observer: metrics})
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("mqtt endpoint: %w", err)
@@ -101,6 +105,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.HandleFunc("GET /readyz", s.health)
 	mux.HandleFunc("GET /ca.pem", s.rootPEM)
 	mux.HandleFunc("GET /ca-chain.pem", s.chainPEM)
+	mux.Handle("GET /metrics", metrics.Handler())
 	mux.Handle("/", api)
 	s.http = &http.Server{
 		Handler:           mux,

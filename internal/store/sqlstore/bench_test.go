@@ -45,7 +45,7 @@ func BenchmarkCreateCertificate(b *testing.B) {
 				defer s.Close()
 				s.write.limit = mode.limit
 				var commits, writes atomic.Int64
-				s.ObserveCommits(func(n int) { commits.Add(1); writes.Add(int64(n)) })
+				s.ObserveCommits(func(n int, _ time.Duration) { commits.Add(1); writes.Add(int64(n)) })
 				var seq atomic.Int64
 				scope := iot.Scope{AccountID: "111111111111", Region: "us-east-1"}
 				b.SetParallelism(16)

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
@@ -103,8 +104,9 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 }
 
 // ObserveCommits registers f to be told the number of writes in each
-// committed batch. Call it before the store is used.
-func (s *Store) ObserveCommits(f func(size int)) { s.write.observe = f }
+// committed batch and how long its commit took. Call it before the store is
+// used.
+func (s *Store) ObserveCommits(f func(size int, elapsed time.Duration)) { s.write.observe = f }
 
 // Close waits for the writer to finish and closes the connections.
 func (s *Store) Close() error {

@@ -65,7 +65,7 @@ func TestSQLiteGroupCommit(t *testing.T) {
 	s := openTemp(t, filepath.Join(t.TempDir(), "fleetca.db"))
 	defer s.Close()
 	commits, writes := 0, 0
-	s.ObserveCommits(func(n int) { commits++; writes += n })
+	s.ObserveCommits(func(n int, _ time.Duration) { commits++; writes += n })
 	const n = 400
 	errs := make(chan error, n)
 	start := make(chan struct{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"time"
 
 	"github.com/fleetca/fleetca/internal/store"
 )
@@ -26,8 +27,8 @@ type writer struct {
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
-	// observe, when set, is told the size of each committed batch.
-	observe func(size int)
+	// observe, when set, is told the size and duration of each committed batch.
+	observe func(size int, elapsed time.Duration)
 }
 
 type writeOp struct {
@@ -109,13 +110,14 @@ func (w *writer) commit(batch []*writeOp) {
 	pending := batch
 	for attempt := 1; ; attempt++ {
 		results := make([]error, len(pending))
+		start := time.Now()
 		err := w.run(pending, results)
 		last := attempt == maxAttempts
 		if err != nil && isRetryable(err) && !last {
 			continue
 		}
 		if err == nil && w.observe != nil {
-			w.observe(len(pending))
+			w.observe(len(pending), time.Since(start))
 		}
 		var again []*writeOp
 		for i, op := range pending {

@@ -1,0 +1,47 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+)
+
+// TestMetrics checks that /metrics counts requests of both front ends, the
+// certificates issued, the store's commits, and the process.
+func TestMetrics(t *testing.T) {
+	ts := startServer(t, "")
+	c := ts.iotClient()
+	claim := ts.claim(t, c)
+	c.DescribeCertificate(context.Background(), &iot.DescribeCertificateInput{CertificateId: aws.String(strings.Repeat("0", 64))})
+	d := ts.mustConnect(t, claim)
+	d.request(t, "$aws/certificates/create", "json", map[string]any{})
+
+	resp, err := http.Get(ts.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	text := string(body)
+	for _, want := range []string{
+		`fleetca_requests_total{frontend="http",operation="CreateKeysAndCertificate",status="200"} 1`,
+		`fleetca_requests_total{frontend="http",operation="DescribeCertificate",status="404"} 1`,
+		`fleetca_requests_total{frontend="mqtt",operation="CreateKeysAndCertificate",status="200"} 1`,
+		`fleetca_certificates_issued_total{operation="http/CreateKeysAndCertificate"} 1`,
+		`fleetca_certificates_issued_total{operation="mqtt/CreateKeysAndCertificate"} 1`,
+		`fleetca_request_duration_seconds_count{frontend="http",operation="CreateKeysAndCertificate"} 1`,
+		`fleetca_store_commit_batch_size_count`,
+		`fleetca_store_commit_duration_seconds_bucket`,
+		`process_cpu_seconds_total`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,87 @@
+// Package telemetry keeps fleetca's Prometheus metrics: requests and their
+// latency per operation and status, certificates issued, the store's commit
+// batches, and the process's CPU and memory. The front ends and the store
+// report through narrow observer interfaces; only this package and server
+// know Prometheus.
+package telemetry
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the set of fleetca's metrics.
+type Metrics struct {
+	registry      *prometheus.Registry
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	issued        *prometheus.CounterVec
+	batchSize     prometheus.Histogram
+	commitLatency prometheus.Histogram
+}
+
+// New returns fresh metrics, with the process and Go runtime collectors.
+func New() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetca_requests_total", Help: "Requests answered, by front end, operation and status.",
+		}, []string{"frontend", "operation", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fleetca_request_duration_seconds", Help: "Time to answer a request, by front end and operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}, []string{"frontend", "operation"}),
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetca_certificates_issued_total", Help: "Certificates issued and stored, by operation.",
+		}, []string{"operation"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fleetca_store_commit_batch_size", Help: "Writes that shared one commit (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fleetca_store_commit_duration_seconds", Help: "Time of one commit, fsync included.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+		}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.issued, m.batchSize, m.commitLatency,
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// ObserveRequest records an API request (it is an iotapi.Observer).
+func (m *Metrics) ObserveRequest(operation string, status int, elapsed time.Duration) {
+	m.observe("http", operation, status, elapsed)
+}
+
+// ObserveMQTTRequest records a fleet-provisioning request.
+func (m *Metrics) ObserveMQTTRequest(operation string, status int, elapsed time.Duration) {
+	m.observe("mqtt", operation, status, elapsed)
+}
+
+func (m *Metrics) observe(frontend, operation string, status int, elapsed time.Duration) {
+	m.requests.WithLabelValues(frontend, operation, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(frontend, operation).Observe(elapsed.Seconds())
+	if status == http.StatusOK && issuing[operation] {
+		m.issued.WithLabelValues(frontend + "/" + operation).Inc()
+	}
+}
+
+// issuing are the operations that issue and store a certificate when they
+// succeed.
+var issuing = map[string]bool{"CreateKeysAndCertificate": true, "CreateCertificateFromCsr": true}
+
+// ObserveCommit records a store commit of size writes.
+func (m *Metrics) ObserveCommit(size int, elapsed time.Duration) {
+	m.batchSize.Observe(float64(size))
+	m.commitLatency.Observe(elapsed.Seconds())
+}
