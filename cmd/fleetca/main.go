@@ -4,11 +4,13 @@
 //	fleetca serve [flags]                     run the server
 //	fleetca account create [--account-id ID]  add an account and print its key pair
 //	fleetca account add-key --account-id ID   add a key pair to an account
+//	fleetca bench [flags]                     drive an AWS IoT endpoint and measure it
 //	fleetca version                           print the version
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,10 +19,15 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/loadgen"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/server"
 )
@@ -42,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "account":
 		return account(args[1:], stdout, stderr)
+	case "bench":
+		return bench(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "fleetca", versionString())
 		return 0
@@ -61,6 +70,7 @@ Usage:
   fleetca serve [flags]                       run the server (fleetca serve -h lists the flags)
   fleetca account create [--account-id ID]    add an account and print its access key pair
   fleetca account add-key --account-id ID     add an access key pair to an account
+  fleetca bench [flags]                       drive an AWS IoT endpoint and measure it (fleetca bench -h)
   fleetca version                             print the version
 
 The account commands take --data-dir too, and work whether or not the server runs.
@@ -179,5 +189,71 @@ func account(args []string, stdout, stderr io.Writer) int {
 	// The secret goes to the operator's terminal once, like aws iam create-access-key.
 	fmt.Fprintf(stdout, "# fleetca account %s\n[fleetca-%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
 		cred.AccountID, cred.AccountID, cred.AccessKeyID, cred.SecretAccessKey)
+	return 0
+}
+
+func bench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fleetca bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	endpoint := fs.String("endpoint", "http://127.0.0.1:7400", "AWS IoT endpoint to drive (credentials: the standard AWS sources)")
+	region := fs.String("region", "us-east-1", "region to sign for")
+	op := fs.String("op", "csr", "operation: "+strings.Join(loadgen.Operations, ", "))
+	concurrency := fs.Int("concurrency", 32, "concurrent clients")
+	duration := fs.Duration("duration", 10*time.Second, "how long to run (at most 1h)")
+	count := fs.Int("count", 0, "stop after this many requests (0: run for --duration)")
+	csrKey := fs.String("csr-key", "rsa-2048", "key of the CSRs: rsa-2048 or p256")
+	pid := fs.Int("server-pid", 0, "PID of a local server, to read its CPU time from /proc")
+	metricsURL := fs.String("metrics-url", "", "Prometheus endpoint of the server (e.g. http://127.0.0.1:7400/metrics), to read its CPU time")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(*region))
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
+		return 1
+	}
+	opts := loadgen.Options{
+		Client:      iot.NewFromConfig(cfg, func(o *iot.Options) { o.BaseEndpoint = endpoint; o.RetryMaxAttempts = 1 }),
+		Operation:   *op,
+		Concurrency: *concurrency,
+		Duration:    *duration,
+		Count:       *count,
+		CSRKey:      *csrKey,
+		Progress:    stderr,
+	}
+	if *count > 0 {
+		opts.Duration = loadgen.MaxDuration
+	}
+	switch {
+	case *pid > 0:
+		opts.ServerCPU = loadgen.ProcCPU(*pid)
+	case *metricsURL != "":
+		opts.ServerCPU = loadgen.MetricsCPU(*metricsURL)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := loadgen.Run(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s x %d clients: %d requests in %.1fs, %.0f/s, %d errors %v\n",
+		r.Operation, r.Concurrency, r.Requests, r.Seconds, r.PerSecond, r.Errors, r.ErrorCodes)
+	fmt.Fprintf(stdout, "latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
+	if r.RawCostMs > 0 {
+		fmt.Fprintf(stdout, "raw crypto cost %.3f ms CPU", r.RawCostMs)
+		if r.ServerCPUMs > 0 {
+			fmt.Fprintf(stdout, "; server CPU %.3f ms per request; CPU ratio %.2f", r.ServerCPUMs, r.CPURatio)
+		}
+		fmt.Fprintln(stdout)
+	}
+	line, _ := json.Marshal(r)
+	fmt.Fprintln(stdout, string(line))
+	if r.Errors > 0 {
+		return 1
+	}
 	return 0
 }

@@ -33,6 +33,7 @@ var layer = map[string]int{
 	"internal/telemetry":       2,
 	"internal/mqttapi":         4,
 	"internal/server":          5,
+	"internal/loadgen":         5,
 	"cmd/fleetca":              6,
 	"internal/archtest":        6,
 	"internal/lambdatest":      6,
