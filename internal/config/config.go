@@ -63,6 +63,9 @@ type Config struct {
 	// LogFormat is text or json; LogLevel is debug, info, warn or error.
 	LogFormat string
 	LogLevel  string
+	// DebugAddr, when set, serves Go's profiler (net/http/pprof) there,
+	// without authentication: keep it on a loopback address.
+	DebugAddr string
 }
 
 // Default returns the defaults, overridden by FLEETCA_* variables from getenv.
@@ -95,6 +98,7 @@ func Default(getenv func(string) string) Config {
 		"FLEETCA_LAMBDA_ENDPOINT":        &c.LambdaEndpoint,
 		"FLEETCA_LOG_FORMAT":             &c.LogFormat,
 		"FLEETCA_LOG_LEVEL":              &c.LogLevel,
+		"FLEETCA_DEBUG_ADDR":             &c.DebugAddr,
 	} {
 		if v := getenv(name); v != "" {
 			*field = v
@@ -126,6 +130,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.AccountBurst, "account-burst", c.AccountBurst, "burst of --account-rate (default: one second's worth)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (FLEETCA_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (FLEETCA_LOG_LEVEL)")
+	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "address serving Go's profiler at /debug/pprof/, unauthenticated, e.g. 127.0.0.1:7402; empty disables it (FLEETCA_DEBUG_ADDR)")
 }
 
 func algorithmList() string {
@@ -151,6 +156,11 @@ func (c *Config) Validate() error {
 		}
 		if len(c.MQTTHostList()) == 0 {
 			errs = append(errs, errors.New("the MQTT endpoint needs at least one host name"))
+		}
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			errs = append(errs, fmt.Errorf("debug address %q: %v", c.DebugAddr, err))
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

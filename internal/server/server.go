@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -38,6 +39,8 @@ type Server struct {
 	http      *http.Server
 	listener  net.Listener
 	mqtt      *mqttapi.Server
+	debug     *http.Server // the profiler, when DebugAddr is set
+	debugAddr string
 	// AccountID is the default account.
 	AccountID string
 	served    chan struct{} // closed when the HTTP server has stopped
@@ -190,6 +193,15 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
+	if s.cfg.DebugAddr != "" {
+		if err := s.startDebug(); err != nil {
+			ln.Close()
+			if s.mqtt != nil {
+				s.mqtt.Close()
+			}
+			return err
+		}
+	}
 	s.served = make(chan struct{})
 	go func() {
 		s.serveErr = s.http.Serve(ln)
@@ -197,6 +209,34 @@ func (s *Server) Start() error {
 	}()
 	s.logReady()
 	return nil
+}
+
+// startDebug serves Go's profiler on its own listener, so that it is never
+// reachable through the API's address.
+func (s *Server) startDebug() error {
+	ln, err := net.Listen("tcp", s.cfg.DebugAddr)
+	if err != nil {
+		return fmt.Errorf("debug address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.debugAddr = ln.Addr().String()
+	go s.debug.Serve(ln)
+	s.log.Info("profiler listening", "url", s.DebugURL())
+	return nil
+}
+
+// DebugURL is the profiler's base URL; empty when DebugAddr is not set.
+func (s *Server) DebugURL() string {
+	if s.debugAddr == "" {
+		return ""
+	}
+	return "http://" + s.debugAddr + "/debug/pprof/"
 }
 
 // URL is the API's base URL, for --endpoint-url.
@@ -243,6 +283,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := s.mqtt.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if s.debug != nil {
+		errs = append(errs, s.debug.Close())
 	}
 	errs = append(errs, s.store.Close())
 	return errors.Join(errs...)
