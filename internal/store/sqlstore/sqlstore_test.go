@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,45 @@ func TestParseMarkerRejectsGarbage(t *testing.T) {
 		if _, err := store.ParseMarker(m); !errors.Is(err, store.ErrBadCursor) {
 			t.Errorf("ParseMarker(%q) = %v, want ErrBadCursor", m, err)
 		}
+	}
+}
+
+// TestSQLiteListPlansAreCovering checks that list pages are read from an
+// index alone, whatever the page's position: a plan that visits the table
+// reads one scattered row per listed certificate, which a million
+// certificates make costly.
+func TestSQLiteListPlansAreCovering(t *testing.T) {
+	s := openTemp(t, filepath.Join(t.TempDir(), "fleetca.db"))
+	defer s.Close()
+	after := &store.Cursor{Time: time.Now(), ID: "ab"}
+	for _, tc := range []struct {
+		name  string
+		q     store.CertificateQuery
+		index string
+	}{
+		{"first page", store.CertificateQuery{Limit: 25}, "certificates_by_creation"},
+		{"later page, ascending", store.CertificateQuery{Limit: 25, Ascending: true, After: after}, "certificates_by_creation"},
+		{"by CA", store.CertificateQuery{Limit: 25, CACertificateID: "cd", After: after}, "certificates_by_ca"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			query, args := certificateListQuery(iot.Scope{AccountID: "111111111111", Region: "us-east-1"}, tc.q)
+			rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			if len(plan) != 1 || !strings.Contains(plan[0], "USING COVERING INDEX "+tc.index) {
+				t.Fatalf("plan %q; want one search using covering index %s", plan, tc.index)
+			}
+		})
 	}
 }
