@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"sort"
@@ -53,6 +54,9 @@ type Options struct {
 	Count    int
 	// CSRKey is the key of the CSRs: rsa-2048 or p256.
 	CSRKey string
+	// CAKey is the key of the server's issuing CA, which the raw cost signs
+	// with: p256 (fleetca's default; also when empty) or rsa-2048.
+	CAKey string
 	// ServerCPU, when set, reads the server's CPU time.
 	ServerCPU func() (time.Duration, error)
 	// Progress, when set, gets a line a second.
@@ -232,7 +236,7 @@ func prepare(ctx context.Context, opts Options) (func(context.Context, int) erro
 			}
 			csrs[i], rawCSR = aws.String(p), p
 		}
-		raw, err := rawCost(func(ca *x509.Certificate, signer crypto.Signer) error {
+		raw, err := rawCost(opts.CAKey, func(ca *x509.Certificate, signer crypto.Signer) error {
 			block, _ := pem.Decode([]byte(rawCSR))
 			csr, err := x509.ParseCertificateRequest(block.Bytes)
 			if err != nil {
@@ -248,7 +252,7 @@ func prepare(ctx context.Context, opts Options) (func(context.Context, int) erro
 			return err
 		}, raw, err
 	case "keys":
-		raw, err := rawCost(func(ca *x509.Certificate, signer crypto.Signer) error {
+		raw, err := rawCost(opts.CAKey, func(ca *x509.Certificate, signer crypto.Signer) error {
 			key, err := rsa.GenerateKey(rand.Reader, 2048)
 			if err != nil {
 				return err
@@ -260,38 +264,82 @@ func prepare(ctx context.Context, opts Options) (func(context.Context, int) erro
 			return err
 		}, raw, err
 	case "describe":
-		p, err := newCSR("p256")
+		ids, err := describeTargets(ctx, c)
 		if err != nil {
 			return nil, 0, err
 		}
-		out, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(p)})
-		if err != nil {
-			return nil, 0, fmt.Errorf("loadgen: making a certificate to describe: %w", err)
-		}
-		return func(ctx context.Context, _ int) error {
-			_, err := c.DescribeCertificate(ctx, &iot.DescribeCertificateInput{CertificateId: out.CertificateId})
+		return func(ctx context.Context, w int) error {
+			_, err := c.DescribeCertificate(ctx, &iot.DescribeCertificateInput{CertificateId: ids[mrand.N(len(ids))]})
 			return err
 		}, 0, nil
 	case "list":
-		return func(ctx context.Context, _ int) error {
-			_, err := c.ListCertificates(ctx, &iot.ListCertificatesInput{PageSize: aws.Int32(25)})
+		// Each client walks the whole list a page at a time and starts over at
+		// the end, so deep pages are measured as well as the first.
+		markers := make([]*string, opts.Concurrency)
+		return func(ctx context.Context, w int) error {
+			out, err := c.ListCertificates(ctx, &iot.ListCertificatesInput{PageSize: aws.Int32(25), Marker: markers[w]})
+			if err == nil {
+				markers[w] = out.NextMarker
+			}
 			return err
 		}, 0, nil
 	}
 	return nil, 0, fmt.Errorf("loadgen: unknown operation %q (one of %s)", opts.Operation, strings.Join(Operations, ", "))
 }
 
-func newCSR(kind string) (string, error) {
-	var key crypto.Signer
-	var err error
+// newKey makes a key of the kind given: rsa-2048 or p256 (the default).
+func newKey(kind string) (crypto.Signer, error) {
 	switch kind {
-	case "", "rsa-2048":
-		key, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "p256":
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	default:
-		return "", fmt.Errorf("loadgen: CSR key %q is not rsa-2048 or p256", kind)
+	case "rsa-2048":
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case "", "p256":
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}
+	return nil, fmt.Errorf("loadgen: key %q is not rsa-2048 or p256", kind)
+}
+
+// maxDescribeTargets bounds how many certificates describe spreads over.
+const maxDescribeTargets = 10000
+
+// describeTargets returns the IDs of up to maxDescribeTargets stored
+// certificates, spread over the whole list so that a large database is read
+// at many places, not at one cached row; on an empty database it makes one.
+func describeTargets(ctx context.Context, c *iot.Client) ([]*string, error) {
+	var ids []*string
+	var marker *string
+	for len(ids) < maxDescribeTargets {
+		out, err := c.ListCertificates(ctx, &iot.ListCertificatesInput{PageSize: aws.Int32(250), Marker: marker})
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: listing certificates to describe: %w", err)
+		}
+		for _, cert := range out.Certificates {
+			ids = append(ids, cert.CertificateId)
+		}
+		if marker = out.NextMarker; marker == nil {
+			break
+		}
+	}
+	if len(ids) > 0 {
+		return ids, nil
+	}
+	p, err := newCSR("p256")
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(p)})
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: making a certificate to describe: %w", err)
+	}
+	return []*string{out.CertificateId}, nil
+}
+
+// newCSR makes a CSR with a key of the kind given: rsa-2048 (the default) or
+// p256.
+func newCSR(kind string) (string, error) {
+	if kind == "" {
+		kind = "rsa-2048"
+	}
+	key, err := newKey(kind)
 	if err != nil {
 		return "", err
 	}
@@ -303,15 +351,15 @@ func newCSR(kind string) (string, error) {
 }
 
 // rawCost runs op on one goroutine for about half a second against a fresh
-// P-256 issuing CA (fleetca's default) and returns its CPU time per run.
-func rawCost(op func(*x509.Certificate, crypto.Signer) error) (time.Duration, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// issuing CA with a caKey key and returns its CPU time per run.
+func rawCost(caKey string, op func(*x509.Certificate, crypto.Signer) error) (time.Duration, error) {
+	key, err := newKey(caKey)
 	if err != nil {
 		return 0, err
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "raw cost CA"},
 		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return 0, err
 	}

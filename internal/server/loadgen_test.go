@@ -14,13 +14,14 @@ func TestLoadgen(t *testing.T) {
 	ts := startServer(t, "")
 	for _, tc := range []struct {
 		op      string
+		caKey   string // of the raw cost's CA
 		count   int
 		rawCost bool
-	}{{"csr", 60, true}, {"keys", 4, true}, {"describe", 60, false}, {"list", 60, false}} {
-		t.Run(tc.op, func(t *testing.T) {
+	}{{"csr", "", 60, true}, {"csr", "rsa-2048", 10, true}, {"keys", "", 4, true}, {"describe", "", 60, false}, {"list", "", 60, false}} {
+		t.Run(tc.op+" "+tc.caKey, func(t *testing.T) {
 			r, err := loadgen.Run(context.Background(), loadgen.Options{
 				Client: ts.iotClient(), Operation: tc.op, Concurrency: 4, Count: tc.count, Duration: time.Minute,
-				CSRKey: "p256", ServerCPU: loadgen.MetricsCPU(ts.URL() + "/metrics"),
+				CSRKey: "p256", CAKey: tc.caKey, ServerCPU: loadgen.MetricsCPU(ts.URL() + "/metrics"),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -35,6 +36,9 @@ func TestLoadgen(t *testing.T) {
 	}
 	if _, err := loadgen.Run(context.Background(), loadgen.Options{Client: ts.iotClient(), Operation: "delete-everything", Concurrency: 1, Count: 1}); err == nil {
 		t.Fatal("an unknown operation ran")
+	}
+	if _, err := loadgen.Run(context.Background(), loadgen.Options{Client: ts.iotClient(), Operation: "csr", CAKey: "dsa", Concurrency: 1, Count: 1}); err == nil {
+		t.Fatal("a raw cost was measured with an unknown CA key")
 	}
 	if _, err := loadgen.Run(context.Background(), loadgen.Options{Client: ts.iotClient(), Operation: "list", Concurrency: 1}); err == nil {
 		t.Fatal("an unbounded run started")
