@@ -19,7 +19,7 @@ import (
 	"github.com/fleetca/fleetca/internal/keys"
 )
 
-func openTemp(t *testing.T, alg keys.Algorithm) (*Authority, string) {
+func openTemp(t testing.TB, alg keys.Algorithm) (*Authority, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ca")
 	a, err := Open(Options{Dir: dir, Algorithm: alg})
