@@ -124,6 +124,9 @@ func (h *Handler) serve(op operation) http.Handler {
 			if h.observer != nil {
 				h.observer.ObserveRequest(op.name, status, elapsed)
 			}
+			if !h.log.Enabled(r.Context(), slog.LevelInfo) {
+				return // spare building the line's attributes on every request
+			}
 			attrs := []any{"operation", op.name, "status", status, "latency_ms", float64(elapsed.Microseconds()) / 1000, "request_id", requestID}
 			if account != "" {
 				attrs = append(attrs, "account", account)
