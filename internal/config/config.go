@@ -54,6 +54,9 @@ type Config struct {
 	LambdaEndpoint string
 	// ProviderTimeout bounds one certificate-provider call.
 	ProviderTimeout time.Duration
+	// KeyPool is how many CreateKeysAndCertificate keys are generated ahead
+	// of time (0: each is generated on demand).
+	KeyPool int
 	// MaxInFlight bounds the API requests served at once (0: no bound).
 	MaxInFlight int
 	// AccountRate bounds each account's API requests per second, with bursts
@@ -125,6 +128,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CAKeyPassphraseFile, "ca-key-passphrase-file", c.CAKeyPassphraseFile, "file holding the passphrase that seals the CA keys (or set FLEETCA_CA_KEY_PASSPHRASE) (FLEETCA_CA_KEY_PASSPHRASE_FILE)")
 	fs.StringVar(&c.LambdaEndpoint, "lambda-endpoint", c.LambdaEndpoint, "Lambda Invoke API endpoint for certificate providers, e.g. http://127.0.0.1:3001 for sam local; empty means AWS Lambda (FLEETCA_LAMBDA_ENDPOINT)")
 	fs.DurationVar(&c.ProviderTimeout, "provider-timeout", c.ProviderTimeout, "time a certificate provider has to answer")
+	fs.IntVar(&c.KeyPool, "key-pool", c.KeyPool, "RSA keys for create-keys-and-certificate generated ahead of time, held only in memory, each used once; cuts the latency of bursts (0: generate each on demand)")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "API requests served at once; more are answered ThrottlingException (0: no bound)")
 	fs.Float64Var(&c.AccountRate, "account-rate", c.AccountRate, "API requests per second per account; more are answered ThrottlingException (0: no bound)")
 	fs.IntVar(&c.AccountBurst, "account-burst", c.AccountBurst, "burst of --account-rate (default: one second's worth)")
@@ -140,6 +144,10 @@ func algorithmList() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// maxKeyPool bounds the key pool: about 1.2 KiB of memory a key, and a minute
+// of one core to fill at most.
+const maxKeyPool = 1024
 
 // Validate reports every setting that is wrong.
 func (c *Config) Validate() error {
@@ -191,6 +199,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.LambdaEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("lambda endpoint %q is not an http(s) URL", c.LambdaEndpoint))
 		}
+	}
+	if c.KeyPool < 0 || c.KeyPool > maxKeyPool {
+		errs = append(errs, fmt.Errorf("--key-pool %d is not between 0 and %d", c.KeyPool, maxKeyPool))
 	}
 	if c.MaxInFlight < 0 || c.AccountRate < 0 || c.AccountBurst < 0 {
 		errs = append(errs, errors.New("--max-in-flight, --account-rate and --account-burst cannot be negative"))

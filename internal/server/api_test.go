@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -17,12 +18,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
+
+	"github.com/fleetca/fleetca/internal/config"
 )
 
 func TestCreateKeysAndCertificate(t *testing.T) {
-	ts := startServer(t, "")
+	for _, pool := range []int{0, 2} {
+		t.Run(fmt.Sprintf("key pool %d", pool), func(t *testing.T) { testCreateKeysAndCertificate(t, pool) })
+	}
+}
+
+func testCreateKeysAndCertificate(t *testing.T, pool int) {
+	ts := startServerWith(t, "", func(c *config.Config) { c.KeyPool = pool })
 	c := ts.iotClient()
 	ctx := context.Background()
+	for deadline := time.Now().Add(time.Minute); ts.KeyPoolStats().Ready < pool; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the key pool is not full after a minute: %+v", ts.KeyPoolStats())
+		}
+	}
 	for _, active := range []bool{true, false} {
 		out, err := c.CreateKeysAndCertificate(ctx, &iot.CreateKeysAndCertificateInput{SetAsActive: active})
 		if err != nil {
@@ -87,6 +101,9 @@ func TestCreateKeysAndCertificate(t *testing.T) {
 	}
 	if strings.Contains(ts.logs.String(), testSecret) {
 		t.Error("the secret access key appears in the logs")
+	}
+	if st := ts.KeyPoolStats(); int(st.Taken) != pool {
+		t.Errorf("key pool %+v: want both keys from the pool of %d", st, pool)
 	}
 }
 

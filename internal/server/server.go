@@ -41,6 +41,7 @@ type Server struct {
 	mqtt      *mqttapi.Server
 	debug     *http.Server // the profiler, when DebugAddr is set
 	debugAddr string
+	keyPool   *issuance.KeyPool // nil unless --key-pool
 	// AccountID is the default account.
 	AccountID string
 	served    chan struct{} // closed when the HTTP server has stopped
@@ -49,7 +50,7 @@ type Server struct {
 
 // New opens (on first start, creates) everything cfg describes. It does not
 // listen yet; Start does.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -64,17 +65,29 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
+	var keyPool *issuance.KeyPool
+	defer func() {
+		if err != nil {
+			st.Close()
+			if keyPool != nil {
+				keyPool.Close()
+			}
+		}
+	}()
 	invoker, err := lambda.New(ctx, lambda.Options{Endpoint: cfg.LambdaEndpoint, Timeout: cfg.ProviderTimeout})
 	if err != nil {
-		st.Close()
 		return nil, fmt.Errorf("certificate providers: %w", err)
 	}
-	reg := registry.New(registry.Options{Store: st, Authority: authority, Signer: invoker})
+	regOpts := registry.Options{Store: st, Authority: authority, Signer: invoker}
+	if cfg.KeyPool > 0 {
+		keyPool = issuance.NewKeyPool(cfg.KeyPool, nil)
+		regOpts.NewDeviceKey = keyPool.Take
+	}
+	reg := registry.New(regOpts)
 	metrics := telemetry.New()
 	st.ObserveCommits(metrics.ObserveCommit)
-	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg}
+	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool}
 	if err := s.bootstrapAccount(ctx); err != nil {
-		st.Close()
 		return nil, err
 	}
 	creds := credentialSource{reg: reg, envKeyID: cfg.AccessKeyID, envSecret: cfg.SecretAccessKey, defaultAccount: s.AccountID}
@@ -94,12 +107,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if cfg.MQTTAddr != "" {
 		cert, err := authority.IssueServerCertificate(cfg.MQTTHostList())
 		if err != nil {
-			st.Close()
 			return nil, err
 		}
 		s.mqtt, err = mqttapi.New(mqttapi.Options{Addr: cfg.MQTTAddr, Certificate: cert, Registry: reg, Logger: log, Observer: metrics})
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("mqtt endpoint: %w", err)
 		}
 	}
@@ -287,8 +298,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.debug != nil {
 		errs = append(errs, s.debug.Close())
 	}
+	if s.keyPool != nil {
+		s.keyPool.Close()
+	}
 	errs = append(errs, s.store.Close())
 	return errors.Join(errs...)
+}
+
+// KeyPoolStats reports what the CreateKeysAndCertificate key pool has done;
+// zeros without a pool.
+func (s *Server) KeyPoolStats() issuance.KeyPoolStats {
+	if s.keyPool == nil {
+		return issuance.KeyPoolStats{}
+	}
+	return s.keyPool.Stats()
 }
 
 // MQTTAddr is the address of the MQTT device endpoint; empty when disabled.
