@@ -53,21 +53,37 @@ func (d *dialect) forUpdate() string {
 	return ""
 }
 
-// txn is a write transaction in the store's dialect.
+// txn is a write transaction in the store's dialect. Queries it has seen
+// before run as statements prepared on the writer's connection.
 type txn struct {
-	tx *sql.Tx
-	d  *dialect
+	tx    *sql.Tx
+	d     *dialect
+	stmts *statements
 }
 
 func (t txn) Exec(q string, args ...any) (sql.Result, error) {
-	return t.tx.Exec(t.d.rebind(q), args...)
+	q = t.d.rebind(q)
+	if st := t.stmts.lookup(q); st != nil {
+		return t.tx.Stmt(st).Exec(args...)
+	}
+	return t.tx.Exec(q, args...)
 }
 func (t txn) Query(q string, args ...any) (*sql.Rows, error) {
-	return t.tx.Query(t.d.rebind(q), args...)
+	q = t.d.rebind(q)
+	if st := t.stmts.lookup(q); st != nil {
+		return t.tx.Stmt(st).Query(args...)
+	}
+	return t.tx.Query(q, args...)
 }
-func (t txn) QueryRow(q string, args ...any) *sql.Row { return t.tx.QueryRow(t.d.rebind(q), args...) }
+func (t txn) QueryRow(q string, args ...any) *sql.Row {
+	return t.QueryRowContext(context.Background(), q, args...)
+}
 func (t txn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.d.rebind(q), args...)
+	q = t.d.rebind(q)
+	if st := t.stmts.lookup(q); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
 // lock serialises, until the transaction ends, every transaction that locks
@@ -85,18 +101,28 @@ func (t txn) lock(key string) error {
 	return err
 }
 
-// reader runs queries outside write transactions.
+// reader runs queries outside write transactions, as prepared statements
+// once it has seen them.
 type reader struct {
-	db *sql.DB
-	d  *dialect
+	db    *sql.DB
+	d     *dialect
+	stmts *statements
 }
 
 func (r reader) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return r.db.QueryContext(ctx, r.d.rebind(q), args...)
+	q = r.d.rebind(q)
+	if st := r.stmts.prepared(q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return r.db.QueryContext(ctx, q, args...)
 }
 
 func (r reader) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return r.db.QueryRowContext(ctx, r.d.rebind(q), args...)
+	q = r.d.rebind(q)
+	if st := r.stmts.prepared(q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return r.db.QueryRowContext(ctx, q, args...)
 }
 
 // isUniqueViolation reports whether err is a primary-key or unique constraint

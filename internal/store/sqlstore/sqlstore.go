@@ -81,7 +81,7 @@ func newStore(ctx context.Context, d *dialect, wdb *sql.DB, driver, dsn string, 
 		rdb.Close()
 		return nil, err
 	}
-	return &Store{d: d, read: reader{rdb, d}, wdb: wdb, write: newWriter(wdb, d)}, nil
+	return &Store{d: d, read: reader{rdb, d, newStatements(rdb, d)}, wdb: wdb, write: newWriter(wdb, d)}, nil
 }
 
 // OpenPostgres connects to the PostgreSQL database at url (a postgres:// URL
@@ -111,7 +111,7 @@ func (s *Store) ObserveCommits(f func(size int, elapsed time.Duration)) { s.writ
 // Close waits for the writer to finish and closes the connections.
 func (s *Store) Close() error {
 	s.write.close()
-	return errors.Join(s.wdb.Close(), s.read.db.Close())
+	return errors.Join(s.write.stmts.close(), s.read.stmts.close(), s.wdb.Close(), s.read.db.Close())
 }
 
 // IntegrityCheck runs SQLite's integrity check and returns its complaints.
@@ -202,7 +202,7 @@ func inMigrationTx(ctx context.Context, db *sql.DB, d *dialect, f func(txn) erro
 		return err
 	}
 	defer tx.Rollback()
-	t := txn{tx, d}
+	t := txn{tx: tx, d: d}
 	if err := t.lock(migrationLock); err != nil {
 		return err
 	}

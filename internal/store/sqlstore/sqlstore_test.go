@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -144,5 +145,83 @@ func TestSQLiteListPlansAreCovering(t *testing.T) {
 				t.Fatalf("plan %q; want one search using covering index %s", plan, tc.index)
 			}
 		})
+	}
+}
+
+// TestSQLiteStatementCache checks that queries run more than once become
+// prepared statements on the writer's connection and the readers', that a
+// query that fails to prepare is never cached and still reports its error,
+// and that the cache stays bounded.
+func TestSQLiteStatementCache(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, filepath.Join(t.TempDir(), "fleetca.db"))
+	defer s.Close()
+	scope := iot.Scope{AccountID: "111111111111", Region: "us-east-1"}
+	var last *iot.Certificate
+	for i := range 3 {
+		der := []byte{byte(i), 'c'}
+		now := time.Now()
+		last = &iot.Certificate{
+			Scope: scope, ID: iot.CertificateID(der), Status: iot.StatusActive, Mode: iot.ModeDefault, DER: der,
+			OwnedBy: scope.AccountID, CreatedAt: now, LastModifiedAt: now, CustomerVersion: 1, GenerationID: "g",
+			NotBefore: now, NotAfter: now,
+		}
+		if err := s.CreateCertificate(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Certificate(ctx, scope, last.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached := func(st *statements, prefix string) bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		for q := range st.m {
+			if strings.HasPrefix(strings.TrimSpace(q), prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tc := range []struct {
+		name   string
+		stmts  *statements
+		prefix string
+	}{
+		{"writer insert", s.write.stmts, "INSERT INTO certificates"},
+		{"reader select", s.read.stmts, "SELECT"},
+	} {
+		if !cached(tc.stmts, tc.prefix) {
+			t.Errorf("%s: no prepared statement starting %q", tc.name, tc.prefix)
+		}
+	}
+
+	// A duplicate insert runs the cached statement and still fails as one.
+	if err := s.CreateCertificate(ctx, last); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("duplicate through the cached insert: %v, want ErrExists", err)
+	}
+
+	const bad = "SELECT no_such_column FROM certificates"
+	for range 2 {
+		if _, err := s.read.QueryContext(ctx, bad); err == nil {
+			t.Fatal("a bad query succeeded")
+		}
+	}
+	if cached(s.read.stmts, bad) {
+		t.Fatal("a query that failed to prepare was cached")
+	}
+
+	for i := range 2 * maxStatements {
+		rows, err := s.read.QueryContext(ctx, fmt.Sprintf("SELECT %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	s.read.stmts.mu.Lock()
+	n := len(s.read.stmts.m) + len(s.read.stmts.missed)
+	s.read.stmts.mu.Unlock()
+	if n > maxStatements {
+		t.Fatalf("%d statements cached, bound is %d", n, maxStatements)
 	}
 }

@@ -18,8 +18,9 @@ const maxBatch = 256
 // then share the next transaction, and with it one fsync. Each write runs
 // inside a savepoint, so one that fails leaves the others of its batch intact.
 type writer struct {
-	db *sql.DB
-	d  *dialect
+	db    *sql.DB
+	d     *dialect
+	stmts *statements
 	// limit is how many writes may share a transaction: maxBatch, or 1 to
 	// measure one transaction per write.
 	limit   int
@@ -45,6 +46,7 @@ func newWriter(db *sql.DB, d *dialect) *writer {
 	w := &writer{
 		db:      db,
 		d:       d,
+		stmts:   newStatements(db, d),
 		limit:   maxBatch,
 		ops:     make(chan *writeOp),
 		closing: make(chan struct{}),
@@ -96,6 +98,9 @@ func (w *writer) loop() {
 			}
 		}
 		w.commit(batch)
+		// The connection is free between transactions: prepare the
+		// queries this batch ran for the first time.
+		w.stmts.preparePending()
 	}
 }
 
@@ -152,29 +157,30 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 			tx.Rollback()
 			return err
 		}
-		if err := op.fn(txn{tx, w.d}); err != nil {
+		if err := op.fn(txn{tx, w.d, w.stmts}); err != nil {
 			tx.Rollback()
 			return err
 		}
 		return tx.Commit()
 	}
+	t := txn{tx, w.d, w.stmts}
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
 			results[i] = err
 			continue
 		}
-		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+		if _, err := t.Exec("SAVEPOINT op"); err != nil {
 			tx.Rollback()
 			return err
 		}
-		if err := op.fn(txn{tx, w.d}); err != nil {
+		if err := op.fn(t); err != nil {
 			results[i] = err
-			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
+			if _, err := t.Exec("ROLLBACK TO op"); err != nil {
 				tx.Rollback()
 				return err
 			}
 		}
-		if _, err := tx.Exec("RELEASE op"); err != nil {
+		if _, err := t.Exec("RELEASE op"); err != nil {
 			tx.Rollback()
 			return err
 		}
