@@ -138,6 +138,13 @@ func (h *Handler) serve(op operation) http.Handler {
 		}()
 		out, err := h.run(op, r, &account)
 		if err != nil {
+			if ctxErr := r.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+				// The client went away: no one reads an answer, and it is
+				// no failure of the server's, so neither a 5xx nor an error
+				// line.
+				status, errCode = statusClientClosedRequest, "ClientClosedRequest"
+				return
+			}
 			if _, ok := apierr.As(err); !ok {
 				// Only the log sees what went wrong inside.
 				h.log.Error("internal failure", "operation", op.name, "request_id", requestID, "err", err)
@@ -149,6 +156,11 @@ func (h *Handler) serve(op operation) http.Handler {
 		writeJSON(w, http.StatusOK, out)
 	})
 }
+
+// statusClientClosedRequest is what the request log and metrics record for a
+// request whose client went away before its answer (nginx's 499): nothing is
+// written to the connection.
+const statusClientClosedRequest = 499
 
 // throttled is what an overloaded server answers; the SDKs retry it with
 // back-off.

@@ -3,9 +3,12 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
@@ -62,5 +65,65 @@ func TestRequestLogLines(t *testing.T) {
 				t.Errorf("second line %v", lines[1])
 			}
 		})
+	}
+}
+
+// TestRequestLogClientGone checks that a request whose client gives up before
+// the answer is recorded as 499, not as an internal failure: no error line,
+// no 5xx in the metrics, and no certificate left behind.
+func TestRequestLogClientGone(t *testing.T) {
+	cfg := config.Default(func(string) string { return "" })
+	cfg.DataDir, cfg.APIAddr, cfg.MQTTAddr = t.TempDir(), "127.0.0.1:0", ""
+	cfg.AccountID, cfg.AccessKeyID, cfg.SecretAccessKey = testAccount, testKeyID, testSecret
+	logs := &syncBuffer{}
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	c := newIoTClient(srv.URL(), testKeyID, testSecret)
+
+	// RSA key generation takes tens of milliseconds: the client leaves first.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	if _, err := c.CreateKeysAndCertificate(ctx, &iot.CreateKeysAndCertificateInput{SetAsActive: true}); err == nil {
+		t.Skip("the request finished within 5 ms; nothing to check")
+	}
+	var line map[string]any
+	for deadline := time.Now().Add(20 * time.Second); line == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["operation"] == "CreateKeysAndCertificate" {
+				line = m
+			}
+		}
+	}
+	if line == nil {
+		t.Fatalf("no request line:\n%s", logs.String())
+	}
+	if line["status"] != 499.0 || line["error"] != "ClientClosedRequest" {
+		t.Errorf("request line %v, want status 499 and ClientClosedRequest", line)
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("an error line for a client that went away:\n%s", logs.String())
+	}
+	resp, err := http.Get(srv.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `operation="CreateKeysAndCertificate",status="499"} 1`; !strings.Contains(string(metrics), want) || strings.Contains(string(metrics), `status="500"`) {
+		t.Errorf("metrics do not count the request as %s alone:\n%s", want, metrics)
+	}
+	list, err := c.ListCertificates(context.Background(), &iot.ListCertificatesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Certificates) != 0 {
+		t.Errorf("%d certificates stored for a request its client abandoned", len(list.Certificates))
 	}
 }
