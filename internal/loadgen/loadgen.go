@@ -7,6 +7,7 @@ package loadgen
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -57,6 +58,10 @@ type Options struct {
 	// CAKey is the key of the server's issuing CA, which the raw cost signs
 	// with: p256 (fleetca's default; also when empty) or rsa-2048.
 	CAKey string
+	// RawRuns, when positive, is the least number of runs the raw cost
+	// averages over; zero means 100 for keys, whose RSA key generation time
+	// varies widely, and 3 (with half a second of runs) otherwise.
+	RawRuns int
 	// ServerCPU, when set, reads the server's CPU time.
 	ServerCPU func() (time.Duration, error)
 	// Progress, when set, gets a line a second.
@@ -236,7 +241,7 @@ func prepare(ctx context.Context, opts Options) (func(context.Context, int) erro
 			}
 			csrs[i], rawCSR = aws.String(p), p
 		}
-		raw, err := rawCost(opts.CAKey, func(ca *x509.Certificate, signer crypto.Signer) error {
+		raw, err := rawCost(opts.CAKey, cmp.Or(opts.RawRuns, 3), func(ca *x509.Certificate, signer crypto.Signer) error {
 			block, _ := pem.Decode([]byte(rawCSR))
 			csr, err := x509.ParseCertificateRequest(block.Bytes)
 			if err != nil {
@@ -252,7 +257,10 @@ func prepare(ctx context.Context, opts Options) (func(context.Context, int) erro
 			return err
 		}, raw, err
 	case "keys":
-		raw, err := rawCost(opts.CAKey, func(ca *x509.Certificate, signer crypto.Signer) error {
+		// RSA key generation's time varies widely with the prime search
+		// (half a second held about ten keys, and the raw cost swung by a
+		// third between runs), so average a hundred.
+		raw, err := rawCost(opts.CAKey, cmp.Or(opts.RawRuns, rawKeyRuns), func(ca *x509.Certificate, signer crypto.Signer) error {
 			key, err := rsa.GenerateKey(rand.Reader, 2048)
 			if err != nil {
 				return err
@@ -350,9 +358,14 @@ func newCSR(kind string) (string, error) {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), nil
 }
 
-// rawCost runs op on one goroutine for about half a second against a fresh
-// issuing CA with a caKey key and returns its CPU time per run.
-func rawCost(caKey string, op func(*x509.Certificate, crypto.Signer) error) (time.Duration, error) {
+// rawKeyRuns is how many RSA keys the raw cost of CreateKeysAndCertificate
+// averages over: about five seconds of one core.
+const rawKeyRuns = 100
+
+// rawCost runs op on one goroutine for about half a second, and at least
+// minRuns times, against a fresh issuing CA with a caKey key and returns its
+// CPU time per run.
+func rawCost(caKey string, minRuns int, op func(*x509.Certificate, crypto.Signer) error) (time.Duration, error) {
 	key, err := newKey(caKey)
 	if err != nil {
 		return 0, err
@@ -365,7 +378,7 @@ func rawCost(caKey string, op func(*x509.Certificate, crypto.Signer) error) (tim
 	}
 	ca, _ := x509.ParseCertificate(der)
 	begin, n := processCPU(), 0
-	for deadline := time.Now().Add(500 * time.Millisecond); n < 3 || time.Now().Before(deadline); n++ {
+	for deadline := time.Now().Add(500 * time.Millisecond); n < minRuns || time.Now().Before(deadline); n++ {
 		if err := op(ca, key); err != nil {
 			return 0, err
 		}

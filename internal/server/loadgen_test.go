@@ -21,7 +21,7 @@ func TestLoadgen(t *testing.T) {
 		t.Run(tc.op+" "+tc.caKey, func(t *testing.T) {
 			r, err := loadgen.Run(context.Background(), loadgen.Options{
 				Client: ts.iotClient(), Operation: tc.op, Concurrency: 4, Count: tc.count, Duration: time.Minute,
-				CSRKey: "p256", CAKey: tc.caKey, ServerCPU: loadgen.MetricsCPU(ts.URL() + "/metrics"),
+				CSRKey: "p256", CAKey: tc.caKey, RawRuns: 3, ServerCPU: loadgen.MetricsCPU(ts.URL() + "/metrics"),
 			})
 			if err != nil {
 				t.Fatal(err)
