@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -60,8 +61,10 @@ type Handler struct {
 	mux      *http.ServeMux
 	// inFlight is a semaphore of MaxInFlight slots; nil when unbounded.
 	inFlight chan struct{}
-	rate     rate.Limit
-	burst    int
+	// serving counts the requests being served, admitted or not.
+	serving atomic.Int64
+	rate    rate.Limit
+	burst   int
 	// limiters holds one token bucket per account that has signed a
 	// request, so their number is bounded by the accounts that exist.
 	limiters sync.Map // account ID -> *rate.Limiter
@@ -111,6 +114,8 @@ type call struct {
 func (h *Handler) serve(op operation) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		h.serving.Add(1)
+		defer h.serving.Add(-1)
 		requestID := uuid.NewString()
 		w.Header().Set("x-amzn-RequestId", requestID)
 		var account string
@@ -156,6 +161,9 @@ func (h *Handler) serve(op operation) http.Handler {
 		writeJSON(w, http.StatusOK, out)
 	})
 }
+
+// Serving reports how many requests are being served now.
+func (h *Handler) Serving() int { return int(h.serving.Load()) }
 
 // statusClientClosedRequest is what the request log and metrics record for a
 // request whose client went away before its answer (nginx's 499): nothing is

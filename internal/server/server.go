@@ -104,6 +104,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		AccountRate:  cfg.AccountRate,
 		AccountBurst: burst,
 	})
+	st.GatherUnderLoad(api.Serving)
 	if cfg.MQTTAddr != "" {
 		cert, err := authority.IssueServerCertificate(cfg.MQTTHostList())
 		if err != nil {

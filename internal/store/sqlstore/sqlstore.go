@@ -108,6 +108,12 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 // used.
 func (s *Store) ObserveCommits(f func(size int, elapsed time.Duration)) { s.write.observe = f }
 
+// GatherUnderLoad gives the writer load, which reports how many requests
+// the process is serving: while they are many, writes wait up to a couple of
+// milliseconds to share a commit (see gather in writer.go). Call it before the
+// store is used.
+func (s *Store) GatherUnderLoad(load func() int) { s.write.load = load }
+
 // Close waits for the writer to finish and closes the connections.
 func (s *Store) Close() error {
 	s.write.close()

@@ -225,3 +225,59 @@ func TestSQLiteStatementCache(t *testing.T) {
 		t.Fatalf("%d statements cached, bound is %d", n, maxStatements)
 	}
 }
+
+// TestSQLiteGatherUnderLoad checks that while the process reports many
+// requests in flight, writes that arrive together share one commit, where
+// otherwise the first of them commits alone and the rest share a second; and
+// that every write is answered with or without load.
+func TestSQLiteGatherUnderLoad(t *testing.T) {
+	const rounds, n = 10, gatherTarget
+	for _, tc := range []struct {
+		name        string
+		load        int
+		wantCommits int // at most, over all rounds; 0: no bound
+	}{
+		{"idle", 0, 0},
+		// One commit a round, with room for two rounds that a slow
+		// goroutine splits; without gathering it is two a round.
+		{"under load", gatherLoad, rounds + 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTemp(t, filepath.Join(t.TempDir(), "fleetca.db"))
+			defer s.Close()
+			s.GatherUnderLoad(func() int { return tc.load })
+			commits, writes := 0, 0
+			s.ObserveCommits(func(n int, _ time.Duration) { commits++; writes += n })
+			for round := range rounds {
+				errs := make(chan error, n)
+				start := make(chan struct{})
+				for i := range n {
+					go func() {
+						<-start
+						der := []byte{byte(round), byte(i), 'u'}
+						now := time.Now()
+						errs <- s.CreateCertificate(context.Background(), &iot.Certificate{
+							Scope: iot.Scope{AccountID: "111111111111", Region: "us-east-1"}, ID: iot.CertificateID(der),
+							Status: iot.StatusActive, Mode: iot.ModeDefault, DER: der, OwnedBy: "111111111111",
+							CreatedAt: now, LastModifiedAt: now, CustomerVersion: 1, GenerationID: "g", NotBefore: now, NotAfter: now,
+						})
+					}()
+				}
+				close(start)
+				for range n {
+					if err := <-errs; err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			s.Close() // the observer runs on the writer goroutine
+			if writes != rounds*n {
+				t.Fatalf("observed %d writes, want %d", writes, rounds*n)
+			}
+			if tc.wantCommits > 0 && commits > tc.wantCommits {
+				t.Fatalf("%d rounds of %d writes arriving together took %d commits, want at most %d", rounds, n, commits, tc.wantCommits)
+			}
+			t.Logf("%d writes in %d commits", writes, commits)
+		})
+	}
+}

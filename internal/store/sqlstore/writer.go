@@ -30,7 +30,26 @@ type writer struct {
 	once    sync.Once
 	// observe, when set, is told the size and duration of each committed batch.
 	observe func(size int, elapsed time.Duration)
+	// load, when set, reports how many requests the process is serving; see
+	// gather.
+	load func() int
 }
+
+// Under load the writer waits a little before committing so that more writes
+// share the commit. With a fast disk a commit takes about a millisecond, and
+// the writes that arrive meanwhile are only three or four even at 32 clients;
+// each commit's fsync, WAL frames and checkpoint share are then paid by few
+// writes (PostgreSQL's commit_delay answers the same problem). While at least
+// gatherLoad requests are being served the CPU is the bottleneck, so waiting
+// idles nothing: the wait ends at gatherTarget writes, after gatherWait, or
+// when no write has arrived for gatherGap. Fewer requests than gatherLoad
+// never wait, so a lone client's latency is untouched.
+const (
+	gatherLoad   = 16
+	gatherTarget = 16
+	gatherWait   = 2 * time.Millisecond
+	gatherGap    = 500 * time.Microsecond
+)
 
 type writeOp struct {
 	ctx    context.Context
@@ -81,6 +100,8 @@ func (w *writer) close() {
 func (w *writer) loop() {
 	defer close(w.done)
 	batch := make([]*writeOp, 0, maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		select {
 		case op := <-w.ops:
@@ -97,11 +118,38 @@ func (w *writer) loop() {
 				break fill
 			}
 		}
+		if w.load != nil && len(batch) < min(gatherTarget, w.limit) && w.load() >= gatherLoad {
+			batch = w.gather(batch, timer)
+		}
 		w.commit(batch)
 		// The connection is free between transactions: prepare the
 		// queries this batch ran for the first time.
 		w.stmts.preparePending()
 	}
+}
+
+// gather adds to batch the writes that arrive within gatherWait, stopping at
+// gatherTarget writes, when none has come for gatherGap, or at close.
+func (w *writer) gather(batch []*writeOp, timer *time.Timer) []*writeOp {
+	deadline := time.Now().Add(gatherWait)
+	for len(batch) < min(gatherTarget, w.limit) {
+		wait := min(time.Until(deadline), gatherGap)
+		if wait <= 0 {
+			break
+		}
+		timer.Reset(wait)
+		select {
+		case op := <-w.ops:
+			batch = append(batch, op)
+			timer.Stop()
+		case <-timer.C:
+			return batch
+		case <-w.closing:
+			timer.Stop()
+			return batch
+		}
+	}
+	return batch
 }
 
 // maxAttempts bounds how often a write that lost a race to another replica
