@@ -17,6 +17,37 @@ import (
 	"github.com/fleetca/fleetca/internal/server"
 )
 
+// startWithJSONLogs starts a server that writes JSON log lines at level to
+// the buffer it returns.
+func startWithJSONLogs(t *testing.T, level slog.Level) (*server.Server, *syncBuffer) {
+	t.Helper()
+	cfg := config.Default(func(string) string { return "" })
+	cfg.DataDir, cfg.APIAddr, cfg.MQTTAddr = t.TempDir(), "127.0.0.1:0", ""
+	cfg.AccountID, cfg.AccessKeyID, cfg.SecretAccessKey = testAccount, testKeyID, testSecret
+	logs := &syncBuffer{}
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return srv, logs
+}
+
+// requestLines returns the request lines among logs' JSON lines.
+func requestLines(logs *syncBuffer) []map[string]any {
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "request" {
+			lines = append(lines, m)
+		}
+	}
+	return lines
+}
+
 // TestRequestLogLines checks that at info level each API request leaves one
 // line (operation, status, latency, request ID, account, error code) and
 // that at warn level successful requests leave none.
@@ -26,18 +57,7 @@ func TestRequestLogLines(t *testing.T) {
 		wantLines int
 	}{{slog.LevelInfo, 2}, {slog.LevelWarn, 0}} {
 		t.Run(tc.level.String(), func(t *testing.T) {
-			cfg := config.Default(func(string) string { return "" })
-			cfg.DataDir, cfg.APIAddr, cfg.MQTTAddr = t.TempDir(), "127.0.0.1:0", ""
-			cfg.AccountID, cfg.AccessKeyID, cfg.SecretAccessKey = testAccount, testKeyID, testSecret
-			logs := &syncBuffer{}
-			srv, err := server.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: tc.level})))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := srv.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Shutdown(context.Background())
+			srv, logs := startWithJSONLogs(t, tc.level)
 			c := newIoTClient(srv.URL(), testKeyID, testSecret)
 			if _, err := c.ListCertificates(context.Background(), &iot.ListCertificatesInput{}); err != nil {
 				t.Fatal(err)
@@ -45,13 +65,7 @@ func TestRequestLogLines(t *testing.T) {
 			if _, err := c.DescribeCertificate(context.Background(), &iot.DescribeCertificateInput{CertificateId: aws.String(strings.Repeat("0", 64))}); err == nil {
 				t.Fatal("described a certificate that does not exist")
 			}
-			var lines []map[string]any
-			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-				var m map[string]any
-				if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "request" {
-					lines = append(lines, m)
-				}
-			}
+			lines := requestLines(logs)
 			if len(lines) != tc.wantLines {
 				t.Fatalf("%d request lines, want %d:\n%s", len(lines), tc.wantLines, logs.String())
 			}
@@ -72,18 +86,7 @@ func TestRequestLogLines(t *testing.T) {
 // the answer is recorded as 499, not as an internal failure: no error line,
 // no 5xx in the metrics, and no certificate left behind.
 func TestRequestLogClientGone(t *testing.T) {
-	cfg := config.Default(func(string) string { return "" })
-	cfg.DataDir, cfg.APIAddr, cfg.MQTTAddr = t.TempDir(), "127.0.0.1:0", ""
-	cfg.AccountID, cfg.AccessKeyID, cfg.SecretAccessKey = testAccount, testKeyID, testSecret
-	logs := &syncBuffer{}
-	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
+	srv, logs := startWithJSONLogs(t, slog.LevelInfo)
 	c := newIoTClient(srv.URL(), testKeyID, testSecret)
 
 	// RSA key generation takes tens of milliseconds: the client leaves first.
@@ -94,10 +97,9 @@ func TestRequestLogClientGone(t *testing.T) {
 	}
 	var line map[string]any
 	for deadline := time.Now().Add(20 * time.Second); line == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-			var m map[string]any
-			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["operation"] == "CreateKeysAndCertificate" {
-				line = m
+		for _, l := range requestLines(logs) {
+			if l["operation"] == "CreateKeysAndCertificate" {
+				line = l
 			}
 		}
 	}
