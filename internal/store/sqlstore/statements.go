@@ -47,19 +47,33 @@ func (s *statements) lookup(q string) *sql.Stmt {
 }
 
 // preparePending prepares the queries lookup missed. It needs a free
-// connection, so the writer calls it between transactions. A query that
-// fails to prepare is not cached; running it unprepared reports its error.
+// connection, so the writer calls it between transactions. It does not hold
+// the lock while preparing: a reader waiting for a connection must not stop
+// the readers that hold one. A query that fails to prepare is not cached;
+// running it unprepared reports its error.
 func (s *statements) preparePending() {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	queries := make([]string, 0, len(s.missed))
 	for q := range s.missed {
+		queries = append(queries, q)
 		delete(s.missed, q)
-		if st, err := s.db.Prepare(q); err == nil {
+	}
+	s.mu.Unlock()
+	for _, q := range queries {
+		st, err := s.db.Prepare(q)
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		if _, ok := s.m[q]; ok || len(s.m) >= maxStatements {
+			st.Close() // another reader prepared it first, or the cache is full
+		} else {
 			s.m[q] = st
 		}
+		s.mu.Unlock()
 	}
 }
 
