@@ -276,7 +276,7 @@ func prepare(ctx context.Context, opts Options) (func(context.Context, int) erro
 		if err != nil {
 			return nil, 0, err
 		}
-		return func(ctx context.Context, w int) error {
+		return func(ctx context.Context, _ int) error {
 			_, err := c.DescribeCertificate(ctx, &iot.DescribeCertificateInput{CertificateId: ids[mrand.N(len(ids))]})
 			return err
 		}, 0, nil

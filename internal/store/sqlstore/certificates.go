@@ -85,7 +85,7 @@ func (s *Store) Certificate(ctx context.Context, scope iot.Scope, id string) (*i
 
 // ListCertificates implements store.Certificates.
 func (s *Store) ListCertificates(ctx context.Context, q store.CertificateQuery) (store.CertificatePage, error) {
-	query, args := certificateListQuery(q.Scope, q)
+	query, args := certificateListQuery(q)
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return store.CertificatePage{}, err
@@ -114,9 +114,9 @@ func (s *Store) ListCertificates(ctx context.Context, q store.CertificateQuery) 
 
 // certificateListQuery selects one page of q. Its columns are all in the
 // list indexes (migration 0007), so a page is read from an index alone.
-func certificateListQuery(scope iot.Scope, q store.CertificateQuery) (string, []any) {
+func certificateListQuery(q store.CertificateQuery) (string, []any) {
 	base := `SELECT certificate_id, status, mode, created_us FROM certificates WHERE account_id = ? AND region = ?`
-	args := []any{scope.AccountID, scope.Region}
+	args := []any{q.Scope.AccountID, q.Scope.Region}
 	if q.CACertificateID != "" {
 		base += ` AND ca_certificate_id = ?`
 		args = append(args, q.CACertificateID)

@@ -126,7 +126,8 @@ func TestSQLiteListPlansAreCovering(t *testing.T) {
 		{"by CA", store.CertificateQuery{Limit: 25, CACertificateID: "cd", After: after}, "certificates_by_ca"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			query, args := certificateListQuery(iot.Scope{AccountID: "111111111111", Region: "us-east-1"}, tc.q)
+			tc.q.Scope = iot.Scope{AccountID: "111111111111", Region: "us-east-1"}
+			query, args := certificateListQuery(tc.q)
 			rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
 			if err != nil {
 				t.Fatal(err)
