@@ -28,10 +28,12 @@ import (
 
 // File names inside the CA directory.
 const (
-	rootCertFile    = "root.pem"
-	issuingCertFile = "issuing.pem"
-	rootKeyName     = "root"
-	issuingKeyName  = "issuing"
+	rootCertFile     = "root.pem"
+	issuingCertFile  = "issuing.pem"
+	serverCACertFile = "server-ca.pem"
+	rootKeyName      = "root"
+	issuingKeyName   = "issuing"
+	serverCAKeyName  = "server-ca"
 )
 
 // Validity of the CA certificates. Both outlive the 2049-12-31 notAfter of the
@@ -53,13 +55,20 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Authority signs certificates with fleetca's issuing CA.
+// Authority signs device certificates with fleetca's issuing CA and the MQTT
+// endpoint's certificate with the server CA. Both CAs are signed by the root.
+// The issuing CA of a CA created by this version is constrained to client
+// authentication, and every device certificate says clientAuth, so nothing a
+// device can obtain can pose as the broker to a client that trusts the root.
 type Authority struct {
-	root    *x509.Certificate
-	issuing *x509.Certificate
-	signer  crypto.Signer
-	rootPEM []byte
-	now     func() time.Time
+	root     *x509.Certificate
+	issuing  *x509.Certificate
+	signer   crypto.Signer
+	serverCA *x509.Certificate
+	// serverSigner signs the MQTT endpoint's certificates only.
+	serverSigner crypto.Signer
+	rootPEM      []byte
+	now          func() time.Time
 }
 
 // Open loads the CA in opts.Dir, creating a new root and issuing CA there when
@@ -84,11 +93,56 @@ func Open(opts Options) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, err := keys.FileStore{Dir: opts.Dir, Passphrase: opts.Passphrase}.Load(issuingKeyName)
+	ks := keys.FileStore{Dir: opts.Dir, Passphrase: opts.Passphrase}
+	signer, err := ks.Load(issuingKeyName)
 	if err != nil {
 		return nil, fmt.Errorf("issuance: loading the issuing key: %w", err)
 	}
-	return newAuthority(root, rootPEM, issuing, signer, opts.Now)
+	serverCA, serverSigner, err := loadOrCreateServerCA(opts, root)
+	if err != nil {
+		return nil, err
+	}
+	return newAuthority(root, rootPEM, issuing, signer, serverCA, serverSigner, opts.Now)
+}
+
+// loadOrCreateServerCA loads the server CA, or, for a CA directory made
+// before there was one, creates it with the root key.
+func loadOrCreateServerCA(opts Options, root *x509.Certificate) (*x509.Certificate, crypto.Signer, error) {
+	ks := keys.FileStore{Dir: opts.Dir, Passphrase: opts.Passphrase}
+	certPath := filepath.Join(opts.Dir, serverCACertFile)
+	cert, _, err := readCert(certPath)
+	if err == nil {
+		key, err := ks.Load(serverCAKeyName)
+		if err != nil {
+			return nil, nil, fmt.Errorf("issuance: loading the server CA key: %w", err)
+		}
+		return cert, key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, err
+	}
+	rootKey, err := ks.Load(rootKeyName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("issuance: %s is missing and the root key is not in %s to create it: put root.key back for one start", certPath, opts.Dir)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuance: loading the root key: %w", err)
+	}
+	der, key, err := newServerCA(opts.Algorithm, root, rootKey, opts.Now)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A key without its certificate is what a crash between the two writes
+	// leaves; it never signed anything.
+	os.Remove(filepath.Join(opts.Dir, serverCAKeyName+".key"))
+	if err := ks.Save(serverCAKeyName, key); err != nil {
+		return nil, nil, err
+	}
+	if err := keys.WriteFileExclusive(certPath, pemCert(der), 0o644); err != nil {
+		return nil, nil, err
+	}
+	cert, err = x509.ParseCertificate(der)
+	return cert, key, err
 }
 
 // OpenShared loads the CA kept by keeper (the database several replicas
@@ -102,23 +156,31 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, alg keys.Algorithm, 
 	if passphrase == "" {
 		return nil, errors.New("issuance: a shared CA needs a passphrase to seal its keys")
 	}
-	m, err := keeper.LoadOrCreateCA(ctx, func() (*store.CAMaterial, error) {
+	seal := func(key crypto.Signer) ([]byte, error) {
+		p, err := keys.EncodePEM(key)
+		if err != nil {
+			return nil, err
+		}
+		return keys.Seal(p, passphrase)
+	}
+	m, err := keeper.LoadOrCreateCA(ctx, func(stored *store.CAMaterial) (*store.CAMaterial, error) {
+		if stored != nil {
+			// Made before the server CA existed: add it with the root key.
+			return completeSharedCA(stored, alg, passphrase, now)
+		}
 		g, err := generate(alg, now)
 		if err != nil {
 			return nil, err
 		}
-		m := &store.CAMaterial{RootCertPEM: pemCert(g.rootDER), IssuingCertPEM: pemCert(g.issuingDER)}
-		for _, k := range []struct {
-			key crypto.Signer
-			out *[]byte
-		}{{g.rootKey, &m.RootKeySealed}, {g.issuingKey, &m.IssuingKeySealed}} {
-			p, err := keys.EncodePEM(k.key)
-			if err != nil {
-				return nil, err
-			}
-			if *k.out, err = keys.Seal(p, passphrase); err != nil {
-				return nil, err
-			}
+		m := &store.CAMaterial{RootCertPEM: pemCert(g.rootDER), IssuingCertPEM: pemCert(g.issuingDER), ServerCACertPEM: pemCert(g.serverCADER)}
+		if m.RootKeySealed, err = seal(g.rootKey); err != nil {
+			return nil, err
+		}
+		if m.IssuingKeySealed, err = seal(g.issuingKey); err != nil {
+			return nil, err
+		}
+		if m.ServerCAKeySealed, err = seal(g.serverCAKey); err != nil {
+			return nil, err
 		}
 		return m, nil
 	})
@@ -141,23 +203,72 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, alg keys.Algorithm, 
 	if err != nil {
 		return nil, err
 	}
-	return newAuthority(root, m.RootCertPEM, issuing, signer, now)
+	serverCA, err := parseCertPEM(m.ServerCACertPEM)
+	if err != nil {
+		return nil, err
+	}
+	serverKeyPEM, err := keys.Unseal(m.ServerCAKeySealed, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("issuance: opening the shared CA's server CA key: %w", err)
+	}
+	serverSigner, err := keys.ParsePEM(serverKeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return newAuthority(root, m.RootCertPEM, issuing, signer, serverCA, serverSigner, now)
 }
 
-func newAuthority(root *x509.Certificate, rootPEM []byte, issuing *x509.Certificate, signer crypto.Signer, now func() time.Time) (*Authority, error) {
-	if err := issuing.CheckSignatureFrom(root); err != nil {
-		return nil, fmt.Errorf("issuance: the issuing CA is not signed by the root: %w", err)
+// completeSharedCA adds a server CA to a shared CA stored without one.
+func completeSharedCA(stored *store.CAMaterial, alg keys.Algorithm, passphrase string, now func() time.Time) (*store.CAMaterial, error) {
+	root, err := parseCertPEM(stored.RootCertPEM)
+	if err != nil {
+		return nil, err
 	}
-	if !publicKeysEqual(signer.Public(), issuing.PublicKey) {
-		return nil, errors.New("issuance: the issuing key does not match the issuing certificate")
+	rootKeyPEM, err := keys.Unseal(stored.RootKeySealed, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("issuance: opening the shared CA's root key: %w", err)
 	}
-	return &Authority{root: root, issuing: issuing, signer: signer, rootPEM: rootPEM, now: now}, nil
+	rootKey, err := keys.ParsePEM(rootKeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	der, key, err := newServerCA(alg, root, rootKey, now)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := keys.EncodePEM(key)
+	if err != nil {
+		return nil, err
+	}
+	m := *stored
+	m.ServerCACertPEM = pemCert(der)
+	if m.ServerCAKeySealed, err = keys.Seal(keyPEM, passphrase); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func newAuthority(root *x509.Certificate, rootPEM []byte, issuing *x509.Certificate, signer crypto.Signer,
+	serverCA *x509.Certificate, serverSigner crypto.Signer, now func() time.Time) (*Authority, error) {
+	for _, ca := range []struct {
+		name   string
+		cert   *x509.Certificate
+		signer crypto.Signer
+	}{{"issuing", issuing, signer}, {"server", serverCA, serverSigner}} {
+		if err := ca.cert.CheckSignatureFrom(root); err != nil {
+			return nil, fmt.Errorf("issuance: the %s CA is not signed by the root: %w", ca.name, err)
+		}
+		if !publicKeysEqual(ca.signer.Public(), ca.cert.PublicKey) {
+			return nil, fmt.Errorf("issuance: the %s key does not match the %s certificate", ca.name, ca.name)
+		}
+	}
+	return &Authority{root: root, issuing: issuing, signer: signer, serverCA: serverCA, serverSigner: serverSigner, rootPEM: rootPEM, now: now}, nil
 }
 
 // generated is a new CA, not yet stored anywhere.
 type generated struct {
-	rootDER, issuingDER []byte
-	rootKey, issuingKey crypto.Signer
+	rootDER, issuingDER, serverCADER []byte
+	rootKey, issuingKey, serverCAKey crypto.Signer
 }
 
 // generate makes a root CA and an issuing CA signed by it.
@@ -177,15 +288,10 @@ func generate(alg keys.Algorithm, now func() time.Time) (*generated, error) {
 	if _, err := rand.Read(suffix); err != nil {
 		return nil, err
 	}
-	name := func(role string) pkix.Name {
-		return pkix.Name{
-			Organization: []string{"fleetca"},
-			CommonName:   "fleetca " + role + " CA " + strings.ToUpper(hex.EncodeToString(suffix)),
-		}
-	}
+	tag := strings.ToUpper(hex.EncodeToString(suffix))
 	start := now().UTC().Truncate(time.Second).Add(-time.Hour)
 	rootTmpl := &x509.Certificate{
-		Subject:               name("Root"),
+		Subject:               caName("Root", tag),
 		NotBefore:             start,
 		NotAfter:              rootNotAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -201,10 +307,14 @@ func generate(alg keys.Algorithm, now func() time.Time) (*generated, error) {
 		return nil, err
 	}
 	issuingTmpl := &x509.Certificate{
-		Subject:               name("Issuing"),
-		NotBefore:             start,
-		NotAfter:              issuingNotAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		Subject:   caName("Issuing", tag),
+		NotBefore: start,
+		NotAfter:  issuingNotAfter,
+		KeyUsage:  x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		// Everything below the issuing CA authenticates clients only: a
+		// verifier that checks the chain's key purposes (Go, OpenSSL) refuses
+		// any certificate under it as a TLS server.
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
@@ -213,7 +323,47 @@ func generate(alg keys.Algorithm, now func() time.Time) (*generated, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &generated{rootDER: rootDER, issuingDER: issuingDER, rootKey: rootKey, issuingKey: issuingKey}, nil
+	serverCADER, serverCAKey, err := newServerCA(alg, root, rootKey, now)
+	if err != nil {
+		return nil, err
+	}
+	return &generated{
+		rootDER: rootDER, issuingDER: issuingDER, serverCADER: serverCADER,
+		rootKey: rootKey, issuingKey: issuingKey, serverCAKey: serverCAKey,
+	}, nil
+}
+
+// newServerCA makes the server CA: signed by the root, constrained to TLS
+// server authentication, and the signer of the MQTT endpoint's certificate
+// only, so that devices, which get their certificates from the issuing CA,
+// can never obtain one from the chain the broker's certificate comes from.
+func newServerCA(alg keys.Algorithm, root *x509.Certificate, rootKey crypto.Signer, now func() time.Time) ([]byte, crypto.Signer, error) {
+	if !alg.Valid() {
+		alg = keys.ECDSAP256
+	}
+	key, err := alg.Generate()
+	if err != nil {
+		return nil, nil, err
+	}
+	tag := root.Subject.CommonName[strings.LastIndexByte(root.Subject.CommonName, ' ')+1:]
+	tmpl := &x509.Certificate{
+		Subject:               caName("Server", tag),
+		NotBefore:             now().UTC().Truncate(time.Second).Add(-time.Hour),
+		NotAfter:              issuingNotAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := sign(tmpl, root, key.Public(), rootKey)
+	return der, key, err
+}
+
+// caName is the subject of one of fleetca's CAs; tag tells one fleetca's CAs
+// from another's.
+func caName(role, tag string) pkix.Name {
+	return pkix.Name{Organization: []string{"fleetca"}, CommonName: "fleetca " + role + " CA " + tag}
 }
 
 // createDir stores a new CA in opts.Dir, whole or not at all.
@@ -243,7 +393,10 @@ func createDir(opts Options) error {
 	if err := ks.Save(issuingKeyName, g.issuingKey); err != nil {
 		return err
 	}
-	for file, der := range map[string][]byte{rootCertFile: g.rootDER, issuingCertFile: g.issuingDER} {
+	if err := ks.Save(serverCAKeyName, g.serverCAKey); err != nil {
+		return err
+	}
+	for file, der := range map[string][]byte{rootCertFile: g.rootDER, issuingCertFile: g.issuingDER, serverCACertFile: g.serverCADER} {
 		if err := keys.WriteFileExclusive(filepath.Join(tmp, file), pemCert(der), 0o644); err != nil {
 			return err
 		}
@@ -334,6 +487,9 @@ func (a *Authority) Issuing() *x509.Certificate { return a.issuing }
 func (a *Authority) ChainPEM() []byte {
 	return append(pemCert(a.issuing.Raw), a.rootPEM...)
 }
+
+// ServerCA returns the CA that signs the MQTT endpoint's certificates.
+func (a *Authority) ServerCA() *x509.Certificate { return a.serverCA }
 
 // RootPEM returns the root CA certificate in PEM form.
 func (a *Authority) RootPEM() []byte { return bytes.Clone(a.rootPEM) }

@@ -33,7 +33,7 @@ func openTemp(t testing.TB, alg keys.Algorithm) (*Authority, string) {
 // RFC sources (RFC 5280 and the algorithm RFCs) and the community lints. The
 // policies of the Web PKI root stores and the CA/Browser Forum are left out on
 // purpose: fleetca is a private device PKI following the AWS IoT profile, whose
-// certificates have no EKU, no SAN, no CRL or OCSP pointers and expire in 2049,
+// certificates have no SAN, no CRL or OCSP pointers and expire in 2049,
 // all of which those policies forbid for publicly trusted TLS servers.
 func lintRegistry(t *testing.T) lint.Registry {
 	t.Helper()
@@ -98,7 +98,7 @@ func TestProfilesLintClean(t *testing.T) {
 				t.Fatal(err)
 			}
 			for name, der := range map[string][]byte{
-				"root": a.Root().Raw, "issuing": a.Issuing().Raw, "from CSR": fromCSR.DER, "for key": forKey.DER,
+				"root": a.Root().Raw, "issuing": a.Issuing().Raw, "server CA": a.ServerCA().Raw, "from CSR": fromCSR.DER, "for key": forKey.DER,
 				"MQTT server": server.Certificate[0],
 			} {
 				if p := lintProblems(t, reg, der); len(p) > 0 {
@@ -136,7 +136,7 @@ func TestDeviceProfile(t *testing.T) {
 		{"notAfter 2049-12-31T23:59:59Z", c.NotAfter.Equal(DeviceNotAfter)},
 		{"key usage digitalSignature only", c.KeyUsage == x509.KeyUsageDigitalSignature},
 		{"not a CA", c.BasicConstraintsValid && !c.IsCA},
-		{"no EKU", len(c.ExtKeyUsage) == 0},
+		{"EKU clientAuth only", len(c.ExtKeyUsage) == 1 && c.ExtKeyUsage[0] == x509.ExtKeyUsageClientAuth && len(c.UnknownExtKeyUsage) == 0},
 		{"SKI", len(c.SubjectKeyId) == 20},
 		{"AKI is the issuer's SKI", string(c.AuthorityKeyId) == string(a.Issuing().SubjectKeyId)},
 		{"serial positive, at most 20 bytes", c.SerialNumber.Sign() > 0 && len(c.SerialNumber.Bytes()) <= 20},
@@ -160,11 +160,17 @@ func TestServerCertificate(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(a.Root())
 	inter := x509.NewCertPool()
-	inter.AddCert(a.Issuing())
+	inter.AddCert(a.ServerCA())
 	for _, host := range []string{"mqtt.example.com", "127.0.0.1"} {
 		if _, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: inter}); err != nil {
 			t.Errorf("%s: %v", host, err)
 		}
+	}
+	if len(cert.Certificate) != 2 || !a.ServerCA().Equal(mustParse(t, cert.Certificate[1])) {
+		t.Error("the server certificate's chain is not [leaf, server CA]")
+	}
+	if cert.Leaf.CheckSignatureFrom(a.Issuing()) == nil {
+		t.Error("the server certificate comes from the devices' issuing CA")
 	}
 	if _, err := a.IssueServerCertificate(nil); err == nil {
 		t.Error("a server certificate without host names was issued")
@@ -209,5 +215,92 @@ func TestOpenRefusesAMismatchedKey(t *testing.T) {
 	}
 	if _, err := Open(Options{Dir: dir}); err == nil {
 		t.Fatal("Open accepted an issuing key that does not match the certificate")
+	}
+}
+
+func mustParse(t *testing.T, der []byte) *x509.Certificate {
+	t.Helper()
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestDeviceCertificateCannotServeTLS: a device that asks for CN=localhost
+// gets a certificate no verifier accepts for a TLS server, with or without
+// the issuing CA in the chain it presents.
+func TestDeviceCertificateCannotServeTLS(t *testing.T) {
+	a, _ := openTemp(t, keys.ECDSAP256)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+	}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := x509.ParseCertificateRequest(csrDER)
+	issued, err := a.IssueForCSR(csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := mustParse(t, issued.DER)
+	roots := x509.NewCertPool()
+	roots.AddCert(a.Root())
+	inter := x509.NewCertPool()
+	inter.AddCert(a.Issuing())
+	inter.AddCert(a.ServerCA())
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "localhost", Roots: roots, Intermediates: inter}); err == nil {
+		t.Fatal("a device certificate for CN=localhost verifies as a TLS server")
+	}
+	// The same certificate still authenticates the device as a client.
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("the device certificate does not verify as a client: %v", err)
+	}
+}
+
+// TestOpenAddsServerCAToAnOldCA: a CA directory made before the server CA
+// existed gains one at its next start, from the root key, and keeps its root
+// and issuing CA; without the root key the start stops and says why.
+func TestOpenAddsServerCAToAnOldCA(t *testing.T) {
+	a, dir := openTemp(t, keys.ECDSAP256)
+	for _, f := range []string{serverCACertFile, serverCAKeyName + ".key"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootKey, err := os.ReadFile(filepath.Join(dir, "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "root.key")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{Dir: dir}); err == nil {
+		t.Fatal("Open made up a server CA without the root key")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "root.key"), rootKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(Options{Dir: dir, Algorithm: keys.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Root().Equal(b.Root()) || !a.Issuing().Equal(b.Issuing()) || b.ServerCA().CheckSignatureFrom(b.Root()) != nil {
+		t.Fatal("the upgraded CA is not the same CA with a server CA added")
+	}
+	// The root key may go offline now: the server CA is kept.
+	if err := os.Remove(filepath.Join(dir, "root.key")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("opening with the root key offline: %v", err)
+	}
+	if !c.ServerCA().Equal(b.ServerCA()) {
+		t.Fatal("a second server CA was made")
 	}
 }

@@ -65,9 +65,14 @@ func (a *Authority) IssueForKey(pub crypto.PublicKey) (*Issued, error) {
 func (a *Authority) deviceTemplate() *x509.Certificate {
 	now := a.now().UTC().Truncate(time.Second)
 	return &x509.Certificate{
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              DeviceNotAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
+		NotBefore: now.Add(-backdate),
+		NotAfter:  DeviceNotAfter,
+		KeyUsage:  x509.KeyUsageDigitalSignature,
+		// AWS's device certificates carry no EKU; fleetca's say clientAuth,
+		// which every TLS client stack accepts in a client certificate, so
+		// that no device certificate (whatever subject its CSR asked for)
+		// can serve as a TLS server.
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  false,
 	}
@@ -110,7 +115,7 @@ func GenerateDeviceKey() (*rsa.PrivateKey, error) {
 const serverCertValidity = 397 * 24 * time.Hour
 
 // IssueServerCertificate makes a new P-256 key and a TLS server certificate
-// for the host names (DNS names or IP addresses), chained to the issuing CA,
+// for the host names (DNS names or IP addresses), signed by the server CA,
 // for fleetca's own MQTT endpoint.
 func (a *Authority) IssueServerCertificate(hosts []string) (tls.Certificate, error) {
 	if len(hosts) == 0 {
@@ -136,7 +141,7 @@ func (a *Authority) IssueServerCertificate(hosts []string) (tls.Certificate, err
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := sign(tmpl, a.issuing, &key.PublicKey, a.signer)
+	der, err := sign(tmpl, a.serverCA, &key.PublicKey, a.serverSigner)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
@@ -144,5 +149,5 @@ func (a *Authority) IssueServerCertificate(hosts []string) (tls.Certificate, err
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{der, a.issuing.Raw}, PrivateKey: key, Leaf: leaf}, nil
+	return tls.Certificate{Certificate: [][]byte{der, a.serverCA.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }

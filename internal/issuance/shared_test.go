@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fleetca/fleetca/internal/keys"
+	"github.com/fleetca/fleetca/internal/store"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
 )
 
@@ -59,4 +60,47 @@ func TestSharedCA(t *testing.T) {
 	if _, err := OpenShared(context.Background(), st, keys.ECDSAP256, "", nil); err == nil {
 		t.Fatal("a shared CA without a passphrase was opened")
 	}
+}
+
+// oldKeeper is a shared database whose CA was stored before the server CA
+// existed.
+type oldKeeper struct{ m *store.CAMaterial }
+
+func (k *oldKeeper) LoadOrCreateCA(_ context.Context, complete func(*store.CAMaterial) (*store.CAMaterial, error)) (*store.CAMaterial, error) {
+	if k.m.Complete() {
+		return k.m, nil
+	}
+	m, err := complete(k.m)
+	if err == nil {
+		k.m = m
+	}
+	return m, err
+}
+
+func TestSharedCAGainsServerCA(t *testing.T) {
+	var stored *store.CAMaterial
+	a, err := OpenShared(context.Background(), keeperFunc(func(complete func(*store.CAMaterial) (*store.CAMaterial, error)) (*store.CAMaterial, error) {
+		m, err := complete(nil)
+		stored = m
+		return m, err
+	}), keys.ECDSAP256, "pass", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := *stored
+	old.ServerCACertPEM, old.ServerCAKeySealed = nil, nil
+	k := &oldKeeper{m: &old}
+	b, err := OpenShared(context.Background(), k, keys.ECDSAP256, "pass", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Root().Equal(b.Root()) || !a.Issuing().Equal(b.Issuing()) || b.ServerCA().CheckSignatureFrom(a.Root()) != nil || !k.m.Complete() {
+		t.Fatal("the stored CA did not gain a server CA signed by its root")
+	}
+}
+
+type keeperFunc func(func(*store.CAMaterial) (*store.CAMaterial, error)) (*store.CAMaterial, error)
+
+func (f keeperFunc) LoadOrCreateCA(_ context.Context, complete func(*store.CAMaterial) (*store.CAMaterial, error)) (*store.CAMaterial, error) {
+	return f(complete)
 }

@@ -202,14 +202,25 @@ type CAMaterial struct {
 	IssuingCertPEM   []byte
 	RootKeySealed    []byte
 	IssuingKeySealed []byte
+	// The server CA signs the MQTT endpoint's certificate and nothing else.
+	// A CA stored before the server CA existed has neither field.
+	ServerCACertPEM   []byte
+	ServerCAKeySealed []byte
+}
+
+// Complete reports whether m holds every part of the CA.
+func (m *CAMaterial) Complete() bool {
+	return len(m.RootCertPEM) > 0 && len(m.IssuingCertPEM) > 0 && len(m.RootKeySealed) > 0 && len(m.IssuingKeySealed) > 0 &&
+		len(m.ServerCACertPEM) > 0 && len(m.ServerCAKeySealed) > 0
 }
 
 // CAKeeper keeps the CA material of replicas that share a database.
 type CAKeeper interface {
-	// LoadOrCreateCA returns the stored CA; when there is none, it calls
-	// create and stores its result first, so that replicas starting together
-	// create the CA once.
-	LoadOrCreateCA(ctx context.Context, create func() (*CAMaterial, error)) (*CAMaterial, error)
+	// LoadOrCreateCA returns the stored CA. When there is none, or what is
+	// stored is not Complete, it calls complete with what is stored (nil for
+	// nothing) and stores its result first, all under one lock, so that
+	// replicas starting together create or complete the CA once.
+	LoadOrCreateCA(ctx context.Context, complete func(stored *CAMaterial) (*CAMaterial, error)) (*CAMaterial, error)
 }
 
 // ClientToken makes a create call idempotent: Hash identifies the request's

@@ -104,27 +104,43 @@ func (s *Store) EnsureFirstAccount(ctx context.Context, a store.Account, k store
 }
 
 // LoadOrCreateCA implements store.CAKeeper.
-func (s *Store) LoadOrCreateCA(ctx context.Context, create func() (*store.CAMaterial, error)) (*store.CAMaterial, error) {
+func (s *Store) LoadOrCreateCA(ctx context.Context, complete func(*store.CAMaterial) (*store.CAMaterial, error)) (*store.CAMaterial, error) {
 	var m *store.CAMaterial
 	err := s.write.do(ctx, func(tx txn) error {
 		if err := tx.lock("ca-material"); err != nil {
 			return err
 		}
-		var root, issuing, rootKey, issuingKey string
-		err := tx.QueryRow(`SELECT root_cert_pem, issuing_cert_pem, root_key_sealed, issuing_key_sealed FROM ca_material WHERE id = 1`).
-			Scan(&root, &issuing, &rootKey, &issuingKey)
-		if err == nil {
-			m = &store.CAMaterial{RootCertPEM: []byte(root), IssuingCertPEM: []byte(issuing), RootKeySealed: []byte(rootKey), IssuingKeySealed: []byte(issuingKey)}
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		var root, issuing, rootKey, issuingKey, serverCA, serverCAKey string
+		err := tx.QueryRow(`SELECT root_cert_pem, issuing_cert_pem, root_key_sealed, issuing_key_sealed, server_ca_cert_pem, server_ca_key_sealed FROM ca_material WHERE id = 1`).
+			Scan(&root, &issuing, &rootKey, &issuingKey, &serverCA, &serverCAKey)
+		var existing *store.CAMaterial
+		switch {
+		case err == nil:
+			existing = &store.CAMaterial{
+				RootCertPEM: []byte(root), IssuingCertPEM: []byte(issuing), RootKeySealed: []byte(rootKey), IssuingKeySealed: []byte(issuingKey),
+				ServerCACertPEM: []byte(serverCA), ServerCAKeySealed: []byte(serverCAKey),
+			}
+			if existing.Complete() {
+				m = existing
+				return nil
+			}
+		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		if m, err = create(); err != nil {
+		if m, err = complete(existing); err != nil {
 			return err
 		}
-		_, err = tx.Exec(`INSERT INTO ca_material (id, root_cert_pem, issuing_cert_pem, root_key_sealed, issuing_key_sealed, created_us) VALUES (1, ?, ?, ?, ?, ?)`,
-			string(m.RootCertPEM), string(m.IssuingCertPEM), string(m.RootKeySealed), string(m.IssuingKeySealed), time.Now().UnixMicro())
+		if !m.Complete() {
+			return errors.New("sqlstore: the CA material to store is incomplete")
+		}
+		if existing != nil {
+			_, err = tx.Exec(`UPDATE ca_material SET server_ca_cert_pem = ?, server_ca_key_sealed = ? WHERE id = 1`,
+				string(m.ServerCACertPEM), string(m.ServerCAKeySealed))
+			return err
+		}
+		_, err = tx.Exec(`INSERT INTO ca_material (id, root_cert_pem, issuing_cert_pem, root_key_sealed, issuing_key_sealed, server_ca_cert_pem, server_ca_key_sealed, created_us) VALUES (1, ?, ?, ?, ?, ?, ?, ?)`,
+			string(m.RootCertPEM), string(m.IssuingCertPEM), string(m.RootKeySealed), string(m.IssuingKeySealed),
+			string(m.ServerCACertPEM), string(m.ServerCAKeySealed), time.Now().UnixMicro())
 		return err
 	})
 	return m, err
