@@ -54,6 +54,10 @@ type Config struct {
 	LambdaEndpoint string
 	// ProviderTimeout bounds one certificate-provider call.
 	ProviderTimeout time.Duration
+	// ProviderCrossAccount lets accounts name another account's function as
+	// their certificate provider: comma-separated caller=owner pairs of
+	// account IDs. Empty: a provider's function is its own account's.
+	ProviderCrossAccount string
 	// KeyPool is how many CreateKeysAndCertificate keys are generated ahead
 	// of time (0: each is generated on demand).
 	KeyPool int
@@ -99,6 +103,7 @@ func Default(getenv func(string) string) Config {
 		"FLEETCA_CA_KEY_PASSPHRASE":      &c.CAKeyPassphrase,
 		"FLEETCA_CA_KEY_PASSPHRASE_FILE": &c.CAKeyPassphraseFile,
 		"FLEETCA_LAMBDA_ENDPOINT":        &c.LambdaEndpoint,
+		"FLEETCA_PROVIDER_CROSS_ACCOUNT": &c.ProviderCrossAccount,
 		"FLEETCA_LOG_FORMAT":             &c.LogFormat,
 		"FLEETCA_LOG_LEVEL":              &c.LogLevel,
 		"FLEETCA_DEBUG_ADDR":             &c.DebugAddr,
@@ -128,6 +133,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CAKeyPassphraseFile, "ca-key-passphrase-file", c.CAKeyPassphraseFile, "file holding the passphrase that seals the CA keys (or set FLEETCA_CA_KEY_PASSPHRASE) (FLEETCA_CA_KEY_PASSPHRASE_FILE)")
 	fs.StringVar(&c.LambdaEndpoint, "lambda-endpoint", c.LambdaEndpoint, "Lambda Invoke API endpoint for certificate providers, e.g. http://127.0.0.1:3001 for sam local; empty means AWS Lambda (FLEETCA_LAMBDA_ENDPOINT)")
 	fs.DurationVar(&c.ProviderTimeout, "provider-timeout", c.ProviderTimeout, "time a certificate provider has to answer")
+	fs.StringVar(&c.ProviderCrossAccount, "provider-cross-account", c.ProviderCrossAccount, "caller=owner account pairs, comma-separated: the caller's certificate provider may invoke the owner's Lambda functions; by default a provider invokes only its own account's (FLEETCA_PROVIDER_CROSS_ACCOUNT)")
 	fs.IntVar(&c.KeyPool, "key-pool", c.KeyPool, "RSA keys for create-keys-and-certificate generated ahead of time, held only in memory, each used once; cuts the latency of bursts (0: generate each on demand)")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "API requests served at once; more are answered ThrottlingException (0: no bound)")
 	fs.Float64Var(&c.AccountRate, "account-rate", c.AccountRate, "API requests per second per account; more are answered ThrottlingException (0: no bound)")
@@ -200,6 +206,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("lambda endpoint %q is not an http(s) URL", c.LambdaEndpoint))
 		}
 	}
+	if _, err := c.ProviderCrossAccounts(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.KeyPool < 0 || c.KeyPool > maxKeyPool {
 		errs = append(errs, fmt.Errorf("--key-pool %d is not between 0 and %d", c.KeyPool, maxKeyPool))
 	}
@@ -218,6 +227,24 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log level %q is not debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// ProviderCrossAccounts parses ProviderCrossAccount: for each caller account,
+// the other accounts whose functions its certificate provider may invoke.
+func (c *Config) ProviderCrossAccounts() (map[string][]string, error) {
+	m := map[string][]string{}
+	for _, pair := range strings.Split(c.ProviderCrossAccount, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		caller, owner, ok := strings.Cut(pair, "=")
+		if !ok || !iot.ValidAccountID(caller) || !iot.ValidAccountID(owner) {
+			return nil, fmt.Errorf("--provider-cross-account %q is not caller=owner with two 12-digit account IDs", pair)
+		}
+		m[caller] = append(m[caller], owner)
+	}
+	return m, nil
 }
 
 // Passphrase returns the CA key passphrase, read from its file if one is named.

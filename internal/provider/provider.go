@@ -16,6 +16,9 @@ import (
 type Request struct {
 	// FunctionARN is the provider's Lambda function.
 	FunctionARN string
+	// AccountID is the account whose device asks, so that a function shared
+	// by several accounts knows whose CA to sign with, or refuses.
+	AccountID string
 	// CSRPEM is the device's certificate signing request.
 	CSRPEM string
 	// PrincipalID is the certificate ID the device connected with.

@@ -80,8 +80,13 @@ func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.
 	if s.signer == nil {
 		return nil, internal("signing with a certificate provider", errors.New("no provider signer is configured"))
 	}
+	// Checked again at every call: a provider stored before the rule, or
+	// before the operator withdrew a cross-account grant, must not sign.
+	if err := s.checkFunctionAccount(scope, p.LambdaFunctionARN); err != nil {
+		return nil, provider.Errorf(provider.InvokeRefused, err, "the provider's function belongs to another account")
+	}
 	der, err := s.signer.Sign(ctx, provider.Request{
-		FunctionARN: p.LambdaFunctionARN, CSRPEM: in.CSRPEM, PrincipalID: in.PrincipalID, ClientID: in.ClientID,
+		FunctionARN: p.LambdaFunctionARN, AccountID: scope.AccountID, CSRPEM: in.CSRPEM, PrincipalID: in.PrincipalID, ClientID: in.ClientID,
 	}, csr.PublicKey)
 	if err != nil {
 		return nil, err

@@ -172,3 +172,78 @@ func TestCreateDeviceCertificateFromCSR(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// TestProviderOfAnotherAccount is the confused-deputy attack: account B names
+// account A's signing function as its provider, to get certificates from A's
+// CA. Refused unless the operator granted B the use of A's functions; a
+// provider stored before the rule (or before a grant was withdrawn) does not
+// sign either; the function learns which account asks.
+func TestProviderOfAnotherAccount(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	authority, err := issuance.Open(issuance.Options{Dir: filepath.Join(dir, "ca"), Algorithm: keys.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pcaPEM, pcaKey := providerCA(t)
+	example, err := signer.New([]byte(pcaPEM), pcaKey, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := lambdatest.NewServer(t, map[string]any{"signer": example.Handle})
+	invoker, err := lambda.New(ctx, lambda.Options{Endpoint: fn.URL, Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const aFunction = "arn:aws:lambda:us-east-1:123456789012:function:signer"
+	attacker := iot.Scope{AccountID: "210987654321", Region: "us-east-1"}
+	partner := iot.Scope{AccountID: "111111111111", Region: "us-east-1"}
+	granted := registry.New(registry.Options{Store: st, Authority: authority, Signer: invoker,
+		CrossAccountProviders: map[string][]string{partner.AccountID: {scope.AccountID}}})
+	create := func(reg *registry.Service, sc iot.Scope, arn string) error {
+		_, err := reg.CreateCertificateProvider(ctx, sc, registry.CreateProviderInput{
+			Name: "signer", LambdaFunctionARN: arn, AccountDefaultForOperations: []string{iot.OperationCreateCertificateFromCsr},
+		})
+		return err
+	}
+	if err := create(granted, attacker, aFunction); !apierr.Is(err, apierr.InvalidRequest) {
+		t.Fatalf("another account's function as provider: %v, want InvalidRequest", err)
+	}
+	if err := create(granted, attacker, "arn:aws:lambda:us-east-1:210987654321:function:own"); err != nil {
+		t.Fatalf("the account's own function: %v", err)
+	}
+	if _, err := granted.UpdateCertificateProvider(ctx, attacker, "signer", registry.UpdateProviderInput{LambdaFunctionARN: ptr(aFunction)}); !apierr.Is(err, apierr.InvalidRequest) {
+		t.Fatalf("updating to another account's function: %v, want InvalidRequest", err)
+	}
+
+	// A granted pair works, and the function is told who asks.
+	if err := create(granted, partner, aFunction); err != nil {
+		t.Fatalf("a granted cross-account provider: %v", err)
+	}
+	req := registry.DeviceCSR{CSRPEM: deviceCSR(t), PrincipalID: "claim-id", ClientID: "device-1"}
+	if _, err := granted.CreateDeviceCertificateFromCSR(ctx, partner, req); err != nil {
+		t.Fatal(err)
+	}
+	var event struct {
+		AWSAccountID string `json:"awsAccountId"`
+	}
+	json.Unmarshal(fn.LastEvent(), &event)
+	if event.AWSAccountID != partner.AccountID {
+		t.Fatalf("the function received %s, without the asking account", fn.LastEvent())
+	}
+
+	// The grant withdrawn: the stored provider no longer signs.
+	calls := fn.Calls.Load()
+	withdrawn := registry.New(registry.Options{Store: st, Authority: authority, Signer: invoker})
+	if _, err := withdrawn.CreateDeviceCertificateFromCSR(ctx, partner, req); provider.FailureOf(err) != provider.InvokeRefused {
+		t.Fatalf("a stored provider of another account's function: %v, want InvokeRefused", err)
+	}
+	if fn.Calls.Load() != calls {
+		t.Fatal("the other account's function was invoked")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/iot"
@@ -36,6 +37,32 @@ func checkLambdaARN(arn string) error {
 		return apierr.New(apierr.InvalidRequest, "lambdaFunctionArn must be a Lambda function ARN, such as arn:aws:lambda:us-east-1:123456789012:function:signer.")
 	}
 	return nil
+}
+
+// checkFunctionAccount refuses a function of another account than the
+// caller's unless the operator allowed that pair. AWS enforces the same
+// through the function's resource policy, which must grant IoT the call with
+// the caller as source account.
+func (s *Service) checkFunctionAccount(scope iot.Scope, arn string) error {
+	owner := functionAccount(arn)
+	if owner == scope.AccountID {
+		return nil
+	}
+	for _, allowed := range s.crossAccount[scope.AccountID] {
+		if owner == allowed {
+			return nil
+		}
+	}
+	return apierr.New(apierr.InvalidRequest, "The Lambda function %s belongs to account %s; a certificate provider may invoke only its own account's functions.", arn, owner)
+}
+
+// functionAccount is the account field of a Lambda function ARN.
+func functionAccount(arn string) string {
+	fields := strings.SplitN(arn, ":", 6)
+	if len(fields) < 6 {
+		return ""
+	}
+	return fields[4]
 }
 
 func checkDefaultOperations(ops []string) error {
@@ -76,6 +103,9 @@ func (s *Service) CreateCertificateProvider(ctx context.Context, scope iot.Scope
 		return nil, err
 	}
 	if err := checkLambdaARN(in.LambdaFunctionARN); err != nil {
+		return nil, err
+	}
+	if err := s.checkFunctionAccount(scope, in.LambdaFunctionARN); err != nil {
 		return nil, err
 	}
 	if err := checkDefaultOperations(in.AccountDefaultForOperations); err != nil {
@@ -156,6 +186,9 @@ func (s *Service) UpdateCertificateProvider(ctx context.Context, scope iot.Scope
 	}
 	if in.LambdaFunctionARN != nil {
 		if err := checkLambdaARN(*in.LambdaFunctionARN); err != nil {
+			return nil, err
+		}
+		if err := s.checkFunctionAccount(scope, *in.LambdaFunctionARN); err != nil {
 			return nil, err
 		}
 	}

@@ -48,6 +48,13 @@ type Options struct {
 	// Signer asks certificate providers to sign device CSRs; nil refuses
 	// device CSRs of accounts that have a provider.
 	Signer provider.Signer
+	// CrossAccountProviders lists, for a caller account, the other accounts
+	// whose Lambda functions its certificate provider may invoke. A provider
+	// may always invoke its own account's functions, and no other's unless
+	// listed here: fleetca invokes every function with one set of
+	// credentials, so without this rule any account could have another's
+	// function sign with that account's CA.
+	CrossAccountProviders map[string][]string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -57,13 +64,14 @@ type Service struct {
 	store        Store
 	authority    Authority
 	signer       provider.Signer
+	crossAccount map[string][]string
 	newDeviceKey func() (*rsa.PrivateKey, error)
 	now          func() time.Time
 }
 
 // New returns a Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, newDeviceKey: opts.NewDeviceKey, now: opts.Now}
+	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, crossAccount: opts.CrossAccountProviders, newDeviceKey: opts.NewDeviceKey, now: opts.Now}
 	if s.newDeviceKey == nil {
 		s.newDeviceKey = issuance.GenerateDeviceKey
 	}

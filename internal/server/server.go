@@ -78,7 +78,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, fmt.Errorf("certificate providers: %w", err)
 	}
-	regOpts := registry.Options{Store: st, Authority: authority, Signer: invoker}
+	crossAccount, err := cfg.ProviderCrossAccounts()
+	if err != nil {
+		return nil, err
+	}
+	regOpts := registry.Options{Store: st, Authority: authority, Signer: invoker, CrossAccountProviders: crossAccount}
 	if cfg.KeyPool > 0 {
 		keyPool = issuance.NewKeyPool(cfg.KeyPool, nil)
 		regOpts.NewDeviceKey = keyPool.Take

@@ -95,6 +95,9 @@ type event struct {
 	CertificateSigningRequest string `json:"certificateSigningRequest"`
 	PrincipalID               string `json:"principalId"`
 	ClientID                  string `json:"clientId"`
+	// AWSAccountID is a fleetca addition (AWS states the caller in the
+	// function's resource policy instead): the account whose device asks.
+	AWSAccountID string `json:"awsAccountId,omitempty"`
 }
 
 // answer is what the function must return.
@@ -118,7 +121,7 @@ func (i *Invoker) Sign(ctx context.Context, req provider.Request, csrKey crypto.
 	if !ok {
 		return nil, provider.Errorf(provider.InvokeRefused, nil, "%q is not a Lambda function ARN", req.FunctionARN)
 	}
-	payload, err := json.Marshal(event{CertificateSigningRequest: req.CSRPEM, PrincipalID: req.PrincipalID, ClientID: req.ClientID})
+	payload, err := json.Marshal(event{CertificateSigningRequest: req.CSRPEM, PrincipalID: req.PrincipalID, ClientID: req.ClientID, AWSAccountID: req.AccountID})
 	if err != nil {
 		return nil, err
 	}
