@@ -36,9 +36,10 @@ func IsError(err error) bool {
 	return errors.As(err, &e)
 }
 
-// ParseCSR decodes a PEM PKCS#10 request, checks its self-signature and
-// checks that its key is one AWS IoT accepts: RSA of at least 2048 bits, or
-// ECDSA on P-256, P-384 or P-521.
+// ParseCSR decodes a PEM PKCS#10 request, checks its self-signature, checks
+// that its key is one AWS IoT accepts (RSA of 2048, 3072 or 4096 bits, or
+// ECDSA on P-256, P-384 or P-521) and is not weak (CheckKeyToSign), and that
+// its subject is one parsers read alike (CheckSubject).
 func ParseCSR(pemText []byte) (*x509.CertificateRequest, error) {
 	der, err := singleBlock(pemText, "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")
 	if err != nil {
@@ -48,11 +49,14 @@ func ParseCSR(pemText []byte) (*x509.CertificateRequest, error) {
 	if err != nil {
 		return nil, errorf("the certificate signing request could not be parsed: %v", err)
 	}
-	if err := CheckPublicKey(csr.PublicKey); err != nil {
+	if err := CheckKeyToSign(csr.PublicKey); err != nil {
 		return nil, err
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, errorf("the signature of the certificate signing request does not verify: %v", err)
+	}
+	if err := CheckSubject(csr.RawSubject); err != nil {
+		return nil, err
 	}
 	return csr, nil
 }

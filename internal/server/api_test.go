@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -178,6 +179,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	rsa1024, _ := newCSR(t, "rsa-1024", pkix.Name{CommonName: "weak"})
 	p224, _ := newCSR(t, "p224", pkix.Name{CommonName: "curve"})
+	nul, _ := newCSR(t, "p256", pkix.Name{CommonName: "local\x00host"})
+	integer, _ := newCSR(t, "p256", pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: 5}}})
+	long, _ := newCSR(t, "p256", pkix.Name{CommonName: strings.Repeat("n", 1500)})
+	oddSize, _ := newCSR(t, "rsa-2056", pkix.Name{CommonName: "odd"})
 	csrCases := []struct {
 		name, csr, wantMessage string
 	}{
@@ -188,6 +193,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"P-224", p224, "P-224"},
 		{"DSA", dsaCSR(t), "DSA"},
 		{"Ed25519", ed25519CSR(t), "not supported"},
+		{"NUL byte in the subject", nul, "control character"},
+		{"integer in the subject", integer, "must be a UTF8String or PrintableString"},
+		{"1,500-byte subject", long, "at most 1024"},
+		{"RSA of 2056 bits", oddSize, "2048, 3072 or 4096 bits"},
 		{"trailing data", good + "junk", "after the PEM"},
 		{"5 KB", good + strings.Repeat(" ", 5000), "length between 1 and 4096"},
 		{"empty", "", "length between 1 and 4096"},

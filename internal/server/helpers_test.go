@@ -229,6 +229,8 @@ func newCSR(t testing.TB, kind string, subject pkix.Name) (string, crypto.Signer
 		key, err = rsa.GenerateKey(rand.Reader, 1024)
 	case "rsa-2048":
 		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	case "rsa-2056":
+		key, err = rsa.GenerateKey(rand.Reader, 2056)
 	case "rsa-3072":
 		key, err = rsa.GenerateKey(rand.Reader, 3072)
 	case "p224":
