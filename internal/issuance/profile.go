@@ -13,6 +13,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/pki"
@@ -115,8 +116,9 @@ func GenerateDeviceKey() (*rsa.PrivateKey, error) {
 const serverCertValidity = 397 * 24 * time.Hour
 
 // IssueServerCertificate makes a new P-256 key and a TLS server certificate
-// for the host names (DNS names or IP addresses), signed by the server CA,
-// for fleetca's own MQTT endpoint.
+// for the host names (DNS names or IP addresses) and the account-specific
+// names below each DNS name, signed by the server CA, for fleetca's own MQTT
+// endpoint.
 func (a *Authority) IssueServerCertificate(hosts []string) (tls.Certificate, error) {
 	if len(hosts) == 0 {
 		return tls.Certificate{}, errors.New("issuance: a server certificate needs at least one host name")
@@ -137,8 +139,13 @@ func (a *Authority) IssueServerCertificate(hosts []string) (tls.Certificate, err
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
+			continue
+		}
+		tmpl.DNSNames = append(tmpl.DNSNames, h)
+		// Devices name their account in the SNI (<account-id>.<host>), as
+		// AWS devices connect to an account-specific endpoint.
+		if !strings.HasPrefix(h, "*.") {
+			tmpl.DNSNames = append(tmpl.DNSNames, "*."+h)
 		}
 	}
 	der, err := sign(tmpl, a.serverCA, &key.PublicKey, a.serverSigner)

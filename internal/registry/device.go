@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/apierr"
@@ -161,19 +163,28 @@ type JITRegistration struct {
 // SNI_ONLY (admitted by its ID: the TLS handshake proved the key). An unknown
 // certificate signed by a registered ACTIVE CA with auto-registration enabled
 // is registered PENDING_ACTIVATION (just-in-time registration) and refused.
-// serverName, the TLS SNI, picks the account when the certificate is
-// registered in several: its first label must be the account ID.
+//
+// The account is chosen only by what the device proves, as AWS chooses it by
+// the account-specific endpoint the device connects to: serverName, the TLS
+// SNI, names it when its first label is an account ID
+// (<account-id>.<host>); otherwise only DEFAULT-mode registrations and CAs
+// count, of which each certificate and CA has at most one per region. So
+// nothing another account registers (a copy of a device's certificate, or
+// of its CA in SNI_ONLY mode) changes where a device lands or whether it is
+// admitted.
 func (s *Service) AdmitDevice(ctx context.Context, leaf *x509.Certificate, serverName string) (Admission, error) {
 	now := s.now()
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		return Admission{Refusal: "the certificate is outside its validity period"}, nil
 	}
+	account := sniAccount(serverName)
 	regs, err := s.store.CertificatesByID(ctx, iot.CertificateID(leaf.Raw))
 	if err != nil {
 		return Admission{}, internal("finding the device certificate", err)
 	}
+	regs = slices.DeleteFunc(regs, func(c iot.Certificate) bool { return !reachable(c.Scope, c.Mode, account) })
 	if len(regs) == 0 {
-		return s.registerJustInTime(ctx, leaf, serverName)
+		return s.registerJustInTime(ctx, leaf, account)
 	}
 	var active, pending []iot.Certificate
 	for _, r := range regs {
@@ -187,20 +198,18 @@ func (s *Service) AdmitDevice(ctx context.Context, leaf *x509.Certificate, serve
 		}
 	}
 	if len(active) == 0 {
-		if len(pending) > 0 {
+		if len(pending) == 1 {
 			// AWS publishes the event again whenever a certificate that still
 			// waits for activation connects.
-			p := pickByServerName(pending, serverName, func(c iot.Certificate) iot.Scope { return c.Scope })
-			if p != nil {
-				return Admission{Registered: &JITRegistration{Scope: p.Scope, CertificateID: p.ID, CACertificateID: p.CACertificateID, RegisteredAt: p.CreatedAt}, Refusal: "the certificate is PENDING_ACTIVATION"}, nil
-			}
+			p := pending[0]
+			return Admission{Registered: &JITRegistration{Scope: p.Scope, CertificateID: p.ID, CACertificateID: p.CACertificateID, RegisteredAt: p.CreatedAt}, Refusal: "the certificate is PENDING_ACTIVATION"}, nil
 		}
 		return Admission{Refusal: fmt.Sprintf("the certificate is %s", regs[0].Status)}, nil
 	}
-	c := pickByServerName(active, serverName, func(c iot.Certificate) iot.Scope { return c.Scope })
-	if c == nil {
-		return Admission{Refusal: "the certificate is ACTIVE in several accounts; name one with the SNI host name (<account-id>.<host>)"}, nil
+	if len(active) > 1 {
+		return Admission{Refusal: "the certificate is ACTIVE in several regions of the account"}, nil
 	}
+	c := &active[0]
 	switch {
 	case c.CACertificateID != "":
 		ca, err := s.store.CACertificate(ctx, c.Scope, c.CACertificateID)
@@ -225,35 +234,57 @@ func (s *Service) AdmitDevice(ctx context.Context, leaf *x509.Certificate, serve
 	return Admission{Certificate: c}, nil
 }
 
+// sniAccount is the account a TLS server name (<account-id>.<host>) names,
+// or "" when its first label is no account ID.
+func sniAccount(serverName string) string {
+	label, _, _ := strings.Cut(serverName, ".")
+	if iot.ValidAccountID(label) {
+		return label
+	}
+	return ""
+}
+
+// reachable reports whether a registration (of a certificate or a CA) in
+// scope, in mode, can receive a device that named account in its SNI ("" for
+// none): the named account's registrations can, and without a name only
+// DEFAULT-mode ones, which are unique per region.
+func reachable(scope iot.Scope, mode iot.Mode, account string) bool {
+	if account != "" {
+		return scope.AccountID == account
+	}
+	return mode == iot.ModeDefault
+}
+
 // registerJustInTime registers an unknown certificate under the registered
-// ACTIVE CA with auto-registration that signed it, if there is one.
-func (s *Service) registerJustInTime(ctx context.Context, leaf *x509.Certificate, serverName string) (Admission, error) {
+// ACTIVE CA with auto-registration that signed it, if there is exactly one
+// the device can reach (see AdmitDevice).
+func (s *Service) registerJustInTime(ctx context.Context, leaf *x509.Certificate, account string) (Admission, error) {
 	cas, err := s.store.CACertificatesBySubject(ctx, iot.Scope{}, nameKey(leaf.RawIssuer))
 	if err != nil {
 		return Admission{}, internal("finding CA certificates", err)
 	}
 	var eligible []iot.CACertificate
 	for _, ca := range cas {
+		if !reachable(ca.Scope, ca.Mode, account) || ca.Status != iot.CAStatusActive || ca.AutoRegistration != iot.AutoRegistrationEnable {
+			continue
+		}
 		parsed, err := x509.ParseCertificate(ca.DER)
 		if err != nil || leaf.CheckSignatureFrom(parsed) != nil {
 			continue
 		}
-		if ca.Status == iot.CAStatusActive && ca.AutoRegistration == iot.AutoRegistrationEnable {
-			eligible = append(eligible, ca)
-		}
+		eligible = append(eligible, ca)
 	}
-	ca := pickByServerName(eligible, serverName, func(c iot.CACertificate) iot.Scope { return c.Scope })
-	if ca == nil {
-		return Admission{Refusal: "the certificate is not registered, and no ACTIVE CA with auto-registration signed it"}, nil
+	if len(eligible) != 1 {
+		return Admission{Refusal: "the certificate is not registered, and no single ACTIVE CA with auto-registration that the device reaches signed it"}, nil
 	}
+	ca := eligible[0]
 	c, err := s.storeRegistered(ctx, ca.Scope, leaf, iot.StatusPendingActivation, ca.Mode, ca.ID)
 	if apierr.Is(err, apierr.ResourceAlreadyExists) {
 		// Another connection registered it a moment ago.
-		regs, err := s.store.CertificatesByID(ctx, iot.CertificateID(leaf.Raw))
-		if err != nil || len(regs) == 0 {
+		c, err = s.store.Certificate(ctx, ca.Scope, iot.CertificateID(leaf.Raw))
+		if err != nil {
 			return Admission{}, internal("finding the device certificate", err)
 		}
-		c = &regs[0]
 	} else if err != nil {
 		return Admission{}, err
 	}
@@ -263,41 +294,53 @@ func (s *Service) registerJustInTime(ctx context.Context, leaf *x509.Certificate
 	}, nil
 }
 
-// pickByServerName returns the only item, or the one whose account the SNI
-// host name's first label names; nil if that does not single one out.
-func pickByServerName[T any](items []T, serverName string, scope func(T) iot.Scope) *T {
-	if len(items) == 1 {
-		return &items[0]
-	}
-	label := serverName
-	for i := 0; i < len(serverName); i++ {
-		if serverName[i] == '.' {
-			label = serverName[:i]
-			break
-		}
-	}
-	var found *T
-	for i := range items {
-		if scope(items[i]).AccountID == label {
-			if found != nil {
-				return nil
-			}
-			found = &items[i]
-		}
-	}
-	return found
+// Sweep checks connected devices against the admission rules again, so that
+// a device is disconnected when its certificate stops being ACTIVE or its CA
+// is deactivated or deleted. One Sweep serves one pass over the connected
+// devices: it reads each CA once.
+type Sweep struct {
+	s   *Service
+	cas map[caKey]bool
 }
 
-// CertificateActive reports whether the scope's certificate id is still
-// registered and ACTIVE; connected devices whose certificate is not are
-// disconnected.
-func (s *Service) CertificateActive(ctx context.Context, scope iot.Scope, id string) (bool, error) {
-	c, err := s.store.Certificate(ctx, scope, id)
+type caKey struct {
+	scope iot.Scope
+	id    string
+}
+
+// NewSweep starts a pass over the connected devices.
+func (s *Service) NewSweep() *Sweep { return &Sweep{s: s, cas: map[caKey]bool{}} }
+
+// StillAdmitted reports whether the scope's certificate id is still
+// registered and ACTIVE and, if it was registered under a CA, that CA is
+// still registered and ACTIVE. It reads the database, so changes made on
+// another replica count too.
+func (w *Sweep) StillAdmitted(ctx context.Context, scope iot.Scope, id string) (bool, error) {
+	c, err := w.s.store.Certificate(ctx, scope, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, internal("checking a device certificate", err)
 	}
-	return c.Status == iot.StatusActive, nil
+	if c.Status != iot.StatusActive {
+		return false, nil
+	}
+	if c.CACertificateID == "" {
+		return true, nil
+	}
+	k := caKey{scope, c.CACertificateID}
+	active, seen := w.cas[k]
+	if !seen {
+		ca, err := w.s.store.CACertificate(ctx, scope, c.CACertificateID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return false, internal("checking a device's CA", err)
+		default:
+			active = ca.Status == iot.CAStatusActive
+		}
+		w.cas[k] = active
+	}
+	return active, nil
 }

@@ -72,6 +72,13 @@ func (ts *testServer) connectWithWill(t testing.TB, kp keyPair, topic, payload s
 	return ts.connectWith(t, kp, "", func(o *paho.ClientOptions) { o.SetWill(topic, payload, 1, false) })
 }
 
+// connectAs connects naming an account in the TLS server name, as a device
+// of an account-specific endpoint does.
+func (ts *testServer) connectAs(t testing.TB, kp keyPair, account string) (*device, error) {
+	t.Helper()
+	return ts.connectWith(t, kp, "", func(o *paho.ClientOptions) { o.TLSConfig.ServerName = account + ".localhost" })
+}
+
 func (ts *testServer) connectWith(t testing.TB, kp keyPair, clientID string, configure func(*paho.ClientOptions)) (*device, error) {
 	t.Helper()
 	if clientID == "" {

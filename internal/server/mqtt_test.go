@@ -194,7 +194,13 @@ func TestAdmission(t *testing.T) {
 		if _, err := c.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{CertificatePem: aws.String(self.pem), Status: types.CertificateStatusActive}); err != nil {
 			t.Fatal(err)
 		}
-		ts.mustConnect(t, kp)
+		// As at AWS, an SNI_ONLY certificate names its account's endpoint.
+		if _, err := ts.connect(t, kp, ""); err == nil {
+			t.Fatal("an SNI_ONLY certificate connected without naming its account")
+		}
+		if _, err := ts.connectAs(t, kp, testAccount); err != nil {
+			t.Fatalf("naming its account: %v", err)
+		}
 	})
 }
 
@@ -340,6 +346,7 @@ func TestDeactivationDisconnects(t *testing.T) {
 	c := ts.iotClient()
 	for _, change := range []string{"INACTIVE", "REVOKED", "deleted"} {
 		t.Run(change, func(t *testing.T) {
+			t.Parallel()
 			kp := ts.claim(t, c)
 			d := ts.mustConnect(t, kp)
 			switch change {
@@ -355,6 +362,36 @@ func TestDeactivationDisconnects(t *testing.T) {
 			case <-d.lost:
 			case <-time.After(waitLimit):
 				t.Fatal("the device stayed connected")
+			}
+		})
+	}
+	// A compromised CA's devices must go when the CA is deactivated or
+	// deleted, though their own certificates stay ACTIVE.
+	for _, change := range []string{"CA INACTIVE", "CA deleted"} {
+		t.Run(change, func(t *testing.T) {
+			t.Parallel()
+			ca := newRootCA(t, "p256", "Fleet CA "+change)
+			caID := registerCA(t, c, ca, true)
+			kp := caLeaf(t, ca, "device")
+			if _, err := c.RegisterCertificate(context.Background(), &iot.RegisterCertificateInput{CertificatePem: aws.String(kp.certPEM), Status: types.CertificateStatusActive}); err != nil {
+				t.Fatal(err)
+			}
+			d := ts.mustConnect(t, kp)
+			if _, err := c.UpdateCACertificate(context.Background(), &iot.UpdateCACertificateInput{CertificateId: aws.String(caID), NewStatus: types.CACertificateStatusInactive}); err != nil {
+				t.Fatal(err)
+			}
+			if change == "CA deleted" {
+				if _, err := c.DeleteCACertificate(context.Background(), &iot.DeleteCACertificateInput{CertificateId: aws.String(caID)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-d.lost:
+			case <-time.After(waitLimit):
+				t.Fatal("the device stayed connected")
+			}
+			if status, _ := describeStatus(t, c, kp.id); status != types.CertificateStatusActive {
+				t.Fatalf("the device certificate is %s; the test means a CA change alone", status)
 			}
 		})
 	}
@@ -501,7 +538,14 @@ func TestProvisioningWithProvider(t *testing.T) {
 	if status, desc := describeStatus(t, c, kp.id); status != types.CertificateStatusPendingActivation || desc.CertificateMode != types.CertificateModeSniOnly {
 		t.Fatalf("provider certificate: %s %s", status, desc.CertificateMode)
 	}
-	activateAndConnect(t, ts, c, kp)
+	// SNI_ONLY, so the device names its account, as at AWS.
+	setStatus(t, c, kp.id, "ACTIVE")
+	if _, err := ts.connect(t, kp, ""); err == nil {
+		t.Fatal("an SNI_ONLY certificate connected without naming its account")
+	}
+	if _, err := ts.connectAs(t, kp, testAccount); err != nil {
+		t.Fatalf("the provider's certificate, naming its account: %v", err)
+	}
 
 	before := certificateCount(t, c)
 	// The example refuses P-521 keys: the device's fault, 400.

@@ -1,0 +1,109 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+	"github.com/aws/aws-sdk-go-v2/service/iot/types"
+)
+
+// TestAnotherAccountCannotLockOutADevice: account B registers a copy of
+// account A's device certificate. The device, which names no account,
+// still lands in A; naming B in its SNI is the device's own choice of B.
+func TestAnotherAccountCannotLockOutADevice(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	ctx := context.Background()
+	c := ts.iotClient()
+	credB, err := ts.CreateAccount(ctx, testOtherAcct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cB := ts.client(credB.AccessKeyID, credB.SecretAccessKey)
+	kp := ts.claim(t, c)
+	if _, err := cB.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
+		CertificatePem: aws.String(kp.certPEM), Status: types.CertificateStatusActive,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	listenerA := ts.mustConnect(t, ts.claim(t, c))
+	inA := listenerA.subscribe(t, "capture/test")
+	d := ts.mustConnect(t, kp)
+	d.publish(t, "capture/test", []byte("in A"))
+	if m := receive(t, inA); string(m.Payload()) != "in A" {
+		t.Fatalf("A received %q", m.Payload())
+	}
+	d.Disconnect(0)
+
+	// Naming an account reaches that account's registration only.
+	listenerB, err := ts.connectAs(t, ts.claim(t, cB), testOtherAcct)
+	if err != nil {
+		t.Fatalf("B's own device naming B: %v", err)
+	}
+	inB := listenerB.subscribe(t, "capture/test")
+	dB, err := ts.connectAs(t, kp, testOtherAcct)
+	if err != nil {
+		t.Fatalf("the device naming B, where it is registered ACTIVE: %v", err)
+	}
+	dB.publish(t, "capture/test", []byte("in B"))
+	if m := receive(t, inB); string(m.Payload()) != "in B" {
+		t.Fatalf("B received %q", m.Payload())
+	}
+	if _, err := ts.connectAs(t, ts.claim(t, c), "999999999999"); err == nil {
+		t.Fatal("a device connected naming an account it is not registered in")
+	}
+}
+
+// TestAnotherAccountCannotCaptureDevices: account B registers account A's CA
+// (public) in SNI_ONLY mode with auto-registration. A's new devices must not
+// be registered into B when they connect, whether A's own registration of
+// the CA auto-registers or not.
+func TestAnotherAccountCannotCaptureDevices(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	ctx := context.Background()
+	c := ts.iotClient()
+	credB, err := ts.CreateAccount(ctx, testOtherAcct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cB := ts.client(credB.AccessKeyID, credB.SecretAccessKey)
+	ca := newRootCA(t, "p256", "A's fleet CA")
+	caID := registerCA(t, c, ca, true)
+	if _, err := cB.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{
+		CaCertificate: aws.String(ca.pem), CertificateMode: types.CertificateModeSniOnly,
+		SetAsActive: true, AllowAutoRegistration: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := certificateCount(t, cB)
+
+	// A does not auto-register: the device is refused and lands nowhere.
+	kp := caLeaf(t, ca, "a-device")
+	if _, err := ts.connect(t, kp, ""); err == nil {
+		t.Fatal("an unregistered device of A connected")
+	}
+	if n := certificateCount(t, cB); n != before {
+		t.Fatalf("B captured %d of A's devices", n-before)
+	}
+
+	// A auto-registers: the device is registered into A, never into B.
+	if _, err := c.UpdateCACertificate(ctx, &iot.UpdateCACertificateInput{
+		CertificateId: aws.String(caID), NewStatus: types.CACertificateStatusActive, NewAutoRegistrationStatus: types.AutoRegistrationStatusEnable,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.connect(t, kp, ""); err == nil {
+		t.Fatal("a just-registered device connected")
+	}
+	if status, d := describeStatus(t, c, kp.id); status != types.CertificateStatusPendingActivation || aws.ToString(d.CaCertificateId) != caID {
+		t.Fatalf("in A: %s under %v", status, d.CaCertificateId)
+	}
+	if n := certificateCount(t, cB); n != before {
+		t.Fatalf("B captured %d of A's devices", n-before)
+	}
+	setStatus(t, c, kp.id, "ACTIVE")
+	ts.mustConnect(t, kp)
+}
