@@ -67,6 +67,10 @@ type Config struct {
 	// of AccountBurst (0: no bound).
 	AccountRate  float64
 	AccountBurst int
+	// MQTTProvisioningRate bounds each account's fleet-provisioning requests
+	// over MQTT per second, in bursts of MQTTProvisioningBurst.
+	MQTTProvisioningRate  float64
+	MQTTProvisioningBurst int
 	// LogFormat is text or json; LogLevel is debug, info, warn or error.
 	LogFormat string
 	LogLevel  string
@@ -78,15 +82,17 @@ type Config struct {
 // Default returns the defaults, overridden by FLEETCA_* variables from getenv.
 func Default(getenv func(string) string) Config {
 	c := Config{
-		DataDir:         "./fleetca-data",
-		APIAddr:         "127.0.0.1:7400",
-		MQTTAddr:        "127.0.0.1:8883",
-		MQTTHosts:       "localhost,127.0.0.1",
-		CAKeyAlgorithm:  string(keys.ECDSAP256),
-		ProviderTimeout: 5 * time.Second,
-		MaxInFlight:     1024,
-		LogFormat:       "text",
-		LogLevel:        "info",
+		DataDir:               "./fleetca-data",
+		APIAddr:               "127.0.0.1:7400",
+		MQTTAddr:              "127.0.0.1:8883",
+		MQTTHosts:             "localhost,127.0.0.1",
+		CAKeyAlgorithm:        string(keys.ECDSAP256),
+		ProviderTimeout:       5 * time.Second,
+		MaxInFlight:           1024,
+		MQTTProvisioningRate:  20,
+		MQTTProvisioningBurst: 40,
+		LogFormat:             "text",
+		LogLevel:              "info",
 	}
 	for name, field := range map[string]*string{
 		"FLEETCA_DATA_DIR":               &c.DataDir,
@@ -138,6 +144,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "API requests served at once; more are answered ThrottlingException (0: no bound)")
 	fs.Float64Var(&c.AccountRate, "account-rate", c.AccountRate, "API requests per second per account; more are answered ThrottlingException (0: no bound)")
 	fs.IntVar(&c.AccountBurst, "account-burst", c.AccountBurst, "burst of --account-rate (default: one second's worth)")
+	fs.Float64Var(&c.MQTTProvisioningRate, "mqtt-provisioning-rate", c.MQTTProvisioningRate, "fleet-provisioning requests over MQTT per second per account; more are rejected 429 Throttled")
+	fs.IntVar(&c.MQTTProvisioningBurst, "mqtt-provisioning-burst", c.MQTTProvisioningBurst, "burst of --mqtt-provisioning-rate")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (FLEETCA_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (FLEETCA_LOG_LEVEL)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "address serving Go's profiler at /debug/pprof/, unauthenticated, e.g. 127.0.0.1:7402; empty disables it (FLEETCA_DEBUG_ADDR)")
@@ -211,6 +219,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyPool < 0 || c.KeyPool > maxKeyPool {
 		errs = append(errs, fmt.Errorf("--key-pool %d is not between 0 and %d", c.KeyPool, maxKeyPool))
+	}
+	if c.MQTTProvisioningRate <= 0 || c.MQTTProvisioningBurst < 1 {
+		errs = append(errs, errors.New("--mqtt-provisioning-rate must be positive and --mqtt-provisioning-burst at least 1"))
 	}
 	if c.MaxInFlight < 0 || c.AccountRate < 0 || c.AccountBurst < 0 {
 		errs = append(errs, errors.New("--max-in-flight, --account-rate and --account-burst cannot be negative"))

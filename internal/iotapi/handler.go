@@ -141,7 +141,7 @@ func (h *Handler) serve(op operation) http.Handler {
 			}
 			h.log.Info("request", attrs...)
 		}()
-		out, err := h.run(op, r, &account)
+		out, err := h.run(op, w, r, &account)
 		if err != nil {
 			if ctxErr := r.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 				// The client went away: no one reads an answer, and it is
@@ -186,21 +186,21 @@ func (h *Handler) allow(account string) bool {
 	return l.(*rate.Limiter).Allow()
 }
 
-// run reads and authenticates the request and calls the operation.
-func (h *Handler) run(op operation, r *http.Request, account *string) (any, error) {
-	if h.inFlight != nil {
-		// Refuse at once rather than queue: queued requests hold memory and
-		// connections, and their clients would time out anyway.
-		select {
-		case h.inFlight <- struct{}{}:
-			defer func() { <-h.inFlight }()
-		default:
-			return nil, throttled()
-		}
-	}
+// bodyTimeout bounds reading a request's body: 256 KiB at 25 KB/s. A
+// client slower than that holds a connection, never an in-flight slot.
+const bodyTimeout = 10 * time.Second
+
+// run reads and authenticates the request and calls the operation. The body
+// is read and the signature checked before the request takes an in-flight
+// slot, so that clients that cannot sign, however slow, never crowd out
+// those that can.
+func (h *Handler) run(op operation, w http.ResponseWriter, r *http.Request, account *string) (any, error) {
 	if r.ContentLength > MaxBodyBytes {
 		return nil, tooLarge()
 	}
+	// Not every ResponseWriter supports deadlines (tests' recorders do
+	// not); the server's ReadTimeout still bounds the read there.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
 		return nil, apierr.New(apierr.InvalidRequest, "The request body could not be read.")
@@ -213,6 +213,16 @@ func (h *Handler) run(op operation, r *http.Request, account *string) (any, erro
 		return nil, err
 	}
 	*account = id.AccountID
+	if h.inFlight != nil {
+		// Refuse at once rather than queue: queued requests hold memory and
+		// connections, and their clients would time out anyway.
+		select {
+		case h.inFlight <- struct{}{}:
+			defer func() { <-h.inFlight }()
+		default:
+			return nil, throttled()
+		}
+	}
 	if !h.allow(id.AccountID) {
 		return nil, throttled()
 	}

@@ -35,6 +35,27 @@ type session struct {
 
 func namespace(scope iot.Scope) string { return scope.AccountID + "/" + scope.Region + "/" }
 
+// inNamespace is the broker's name for a device's topic or filter. Reserved
+// topics ($aws/...) go under "$" + prefix, apart from the account's other
+// topics, so that a filter starting with a wildcard, namespaced as
+// prefix + "#", cannot match them: MQTT keeps wildcards in the first level
+// from matching topics that start with $, and the namespace would otherwise
+// hide the $.
+func inNamespace(prefix, topic string) string {
+	if strings.HasPrefix(topic, "$") {
+		return "$" + prefix + topic
+	}
+	return prefix + topic
+}
+
+// outOfNamespace is the device's name for a broker topic of its namespace.
+func outOfNamespace(prefix, topic string) string {
+	if t, ok := strings.CutPrefix(topic, "$"+prefix); ok {
+		return t
+	}
+	return strings.TrimPrefix(topic, prefix)
+}
+
 // hook is fleetca's part of the broker.
 type hook struct {
 	mqtt.HookBase
@@ -42,7 +63,15 @@ type hook struct {
 	log      *slog.Logger
 	broker   *mqtt.Server
 	observer Observer
+	// sessions holds connected clients and those whose persistent session
+	// outlives their connection, so that messages queued for them pass the
+	// topic rules and reach them when they come back.
 	sessions sync.Map // *mqtt.Client -> *session
+	// clients finds a session's current client by its namespaced client ID,
+	// so that a client whose session was taken over is forgotten.
+	clients sync.Map // string -> *mqtt.Client
+	// limiter bounds each account's fleet-provisioning requests.
+	limiter *accountLimiter
 }
 
 func (h *hook) ID() string { return "fleetca" }
@@ -50,6 +79,7 @@ func (h *hook) ID() string { return "fleetca" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect,
+		mqtt.OnSessionEstablished, mqtt.OnClientExpired, mqtt.OnSubscribe,
 		mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnPublish,
 	}, []byte{b})
 }
@@ -67,6 +97,12 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	tc, ok := cl.Net.Conn.(*tls.Conn)
 	if !ok {
 		return packets.ErrNotAuthorized
+	}
+	// Whatever the verdict, the connection's unauthenticated work is done.
+	defer admitted(tc)
+	if len(cl.ID) > maxClientIDBytes {
+		h.log.Info("mqtt connection refused", "remote", cl.Net.Remote, "reason", "client ID longer than 128 bytes")
+		return packets.ErrClientIdentifierNotValid
 	}
 	state := tc.ConnectionState()
 	if len(state.PeerCertificates) == 0 {
@@ -97,15 +133,20 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	// Sessions are taken over by client ID: namespacing it keeps a device of
 	// one account from taking over another account's session.
 	cl.ID = sess.prefix + cl.ID
+	if k := clampKeepalive(cl.State.Keepalive); k != cl.State.Keepalive {
+		// MQTT 5 devices are told in the CONNACK; 3.1.1 devices are held
+		// to it all the same, as AWS holds them.
+		cl.State.Keepalive, cl.State.ServerKeepalive = k, true
+	}
 	// The will is published by the broker itself, past OnPacketRead: put its
 	// topic in the namespace too, or a device could publish into another
 	// account's topics by dropping its connection. A will on a reserved topic
 	// is dropped, as a publish there would be refused.
 	if will := &cl.Properties.Will; will.Flag == 1 {
-		if strings.HasPrefix(will.TopicName, "$") {
+		if strings.HasPrefix(will.TopicName, "$") || topicProblem(will.TopicName) != "" {
 			will.Flag = 0
 		}
-		will.TopicName = sess.prefix + will.TopicName
+		will.TopicName = inNamespace(sess.prefix, will.TopicName)
 	}
 	h.sessions.Store(cl, sess)
 	h.log.Info("mqtt connected", "account", sess.scope.AccountID, "region", sess.scope.Region,
@@ -118,8 +159,32 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return h.session(cl) != nil
 }
 
+// OnSessionEstablished records the client as its session's current one and
+// forgets a client whose session it took over.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if old, loaded := h.clients.Swap(cl.ID, cl); loaded && old != cl {
+		h.sessions.Delete(old)
+	}
+}
+
+// OnDisconnect forgets a client whose session ends with its connection; a
+// persistent session is kept until it expires.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if expire {
+		h.forget(cl)
+	}
+}
+
+// OnClientExpired forgets a persistent session that expired, and its
+// subscriptions, which the broker would otherwise keep.
+func (h *hook) OnClientExpired(cl *mqtt.Client) {
+	h.broker.UnsubscribeClient(cl)
+	h.forget(cl)
+}
+
+func (h *hook) forget(cl *mqtt.Client) {
 	h.sessions.Delete(cl)
+	h.clients.CompareAndDelete(cl.ID, cl)
 }
 
 // registeredEvent is the payload AWS IoT publishes on a just-in-time
@@ -144,14 +209,16 @@ func (h *hook) publishRegistered(r *registry.JITRegistration) {
 		AWSAccountID:                     r.Scope.AccountID,
 		CertificateRegistrationTimestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
 	})
-	topic := namespace(r.Scope) + "$aws/events/certificates/registered/" + r.CACertificateID
+	topic := inNamespace(namespace(r.Scope), "$aws/events/certificates/registered/"+r.CACertificateID)
 	if err := h.broker.Publish(topic, payload, false, 1); err != nil {
 		h.log.Warn("publishing a registration event", "err", err)
 	}
 	h.log.Info("mqtt just-in-time registration", "account", r.Scope.AccountID, "certificate_id", r.CertificateID, "ca_certificate_id", r.CACertificateID)
 }
 
-// OnPacketRead puts the device's topics in its account's namespace.
+// OnPacketRead applies AWS's topic limits and puts the device's topics in
+// its account's namespace. A publish to a topic beyond the limits ends the
+// connection; a filter beyond them is refused in the SUBACK.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	sess := h.session(cl)
 	if sess == nil {
@@ -162,9 +229,22 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		// An empty topic name is a topic alias, which the broker resolves
 		// to the namespaced name it recorded.
 		if pk.TopicName != "" {
-			pk.TopicName = sess.prefix + pk.TopicName
+			if p := topicProblem(pk.TopicName); p != "" {
+				h.log.Info("mqtt disconnect: publish to a topic "+p, "account", sess.scope.AccountID, "client_id", sess.clientID)
+				// The broker closes a connection whose packet a hook rejects.
+				return pk, packets.ErrRejectPacket
+			}
+			pk.TopicName = inNamespace(sess.prefix, pk.TopicName)
 		}
-	case packets.Subscribe, packets.Unsubscribe:
+	case packets.Subscribe:
+		for i := range pk.Filters {
+			if filterProblem(pk.Filters[i].Filter) != "" {
+				pk.Filters[i].Filter = invalidFilter
+				continue
+			}
+			pk.Filters[i].Filter = namespaceFilter(sess.prefix, pk.Filters[i].Filter)
+		}
+	case packets.Unsubscribe:
 		for i := range pk.Filters {
 			pk.Filters[i].Filter = namespaceFilter(sess.prefix, pk.Filters[i].Filter)
 		}
@@ -172,14 +252,34 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	return pk, nil
 }
 
+// OnSubscribe refuses the filters that would take the client past
+// maxSubscriptions.
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	n := cl.State.Subscriptions.Len()
+	for i, f := range pk.Filters {
+		if f.Filter == invalidFilter {
+			continue
+		}
+		if _, ok := cl.State.Subscriptions.Get(f.Filter); ok {
+			continue
+		}
+		if n >= maxSubscriptions {
+			pk.Filters[i].Filter = invalidFilter
+			continue
+		}
+		n++
+	}
+	return pk
+}
+
 // namespaceFilter prefixes a filter, keeping a shared subscription's group.
 func namespaceFilter(prefix, filter string) string {
 	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
 		if group, f, ok := strings.Cut(rest, "/"); ok {
-			return "$share/" + group + "/" + prefix + f
+			return "$share/" + group + "/" + inNamespace(prefix, f)
 		}
 	}
-	return prefix + filter
+	return inNamespace(prefix, filter)
 }
 
 // OnPacketEncode takes the namespace off topics sent to the device.
@@ -188,7 +288,7 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		return pk
 	}
 	if sess := h.session(cl); sess != nil {
-		pk.TopicName = strings.TrimPrefix(pk.TopicName, sess.prefix)
+		pk.TopicName = outOfNamespace(sess.prefix, pk.TopicName)
 	}
 	return pk
 }
@@ -203,10 +303,10 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if sess == nil {
 		return false
 	}
-	t := strings.TrimPrefix(topic, sess.prefix)
+	t := outOfNamespace(sess.prefix, topic)
 	if rest, ok := strings.CutPrefix(t, "$share/"); ok {
 		if _, f, ok := strings.Cut(rest, "/"); ok {
-			t = strings.TrimPrefix(f, sess.prefix)
+			t = outOfNamespace(sess.prefix, f)
 		}
 	}
 	if !strings.HasPrefix(t, "$") {
@@ -228,7 +328,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	pk.FixedHeader.Retain = false
-	req, ok := requestTopics[strings.TrimPrefix(pk.TopicName, sess.prefix)]
+	req, ok := requestTopics[outOfNamespace(sess.prefix, pk.TopicName)]
 	if !ok {
 		return pk, nil
 	}

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/time/rate"
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/pki"
@@ -75,7 +77,13 @@ func (h *hook) serve(cl *mqtt.Client, sess *session, op operation, payload []byt
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	reply, err := h.handle(ctx, sess, op, payload)
+	var reply any
+	var err error
+	if h.limiter.allow(sess.scope.AccountID) {
+		reply, err = h.handle(ctx, sess, op, payload)
+	} else {
+		err = apierr.New(apierr.Throttling, "Rate exceeded for the account's fleet-provisioning requests.")
+	}
 	suffix, status := "/accepted", http.StatusOK
 	if err != nil {
 		r := rejection(err)
@@ -187,7 +195,7 @@ func rejection(err error) rejectedReply {
 // to the topic, as AWS IoT delivers fleet-provisioning replies. It reports
 // whether the message was written.
 func (h *hook) reply(cl *mqtt.Client, sess *session, topic string, payload []byte) bool {
-	full := sess.prefix + topic
+	full := inNamespace(sess.prefix, topic)
 	subs := h.broker.Topics.Subscribers(full)
 	if _, ok := subs.Subscriptions[cl.ID]; !ok {
 		return false
@@ -198,4 +206,24 @@ func (h *hook) reply(cl *mqtt.Client, sess *session, topic string, payload []byt
 		Payload:     payload,
 	})
 	return err == nil
+}
+
+// accountLimiter bounds each account's fleet-provisioning requests, as AWS
+// bounds them per account: one device cannot spend the CA for all.
+type accountLimiter struct {
+	rate     rate.Limit
+	burst    int
+	limiters sync.Map // account ID -> *rate.Limiter
+}
+
+func newAccountLimiter(perSecond float64, burst int) *accountLimiter {
+	return &accountLimiter{rate: rate.Limit(perSecond), burst: max(burst, 1)}
+}
+
+func (a *accountLimiter) allow(account string) bool {
+	l, ok := a.limiters.Load(account)
+	if !ok {
+		l, _ = a.limiters.LoadOrStore(account, rate.NewLimiter(a.rate, a.burst))
+	}
+	return l.(*rate.Limiter).Allow()
 }

@@ -10,13 +10,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetca/fleetca/internal/registry"
@@ -47,6 +47,19 @@ type Options struct {
 	Now func() time.Time
 	// Observer, if set, sees every fleet-provisioning request.
 	Observer Observer
+	// MaxConnections bounds the open connections; at the bound the listener
+	// stops accepting. Zero means 10,000.
+	MaxConnections int
+	// MaxPending bounds the connections not yet admitted (TLS handshake,
+	// CONNECT, the registry's verdict), and MaxPendingPerSource those of one
+	// source address, beyond which a new connection is closed at once. Zero
+	// means 1,024 and 64.
+	MaxPending, MaxPendingPerSource int
+	// ProvisioningRate bounds each account's fleet-provisioning requests per
+	// second, in bursts of ProvisioningBurst; more are rejected with 429
+	// Throttled. Zero means 20 a second in bursts of 40.
+	ProvisioningRate  float64
+	ProvisioningBurst int
 }
 
 // Observer is told about every fleet-provisioning request once it is answered.
@@ -60,6 +73,7 @@ type Server struct {
 	broker   *mqtt.Server
 	hook     *hook
 	listener net.Listener
+	tls      *tlsListener
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -75,16 +89,37 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = 10_000
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 1024
+	}
+	if opts.MaxPendingPerSource <= 0 {
+		opts.MaxPendingPerSource = 64
+	}
+	if opts.ProvisioningRate <= 0 {
+		opts.ProvisioningRate, opts.ProvisioningBurst = 20, 40
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = maxPacketBytes
 	// Retained messages would outlive the sessions they are scoped to.
 	caps.RetainAvailable = 0
+	// AWS's limits (limits.go), which also bound each device's memory.
+	caps.MaximumQos = 1
+	caps.MaximumSessionExpiryInterval = uint32(sessionExpiry / time.Second)
+	caps.MaximumInflight = maxInflight
+	caps.ReceiveMaximum = receiveMaximum
+	caps.MaximumClientWritesPending = maxWritesPending
+	caps.TopicAliasMaximum = topicAliasMaximum
+	caps.MaximumClients = int64(opts.MaxConnections)
 	broker := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
 		Logger:       opts.Logger.With("component", "mqtt"),
 	})
-	h := &hook{reg: opts.Registry, log: opts.Logger, broker: broker, observer: opts.Observer}
+	h := &hook{reg: opts.Registry, log: opts.Logger, broker: broker, observer: opts.Observer,
+		limiter: newAccountLimiter(opts.ProvisioningRate, opts.ProvisioningBurst)}
 	if err := broker.AddHook(h, nil); err != nil {
 		return nil, err
 	}
@@ -99,8 +134,9 @@ func New(opts Options) (*Server, error) {
 		ClientAuth: tls.RequireAnyClientCert,
 		MinVersion: tls.VersionTLS12,
 	}
-	s := &Server{opts: opts, broker: broker, hook: h, listener: ln, stop: make(chan struct{})}
-	if err := broker.AddListener(&tlsListener{id: "mqtts", ln: tls.NewListener(ln, tlsConfig)}); err != nil {
+	s := &Server{opts: opts, broker: broker, hook: h, listener: ln, stop: make(chan struct{}),
+		tls: newTLSListener("mqtts", ln, tlsConfig, opts.Logger, opts.MaxConnections, opts.MaxPending, opts.MaxPendingPerSource)}
+	if err := broker.AddListener(s.tls); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -109,6 +145,21 @@ func New(opts Options) (*Server, error) {
 
 // Addr is the address the listener is bound to.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// acceptFailureGrace is how long accepts may fail before the endpoint counts
+// as not ready: a moment of descriptor exhaustion is survived by backing off.
+const acceptFailureGrace = 5 * time.Second
+
+// Ready reports why the endpoint cannot take devices, or nil if it can.
+func (s *Server) Ready() error {
+	if s.tls.Stopped() {
+		return errors.New("the MQTT listener has stopped")
+	}
+	if since := s.tls.FailingSince(); !since.IsZero() && time.Since(since) > acceptFailureGrace {
+		return fmt.Errorf("the MQTT listener has failed to accept connections since %s", since.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
 
 // Start serves devices and runs the janitors in the background.
 func (s *Server) Start() error {
@@ -144,20 +195,28 @@ func (s *Server) every(d time.Duration, f func(context.Context)) {
 	}
 }
 
-// sweep disconnects devices whose certificate is no longer ACTIVE (updated,
-// revoked or deleted, on this replica or another).
+// sweep disconnects devices that would no longer be admitted: their
+// certificate is no longer ACTIVE (updated, revoked or deleted), or their CA
+// was deactivated or deleted, on this replica or another.
 func (s *Server) sweep(ctx context.Context) {
+	check := s.opts.Registry.NewSweep()
 	s.hook.sessions.Range(func(k, v any) bool {
 		cl, sess := k.(*mqtt.Client), v.(*session)
-		active, err := s.opts.Registry.CertificateActive(ctx, sess.scope, sess.certificateID)
+		admitted, err := check.StillAdmitted(ctx, sess.scope, sess.certificateID)
 		if err != nil {
 			s.opts.Logger.Warn("checking a connected device", "err", err)
 			return false
 		}
-		if !active {
-			s.opts.Logger.Info("mqtt disconnect: certificate no longer ACTIVE", "account", sess.scope.AccountID, "certificate_id", sess.certificateID, "client_id", sess.clientID)
+		if !admitted {
+			s.opts.Logger.Info("mqtt disconnect: certificate or its CA no longer ACTIVE", "account", sess.scope.AccountID, "certificate_id", sess.certificateID, "client_id", sess.clientID)
 			s.broker.DisconnectClient(cl, packets.ErrNotAuthorized)
-			cl.Stop(errors.New("certificate no longer ACTIVE"))
+			cl.Stop(errors.New("certificate or its CA no longer ACTIVE"))
+			// A persistent session of a device that may not come back is
+			// of no use: drop it and what is queued for it.
+			s.broker.UnsubscribeClient(cl)
+			cl.ClearInflights()
+			s.broker.Clients.Delete(cl.ID)
+			s.hook.forget(cl)
 		}
 		return true
 	})
@@ -177,37 +236,4 @@ func (s *Server) expire(ctx context.Context) {
 	if _, err := s.ExpireNow(ctx, s.opts.Now()); err != nil {
 		s.opts.Logger.Warn("expiring ownership tokens", "err", err)
 	}
-}
-
-// tlsListener serves mochi from a listener bound beforehand, so a port that
-// is taken fails fleetca's start rather than a goroutine later.
-type tlsListener struct {
-	id  string
-	ln  net.Listener
-	end sync.Once
-}
-
-func (l *tlsListener) Init(*slog.Logger) error { return nil }
-func (l *tlsListener) ID() string              { return l.id }
-func (l *tlsListener) Address() string         { return l.ln.Addr().String() }
-func (l *tlsListener) Protocol() string        { return "mqtts" }
-
-func (l *tlsListener) Serve(establish listeners.EstablishFn) {
-	for {
-		conn, err := l.ln.Accept()
-		if err != nil {
-			return
-		}
-		// The TLS handshake and CONNECT must come soon; after CONNECT the
-		// broker sets deadlines from the keep-alive.
-		conn.SetDeadline(time.Now().Add(connectTimeout))
-		go establish(l.id, conn)
-	}
-}
-
-func (l *tlsListener) Close(closeClients listeners.CloseFn) {
-	l.end.Do(func() {
-		closeClients(l.id)
-		l.ln.Close()
-	})
 }

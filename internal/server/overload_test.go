@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"fmt"
+	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,4 +100,35 @@ func TestOverload(t *testing.T) {
 			t.Fatalf("another account was throttled: %v", err)
 		}
 	})
+}
+
+// TestStalledBodiesDoNotStarveSignedRequests is the unauthenticated
+// starvation attack: many connections send headers and part of a body, then
+// stall. They must not hold the in-flight slots that signed requests need.
+func TestStalledBodiesDoNotStarveSignedRequests(t *testing.T) {
+	t.Parallel()
+	ts := startServerWith(t, "", func(c *config.Config) { c.MaxInFlight = 4 })
+	host := strings.TrimPrefix(ts.URL(), "http://")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 40; i++ {
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+		fmt.Fprintf(conn, "POST /certificates HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"certif", host)
+	}
+	// Give the server time to take the stalled requests in.
+	time.Sleep(200 * time.Millisecond)
+	csr, _ := newCSR(t, "p256", pkix.Name{CommonName: "while stalled"})
+	for i := 0; i < 8; i++ {
+		if _, err := ts.iotClient().CreateCertificateFromCsr(context.Background(), &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr)}); err != nil {
+			t.Fatalf("a signed request while 40 bodies stall: %v", err)
+		}
+	}
 }

@@ -42,6 +42,8 @@ type Server struct {
 	debug     *http.Server // the profiler, when DebugAddr is set
 	debugAddr string
 	keyPool   *issuance.KeyPool // nil unless --key-pool
+	// apiConnections bounds the API's open connections.
+	apiConnections int
 	// AccountID is the default account.
 	AccountID string
 	served    chan struct{} // closed when the HTTP server has stopped
@@ -109,12 +111,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		AccountBurst: burst,
 	})
 	st.GatherUnderLoad(api.Serving)
+	budget := connectionBudget()
 	if cfg.MQTTAddr != "" {
 		cert, err := authority.IssueServerCertificate(cfg.MQTTHostList())
 		if err != nil {
 			return nil, err
 		}
-		s.mqtt, err = mqttapi.New(mqttapi.Options{Addr: cfg.MQTTAddr, Certificate: cert, Registry: reg, Logger: log, Observer: metrics})
+		s.mqtt, err = mqttapi.New(mqttapi.Options{
+			Addr: cfg.MQTTAddr, Certificate: cert, Registry: reg, Logger: log, Observer: metrics,
+			MaxConnections:   budget.mqtt,
+			ProvisioningRate: cfg.MQTTProvisioningRate, ProvisioningBurst: cfg.MQTTProvisioningBurst,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("mqtt endpoint: %w", err)
 		}
@@ -126,6 +133,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	mux.HandleFunc("GET /ca-chain.pem", s.chainPEM)
 	mux.Handle("GET /metrics", metrics.Handler())
 	mux.Handle("/", api)
+	s.apiConnections = budget.api
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -190,10 +198,13 @@ func (s *Server) bootstrapAccount(ctx context.Context) error {
 
 // Start listens on the API address and serves in the background.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.cfg.APIAddr)
+	tcp, err := net.Listen("tcp", s.cfg.APIAddr)
 	if err != nil {
 		return err
 	}
+	limited := newLimitListener(tcp, s.apiConnections)
+	s.http.ConnState = limited.shed
+	var ln net.Listener = limited
 	if s.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
 		if err != nil {

@@ -1,0 +1,186 @@
+package mqttapi
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// Accept-loop backoff after a failed accept (out of file descriptors, most
+// often), as net/http's: from 5 ms doubling to 1 s.
+const (
+	minAcceptBackoff = 5 * time.Millisecond
+	maxAcceptBackoff = time.Second
+)
+
+// tlsListener serves mochi from a listener bound beforehand, so that a port
+// that is taken fails fleetca's start rather than a goroutine later. It
+// bounds the connections it holds (total, and not yet admitted, in all and
+// per source address), survives failed accepts, and gives each connection a
+// deadline for its TLS handshake and CONNECT.
+type tlsListener struct {
+	id     string
+	ln     net.Listener
+	config *tls.Config
+	log    *slog.Logger
+	// slots holds a token per open connection; pending a token per
+	// connection not yet admitted.
+	slots, pending chan struct{}
+	maxPerSource   int
+	mu             sync.Mutex
+	perSource      map[string]int // source address -> connections not yet admitted
+	end            sync.Once
+	closed         atomic.Bool
+	// failing is when accepts started failing, in Unix nanoseconds; 0 while
+	// they succeed.
+	failing atomic.Int64
+	// stopped is set when Serve returned for another reason than Close.
+	stopped atomic.Bool
+}
+
+func newTLSListener(id string, ln net.Listener, config *tls.Config, log *slog.Logger, maxConns, maxPending, maxPerSource int) *tlsListener {
+	return &tlsListener{
+		id: id, ln: ln, config: config, log: log,
+		slots: make(chan struct{}, maxConns), pending: make(chan struct{}, maxPending),
+		maxPerSource: maxPerSource, perSource: map[string]int{},
+	}
+}
+
+func (l *tlsListener) Init(*slog.Logger) error { return nil }
+func (l *tlsListener) ID() string              { return l.id }
+func (l *tlsListener) Address() string         { return l.ln.Addr().String() }
+func (l *tlsListener) Protocol() string        { return "mqtts" }
+
+// Serve accepts while there is room: with every slot taken it stops
+// accepting, and connections wait in the kernel's backlog rather than take
+// file descriptors the server needs.
+func (l *tlsListener) Serve(establish listeners.EstablishFn) {
+	defer func() {
+		if !l.closed.Load() {
+			l.stopped.Store(true)
+		}
+	}()
+	backoff := time.Duration(0)
+	for {
+		l.slots <- struct{}{}
+		l.pending <- struct{}{}
+		conn, err := l.ln.Accept()
+		if err != nil {
+			<-l.pending
+			<-l.slots
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if backoff == 0 {
+				l.failing.CompareAndSwap(0, time.Now().UnixNano())
+				l.log.Error("mqtt accept failed; retrying with backoff", "err", err)
+				backoff = minAcceptBackoff
+			} else {
+				backoff = min(2*backoff, maxAcceptBackoff)
+			}
+			time.Sleep(backoff)
+			continue
+		}
+		if backoff != 0 {
+			l.log.Info("mqtt accepts again", "after", time.Duration(time.Now().UnixNano()-l.failing.Load()).Round(time.Millisecond))
+			backoff = 0
+		}
+		l.failing.Store(0)
+		source := sourceOf(conn)
+		if !l.takeSource(source) {
+			// One address holds its share of the unauthenticated slots.
+			conn.Close()
+			<-l.pending
+			<-l.slots
+			continue
+		}
+		tc := &trackedConn{Conn: conn, l: l, source: source}
+		// The TLS handshake and CONNECT must come soon; after CONNECT the
+		// broker sets deadlines from the keep-alive.
+		conn.SetDeadline(time.Now().Add(connectTimeout))
+		go establish(l.id, tls.Server(tc, l.config))
+	}
+}
+
+// FailingSince is when accepts started failing (zero while they succeed);
+// Stopped reports whether the accept loop ended without Close.
+func (l *tlsListener) FailingSince() time.Time {
+	if n := l.failing.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+func (l *tlsListener) Stopped() bool { return l.stopped.Load() }
+
+func (l *tlsListener) Close(closeClients listeners.CloseFn) {
+	l.end.Do(func() {
+		l.closed.Store(true)
+		closeClients(l.id)
+		l.ln.Close()
+	})
+}
+
+func (l *tlsListener) takeSource(source string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perSource[source] >= l.maxPerSource {
+		return false
+	}
+	l.perSource[source]++
+	return true
+}
+
+func (l *tlsListener) releaseSource(source string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perSource[source]--; l.perSource[source] <= 0 {
+		delete(l.perSource, source)
+	}
+}
+
+func sourceOf(conn net.Conn) string {
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return conn.RemoteAddr().String()
+}
+
+// trackedConn gives its listener's slots back: the pending one when the
+// device has been admitted or refused, the other when it closes.
+type trackedConn struct {
+	net.Conn
+	l          *tlsListener
+	source     string
+	admitted   sync.Once
+	closedOnce sync.Once
+}
+
+func (c *trackedConn) admit() {
+	c.admitted.Do(func() {
+		<-c.l.pending
+		c.l.releaseSource(c.source)
+	})
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.closedOnce.Do(func() {
+		c.admit()
+		<-c.l.slots
+	})
+	return err
+}
+
+// admitted marks a connection's unauthenticated work as done.
+func admitted(tc *tls.Conn) {
+	if c, ok := tc.NetConn().(*trackedConn); ok {
+		c.admit()
+	}
+}

@@ -1,0 +1,110 @@
+package mqttapi
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// flakyListener fails its first accepts as a process out of file
+// descriptors does, then hands out real connections.
+type flakyListener struct {
+	net.Listener
+	mu       sync.Mutex
+	failures int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.failures > 0 {
+		l.failures--
+		l.mu.Unlock()
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+// TestListenerSurvivesFailedAccepts: accepts that fail (EMFILE) are retried
+// with backoff, not the end of the endpoint, and the failure shows in
+// FailingSince while it lasts.
+func TestListenerSurvivesFailedAccepts(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flakyListener{Listener: inner, failures: 5}
+	l := newTLSListener("test", fl, &tls.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 8, 8, 8)
+	established := make(chan net.Conn, 1)
+	go l.Serve(func(id string, c net.Conn) error { established <- c; return nil })
+	defer l.Close(func(string) {})
+	conn, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	select {
+	case c := <-established:
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the listener stopped accepting after failed accepts")
+	}
+	if l.Stopped() || !l.FailingSince().IsZero() {
+		t.Fatalf("after recovering: stopped %v, failing since %v", l.Stopped(), l.FailingSince())
+	}
+}
+
+// TestListenerBoundsConnections: at most maxPerSource connections of one
+// address wait for admission; more are closed at once, and another address
+// still gets in. Closing gives the room back.
+func TestListenerBoundsConnections(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newTLSListener("test", inner, &tls.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 100, 100, 3)
+	established := make(chan net.Conn, 100)
+	go l.Serve(func(id string, c net.Conn) error { established <- c; return nil })
+	defer l.Close(func(string) {})
+	dial := func(source string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+		c, err := d.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	var held []net.Conn
+	for range 3 {
+		dial("127.0.0.2")
+		held = append(held, <-established)
+	}
+	refused := dial("127.0.0.2")
+	refused.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := refused.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a fourth pending connection from one address: read %v, want it closed", err)
+	}
+	dial("127.0.0.3")
+	select {
+	case c := <-established:
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("another address was not accepted")
+	}
+	held[0].Close()
+	dial("127.0.0.2")
+	select {
+	case <-established:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a closed connection did not give its room back")
+	}
+}

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// limitListener bounds the API's connections: at most max are open, and at
+// most maxPerSource from one address; at the bound it stops accepting, so
+// that further connections wait in the kernel's backlog instead of taking
+// file descriptors. shed (as the http.Server's ConnState) closes keep-alive
+// connections that go idle while the listener is three quarters full, so
+// that idle clients cannot hold the room that active ones need.
+type limitListener struct {
+	net.Listener
+	slots        chan struct{}
+	maxPerSource int
+	mu           sync.Mutex
+	perSource    map[string]int
+	open         atomic.Int64
+}
+
+func newLimitListener(ln net.Listener, limit int) *limitListener {
+	return &limitListener{Listener: ln, slots: make(chan struct{}, limit), maxPerSource: max(limit/4, 8), perSource: map[string]int{}}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		l.slots <- struct{}{}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.slots
+			return nil, err
+		}
+		source := sourceAddress(c)
+		l.mu.Lock()
+		full := l.perSource[source] >= l.maxPerSource
+		if !full {
+			l.perSource[source]++
+		}
+		l.mu.Unlock()
+		if full {
+			c.Close()
+			<-l.slots
+			continue
+		}
+		l.open.Add(1)
+		return &limitConn{Conn: c, l: l, source: source}, nil
+	}
+}
+
+// shed is the http.Server's ConnState hook.
+func (l *limitListener) shed(c net.Conn, state http.ConnState) {
+	if state == http.StateIdle && l.open.Load() > int64(cap(l.slots))*3/4 {
+		c.Close()
+	}
+}
+
+func sourceAddress(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return c.RemoteAddr().String()
+}
+
+type limitConn struct {
+	net.Conn
+	l      *limitListener
+	source string
+	once   sync.Once
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		if c.l.perSource[c.source]--; c.l.perSource[c.source] <= 0 {
+			delete(c.l.perSource, c.source)
+		}
+		c.l.mu.Unlock()
+		c.l.open.Add(-1)
+		<-c.l.slots
+	})
+	return err
+}
