@@ -54,6 +54,10 @@ type Config struct {
 	LambdaEndpoint string
 	// ProviderTimeout bounds one certificate-provider call.
 	ProviderTimeout time.Duration
+	// DatabaseTimeout bounds a write transaction; an API request gets it
+	// plus five seconds. A database that does not answer within it fails
+	// requests with 503 ServiceUnavailableException.
+	DatabaseTimeout time.Duration
 	// ProviderCrossAccount lets accounts name another account's function as
 	// their certificate provider: comma-separated caller=owner pairs of
 	// account IDs. Empty: a provider's function is its own account's.
@@ -88,6 +92,7 @@ func Default(getenv func(string) string) Config {
 		MQTTHosts:             "localhost,127.0.0.1",
 		CAKeyAlgorithm:        string(keys.ECDSAP256),
 		ProviderTimeout:       5 * time.Second,
+		DatabaseTimeout:       10 * time.Second,
 		MaxInFlight:           1024,
 		MQTTProvisioningRate:  20,
 		MQTTProvisioningBurst: 40,
@@ -139,6 +144,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CAKeyPassphraseFile, "ca-key-passphrase-file", c.CAKeyPassphraseFile, "file holding the passphrase that seals the CA keys (or set FLEETCA_CA_KEY_PASSPHRASE) (FLEETCA_CA_KEY_PASSPHRASE_FILE)")
 	fs.StringVar(&c.LambdaEndpoint, "lambda-endpoint", c.LambdaEndpoint, "Lambda Invoke API endpoint for certificate providers, e.g. http://127.0.0.1:3001 for sam local; empty means AWS Lambda (FLEETCA_LAMBDA_ENDPOINT)")
 	fs.DurationVar(&c.ProviderTimeout, "provider-timeout", c.ProviderTimeout, "time a certificate provider has to answer")
+	fs.DurationVar(&c.DatabaseTimeout, "db-timeout", c.DatabaseTimeout, "time a write transaction may take; requests get five seconds more and answer 503 ServiceUnavailableException beyond it")
 	fs.StringVar(&c.ProviderCrossAccount, "provider-cross-account", c.ProviderCrossAccount, "caller=owner account pairs, comma-separated: the caller's certificate provider may invoke the owner's Lambda functions; by default a provider invokes only its own account's (FLEETCA_PROVIDER_CROSS_ACCOUNT)")
 	fs.IntVar(&c.KeyPool, "key-pool", c.KeyPool, "RSA keys for create-keys-and-certificate generated ahead of time, held only in memory, each used once; cuts the latency of bursts (0: generate each on demand)")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "API requests served at once; more are answered ThrottlingException (0: no bound)")
@@ -225,6 +231,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInFlight < 0 || c.AccountRate < 0 || c.AccountBurst < 0 {
 		errs = append(errs, errors.New("--max-in-flight, --account-rate and --account-burst cannot be negative"))
+	}
+	if c.DatabaseTimeout <= 0 || c.DatabaseTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("--db-timeout %v is not between 0 and 1m", c.DatabaseTimeout))
 	}
 	if c.ProviderTimeout <= 0 || c.ProviderTimeout > time.Minute {
 		errs = append(errs, fmt.Errorf("provider timeout %v is not between 0 and 1m", c.ProviderTimeout))

@@ -5,6 +5,7 @@
 package iotapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -50,6 +51,10 @@ type Options struct {
 	// AccountBurst; zero means no bound.
 	AccountRate  float64
 	AccountBurst int
+	// RequestTimeout bounds a request's work, database included; a request
+	// that runs out of it is answered 503 ServiceUnavailableException, which
+	// the SDKs retry. Zero means 15 s.
+	RequestTimeout time.Duration
 }
 
 // Handler serves the API.
@@ -62,9 +67,10 @@ type Handler struct {
 	// inFlight is a semaphore of MaxInFlight slots; nil when unbounded.
 	inFlight chan struct{}
 	// serving counts the requests being served, admitted or not.
-	serving atomic.Int64
-	rate    rate.Limit
-	burst   int
+	serving        atomic.Int64
+	requestTimeout time.Duration
+	rate           rate.Limit
+	burst          int
 	// limiters holds one token bucket per account that has signed a
 	// request, so their number is bounded by the accounts that exist.
 	limiters sync.Map // account ID -> *rate.Limiter
@@ -72,7 +78,11 @@ type Handler struct {
 
 // New returns a Handler with every operation routed.
 func New(opts Options) *Handler {
-	h := &Handler{reg: opts.Registry, verifier: opts.Verifier, log: opts.Logger, observer: opts.Observer, mux: http.NewServeMux()}
+	h := &Handler{reg: opts.Registry, verifier: opts.Verifier, log: opts.Logger, observer: opts.Observer, mux: http.NewServeMux(),
+		requestTimeout: opts.RequestTimeout}
+	if h.requestTimeout <= 0 {
+		h.requestTimeout = 15 * time.Second
+	}
 	if opts.MaxInFlight > 0 {
 		h.inFlight = make(chan struct{}, opts.MaxInFlight)
 	}
@@ -141,7 +151,9 @@ func (h *Handler) serve(op operation) http.Handler {
 			}
 			h.log.Info("request", attrs...)
 		}()
-		out, err := h.run(op, w, r, &account)
+		ctx, cancel := context.WithTimeout(r.Context(), h.requestTimeout)
+		defer cancel()
+		out, err := h.run(op, w, r.WithContext(ctx), &account)
 		if err != nil {
 			if ctxErr := r.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 				// The client went away: no one reads an answer, and it is
@@ -149,6 +161,12 @@ func (h *Handler) serve(op operation) http.Handler {
 				// line.
 				status, errCode = statusClientClosedRequest, "ClientClosedRequest"
 				return
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				// The client is still there but the work ran out of time:
+				// the database, most likely, is not answering.
+				h.log.Warn("request ran out of time", "operation", op.name, "request_id", requestID, "err", err)
+				err = apierr.New(apierr.ServiceUnavailable, "The service could not complete the request in time; retry later.")
 			}
 			if _, ok := apierr.As(err); !ok {
 				// Only the log sees what went wrong inside.

@@ -163,27 +163,35 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, alg keys.Algorithm, 
 		}
 		return keys.Seal(p, passphrase)
 	}
-	m, err := keeper.LoadOrCreateCA(ctx, func(stored *store.CAMaterial) (*store.CAMaterial, error) {
-		if stored != nil {
-			// Made before the server CA existed: add it with the root key.
-			return completeSharedCA(stored, alg, passphrase, now)
-		}
-		g, err := generate(alg, now)
-		if err != nil {
+	// Keys are made and sealed here, outside the store's transaction (scrypt
+	// takes its time); replicas starting together may each make a CA, and
+	// the store keeps the first.
+	m, err := keeper.LoadCA(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		var g *generated
+		if g, err = generate(alg, now); err != nil {
 			return nil, err
 		}
-		m := &store.CAMaterial{RootCertPEM: pemCert(g.rootDER), IssuingCertPEM: pemCert(g.issuingDER), ServerCACertPEM: pemCert(g.serverCADER)}
-		if m.RootKeySealed, err = seal(g.rootKey); err != nil {
+		made := &store.CAMaterial{RootCertPEM: pemCert(g.rootDER), IssuingCertPEM: pemCert(g.issuingDER), ServerCACertPEM: pemCert(g.serverCADER)}
+		if made.RootKeySealed, err = seal(g.rootKey); err != nil {
 			return nil, err
 		}
-		if m.IssuingKeySealed, err = seal(g.issuingKey); err != nil {
+		if made.IssuingKeySealed, err = seal(g.issuingKey); err != nil {
 			return nil, err
 		}
-		if m.ServerCAKeySealed, err = seal(g.serverCAKey); err != nil {
+		if made.ServerCAKeySealed, err = seal(g.serverCAKey); err != nil {
 			return nil, err
 		}
-		return m, nil
-	})
+		m, err = keeper.StoreCA(ctx, made)
+	case err == nil && !m.Complete():
+		// Made before the server CA existed: add it with the root key.
+		var completed *store.CAMaterial
+		if completed, err = completeSharedCA(m, alg, passphrase, now); err != nil {
+			return nil, err
+		}
+		m, err = keeper.StoreCA(ctx, completed)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("issuance: the shared CA: %w", err)
 	}

@@ -62,34 +62,34 @@ func TestSharedCA(t *testing.T) {
 	}
 }
 
-// oldKeeper is a shared database whose CA was stored before the server CA
-// existed.
-type oldKeeper struct{ m *store.CAMaterial }
+// memKeeper is a shared database in memory.
+type memKeeper struct{ m *store.CAMaterial }
 
-func (k *oldKeeper) LoadOrCreateCA(_ context.Context, complete func(*store.CAMaterial) (*store.CAMaterial, error)) (*store.CAMaterial, error) {
-	if k.m.Complete() {
-		return k.m, nil
+func (k *memKeeper) LoadCA(context.Context) (*store.CAMaterial, error) {
+	if k.m == nil {
+		return nil, store.ErrNotFound
 	}
-	m, err := complete(k.m)
-	if err == nil {
-		k.m = m
-	}
-	return m, err
+	return k.m, nil
 }
 
+func (k *memKeeper) StoreCA(_ context.Context, m *store.CAMaterial) (*store.CAMaterial, error) {
+	if k.m == nil || !k.m.Complete() {
+		k.m = m
+	}
+	return k.m, nil
+}
+
+// TestSharedCAGainsServerCA: a CA stored before the server CA existed gains
+// one, signed by its root, and keeps its root and issuing CA.
 func TestSharedCAGainsServerCA(t *testing.T) {
-	var stored *store.CAMaterial
-	a, err := OpenShared(context.Background(), keeperFunc(func(complete func(*store.CAMaterial) (*store.CAMaterial, error)) (*store.CAMaterial, error) {
-		m, err := complete(nil)
-		stored = m
-		return m, err
-	}), keys.ECDSAP256, "pass", nil)
+	k := &memKeeper{}
+	a, err := OpenShared(context.Background(), k, keys.ECDSAP256, "pass", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := *stored
+	old := *k.m
 	old.ServerCACertPEM, old.ServerCAKeySealed = nil, nil
-	k := &oldKeeper{m: &old}
+	k.m = &old
 	b, err := OpenShared(context.Background(), k, keys.ECDSAP256, "pass", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -97,10 +97,4 @@ func TestSharedCAGainsServerCA(t *testing.T) {
 	if !a.Root().Equal(b.Root()) || !a.Issuing().Equal(b.Issuing()) || b.ServerCA().CheckSignatureFrom(a.Root()) != nil || !k.m.Complete() {
 		t.Fatal("the stored CA did not gain a server CA signed by its root")
 	}
-}
-
-type keeperFunc func(func(*store.CAMaterial) (*store.CAMaterial, error)) (*store.CAMaterial, error)
-
-func (f keeperFunc) LoadOrCreateCA(_ context.Context, complete func(*store.CAMaterial) (*store.CAMaterial, error)) (*store.CAMaterial, error) {
-	return f(complete)
 }

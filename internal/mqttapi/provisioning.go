@@ -179,7 +179,12 @@ func rejection(err error) rejectedReply {
 			return rejectedReply{StatusCode: http.StatusBadRequest, ErrorCode: "InvalidRequest", ErrorMessage: e.Message}
 		case apierr.Throttling:
 			return rejectedReply{StatusCode: http.StatusTooManyRequests, ErrorCode: "Throttled", ErrorMessage: e.Message}
+		case apierr.ServiceUnavailable:
+			return rejectedReply{StatusCode: http.StatusServiceUnavailable, ErrorCode: "ServiceUnavailable", ErrorMessage: e.Message}
 		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return rejectedReply{StatusCode: http.StatusServiceUnavailable, ErrorCode: "ServiceUnavailable", ErrorMessage: "The service could not complete the request in time; retry later."}
 	}
 	var pe *provider.Error
 	if errors.As(err, &pe) && pe.Failure == provider.CSRRejected {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/store"
 )
 
@@ -38,9 +39,13 @@ func (s *Service) DefaultAccount(ctx context.Context, accountID string) (account
 	if err != nil {
 		return "", nil, false, err
 	}
+	stored, err := s.sealSecret(cred.AccessKeyID, cred.SecretAccessKey)
+	if err != nil {
+		return "", nil, false, err
+	}
 	now := s.timestamp()
 	first, created, err := s.store.EnsureFirstAccount(ctx, store.Account{ID: accountID, CreatedAt: now},
-		store.AccessKey{ID: cred.AccessKeyID, Secret: cred.SecretAccessKey, AccountID: accountID, CreatedAt: now})
+		store.AccessKey{ID: cred.AccessKeyID, Secret: stored, AccountID: accountID, CreatedAt: now})
 	if err != nil {
 		return "", nil, false, internal("creating the default account", err)
 	}
@@ -76,7 +81,11 @@ func (s *Service) CreateAccessKey(ctx context.Context, accountID string) (*Crede
 
 // AddAccessKey records a chosen access key pair for an existing account.
 func (s *Service) AddAccessKey(ctx context.Context, cred Credential) error {
-	err := s.store.CreateAccessKey(ctx, store.AccessKey{ID: cred.AccessKeyID, Secret: cred.SecretAccessKey, AccountID: cred.AccountID, CreatedAt: s.timestamp()})
+	stored, err := s.sealSecret(cred.AccessKeyID, cred.SecretAccessKey)
+	if err != nil {
+		return err
+	}
+	err = s.store.CreateAccessKey(ctx, store.AccessKey{ID: cred.AccessKeyID, Secret: stored, AccountID: cred.AccountID, CreatedAt: s.timestamp()})
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return apierr.New(apierr.ResourceAlreadyExists, "The access key %s exists already.", cred.AccessKeyID)
@@ -93,7 +102,65 @@ func (s *Service) AccessKey(ctx context.Context, id string) (secret, accountID s
 	if err != nil {
 		return "", "", err
 	}
-	return k.Secret, k.AccountID, nil
+	secret, err = s.openSecret(k)
+	return secret, k.AccountID, err
+}
+
+// sealSecret is the form in which a secret is stored.
+func (s *Service) sealSecret(id, secret string) (string, error) {
+	if s.secrets == nil {
+		return secret, nil
+	}
+	sealed, err := s.secrets.Seal(id, secret)
+	return sealed, internal("sealing a secret access key", err)
+}
+
+// openSecret is the secret of a stored key. Keys stored before secrets were
+// sealed (or by an operator command run without the passphrase) are read as
+// they are until SealStoredSecrets seals them.
+func (s *Service) openSecret(k store.AccessKey) (string, error) {
+	if !keys.IsSealedSecret(k.Secret) {
+		return k.Secret, nil
+	}
+	if s.secrets == nil {
+		return "", fmt.Errorf("registry: the secret of %s is sealed and no passphrase is given", k.ID)
+	}
+	secret, err := s.secrets.Open(k.ID, k.Secret)
+	return secret, internal("opening the secret of "+k.ID, err)
+}
+
+// SealStoredSecrets checks, at start, that every stored secret can be read:
+// with a sealer it seals the secrets stored in the clear and opens each
+// sealed one (a wrong passphrase stops the start); without one, a sealed
+// secret stops the start, since no request signed with it could be checked.
+// It returns how many secrets it sealed.
+func (s *Service) SealStoredSecrets(ctx context.Context) (int, error) {
+	list, err := s.store.AccessKeys(ctx)
+	if err != nil {
+		return 0, internal("listing access keys", err)
+	}
+	sealed := 0
+	for _, k := range list {
+		if keys.IsSealedSecret(k.Secret) {
+			if _, err := s.openSecret(k); err != nil {
+				return sealed, fmt.Errorf("the secret access keys in the database are sealed with another passphrase, or none is given: %w", err)
+			}
+			continue
+		}
+		if s.secrets == nil {
+			continue
+		}
+		stored, err := s.sealSecret(k.ID, k.Secret)
+		if err != nil {
+			return sealed, err
+		}
+		err = s.store.ReplaceAccessKeySecret(ctx, k.ID, k.Secret, stored)
+		if err != nil && !errors.Is(err, store.ErrNotFound) { // another replica sealed it first
+			return sealed, internal("sealing a stored secret", err)
+		}
+		sealed++
+	}
+	return sealed, nil
 }
 
 // RandomAccountID returns a random 12-digit account ID.

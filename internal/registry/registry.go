@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/issuance"
 	"github.com/fleetca/fleetca/internal/provider"
 	"github.com/fleetca/fleetca/internal/store"
@@ -38,6 +39,13 @@ type Authority interface {
 	Issuing() *x509.Certificate
 }
 
+// SecretSealer seals secrets at rest; *keys.SecretBox is one. name is what
+// the secret is stored under (the access key ID).
+type SecretSealer interface {
+	Seal(name, secret string) (string, error)
+	Open(name, sealed string) (string, error)
+}
+
 // Options configure a Service.
 type Options struct {
 	Store     Store
@@ -48,6 +56,9 @@ type Options struct {
 	// Signer asks certificate providers to sign device CSRs; nil refuses
 	// device CSRs of accounts that have a provider.
 	Signer provider.Signer
+	// Secrets seals access keys' secrets before they are stored and opens
+	// them when they are read; nil stores them as they are.
+	Secrets SecretSealer
 	// CrossAccountProviders lists, for a caller account, the other accounts
 	// whose Lambda functions its certificate provider may invoke. A provider
 	// may always invoke its own account's functions, and no other's unless
@@ -65,13 +76,14 @@ type Service struct {
 	authority    Authority
 	signer       provider.Signer
 	crossAccount map[string][]string
+	secrets      SecretSealer
 	newDeviceKey func() (*rsa.PrivateKey, error)
 	now          func() time.Time
 }
 
 // New returns a Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, crossAccount: opts.CrossAccountProviders, newDeviceKey: opts.NewDeviceKey, now: opts.Now}
+	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, crossAccount: opts.CrossAccountProviders, secrets: opts.Secrets, newDeviceKey: opts.NewDeviceKey, now: opts.Now}
 	if s.newDeviceKey == nil {
 		s.newDeviceKey = issuance.GenerateDeviceKey
 	}
@@ -89,6 +101,9 @@ func newGenerationID() string { return uuid.NewString() }
 // internal wraps an unexpected failure; the front ends log it and answer
 // InternalFailureException without showing it.
 func internal(what string, err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return apierr.New(apierr.ServiceUnavailable, "The service cannot reach its database now; retry later.")
+	}
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

@@ -2,8 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
 )
@@ -29,10 +37,61 @@ func Admin(ctx context.Context, cfg config.Config, f func(*registry.Service) err
 	if err != nil {
 		return err
 	}
-	// Managing accounts signs nothing, so no CA is loaded.
-	err = f(registry.New(registry.Options{Store: st}))
+	// Managing accounts signs nothing, so no CA key is loaded; the root
+	// certificate is, as the salt of the secrets' seal.
+	opts := registry.Options{Store: st}
+	box, err := adminSecretBox(ctx, cfg, st)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	if box != nil {
+		opts.Secrets = box
+	}
+	err = f(registry.New(opts))
 	if cerr := st.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// secretBox seals access keys' secrets with the CA key passphrase, if one is
+// given, salted with the deployment's root certificate.
+func secretBox(cfg config.Config, root *x509.Certificate) (*keys.SecretBox, error) {
+	passphrase, err := cfg.Passphrase()
+	if err != nil || passphrase == "" {
+		return nil, err
+	}
+	salt := sha256.Sum256(root.Raw)
+	return keys.NewSecretBox(passphrase, salt[:], 0)
+}
+
+// adminSecretBox is secretBox for an operator command, which reads the
+// root certificate without opening the CA.
+func adminSecretBox(ctx context.Context, cfg config.Config, st *sqlstore.Store) (*keys.SecretBox, error) {
+	if p, err := cfg.Passphrase(); err != nil || p == "" {
+		return nil, err
+	}
+	var rootPEM []byte
+	if cfg.Database != "" {
+		m, err := st.LoadCA(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reading the root certificate: %w", err)
+		}
+		rootPEM = m.RootCertPEM
+	} else {
+		var err error
+		if rootPEM, err = os.ReadFile(filepath.Join(cfg.CADir(), "root.pem")); err != nil {
+			return nil, fmt.Errorf("reading the root certificate: %w", err)
+		}
+	}
+	block, _ := pem.Decode(rootPEM)
+	if block == nil {
+		return nil, errors.New("the root certificate is not PEM")
+	}
+	root, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	return secretBox(cfg, root)
 }

@@ -44,4 +44,10 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// Unauthenticated, so nothing that tells a flood how close it is.
+	for _, secret := range []string{"process_open_fds", "process_max_fds"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("/metrics shows %s", secret)
+		}
+	}
 }

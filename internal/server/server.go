@@ -44,6 +44,8 @@ type Server struct {
 	keyPool   *issuance.KeyPool // nil unless --key-pool
 	// apiConnections bounds the API's open connections.
 	apiConnections int
+	// watchStop ends watchHealth, which closes watchDone.
+	watchStop, watchDone chan struct{}
 	// AccountID is the default account.
 	AccountID string
 	served    chan struct{} // closed when the HTTP server has stopped
@@ -85,11 +87,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	regOpts := registry.Options{Store: st, Authority: authority, Signer: invoker, CrossAccountProviders: crossAccount}
+	box, err := secretBox(cfg, authority.Root())
+	if err != nil {
+		return nil, err
+	}
+	if box != nil {
+		regOpts.Secrets = box
+	}
 	if cfg.KeyPool > 0 {
 		keyPool = issuance.NewKeyPool(cfg.KeyPool, nil)
 		regOpts.NewDeviceKey = keyPool.Take
 	}
 	reg := registry.New(regOpts)
+	if n, err := reg.SealStoredSecrets(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("sealed secret access keys stored in the clear", "keys", n)
+	}
 	metrics := telemetry.New()
 	st.ObserveCommits(metrics.ObserveCommit)
 	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool}
@@ -102,13 +116,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		burst = int(cfg.AccountRate + 0.999)
 	}
 	api := iotapi.New(iotapi.Options{
-		Registry:     reg,
-		Verifier:     sigv4.NewVerifier(creds, nil, "iot", "execute-api"),
-		Logger:       log,
-		Observer:     metrics,
-		MaxInFlight:  cfg.MaxInFlight,
-		AccountRate:  cfg.AccountRate,
-		AccountBurst: burst,
+		Registry:       reg,
+		Verifier:       sigv4.NewVerifier(creds, nil, "iot", "execute-api"),
+		Logger:         log,
+		Observer:       metrics,
+		MaxInFlight:    cfg.MaxInFlight,
+		AccountRate:    cfg.AccountRate,
+		AccountBurst:   burst,
+		RequestTimeout: cfg.DatabaseTimeout + 5*time.Second,
 	})
 	st.GatherUnderLoad(api.Serving)
 	budget := connectionBudget()
@@ -128,7 +143,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
-	mux.HandleFunc("GET /readyz", s.health)
+	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("GET /ca.pem", s.rootPEM)
 	mux.HandleFunc("GET /ca-chain.pem", s.chainPEM)
 	mux.Handle("GET /metrics", metrics.Handler())
@@ -160,10 +175,10 @@ func openStoreAndCA(ctx context.Context, cfg config.Config) (*sqlstore.Store, *i
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath())
+		st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath(), sqlstore.WithWriteTimeout(cfg.DatabaseTimeout))
 		return st, authority, err
 	}
-	st, err := sqlstore.OpenPostgres(ctx, cfg.Database)
+	st, err := sqlstore.OpenPostgres(ctx, cfg.Database, sqlstore.WithWriteTimeout(cfg.DatabaseTimeout))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -229,6 +244,8 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
+	s.watchStop, s.watchDone = make(chan struct{}), make(chan struct{})
+	go s.watchHealth()
 	s.served = make(chan struct{})
 	go func() {
 		s.serveErr = s.http.Serve(ln)
@@ -306,6 +323,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, s.serveErr)
 		}
 	}
+	if s.watchStop != nil {
+		close(s.watchStop)
+		<-s.watchDone
+	}
 	if s.mqtt != nil {
 		if err := s.mqtt.Close(); err != nil {
 			errs = append(errs, err)
@@ -355,9 +376,69 @@ func (s *Server) Stopped() <-chan struct{} { return s.served }
 // Err is why the HTTP server stopped; read it after Stopped is closed.
 func (s *Server) Err() error { return s.serveErr }
 
+// health is the liveness check: the process serves HTTP.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
+}
+
+// readinessTimeout bounds the database's answer to a readiness check.
+const readinessTimeout = 2 * time.Second
+
+// ready is the readiness check: 503 with the reasons while the database
+// does not answer or refuses writes, or the MQTT listener cannot accept.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readinessTimeout)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.readiness(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(err.Error() + "\n"))
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readiness(ctx context.Context) error {
+	errs := []error{s.store.Health(ctx)}
+	if s.mqtt != nil {
+		errs = append(errs, s.mqtt.Ready())
+	}
+	return errors.Join(errs...)
+}
+
+// healthCheckInterval is how often watchHealth checks readiness.
+const healthCheckInterval = 2 * time.Second
+
+// watchHealth logs each change of readiness once, not once per request that
+// fails because of it: "not ready" with the reasons, then "ready again".
+func (s *Server) watchHealth() {
+	defer close(s.watchDone)
+	t := time.NewTicker(healthCheckInterval)
+	defer t.Stop()
+	last := ""
+	for {
+		select {
+		case <-s.watchStop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), readinessTimeout)
+		err := s.readiness(ctx)
+		cancel()
+		now := ""
+		if err != nil {
+			now = err.Error()
+		}
+		switch {
+		case now == last:
+		case now != "":
+			s.log.Error("not ready", "reason", now)
+		default:
+			s.log.Info("ready again")
+		}
+		last = now
+	}
 }
 
 func (s *Server) rootPEM(w http.ResponseWriter, r *http.Request) {

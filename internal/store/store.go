@@ -19,7 +19,12 @@ var (
 	ErrNotFound  = errors.New("store: not found")
 	ErrExists    = errors.New("store: already exists")
 	ErrBadCursor = errors.New("store: malformed paging marker")
-	ErrClosed    = errors.New("store: closed")
+	// ErrUnavailable wraps a failure of the database itself rather than of
+	// the write: the disk is full or read-only, the database did not answer
+	// within the write timeout, or the connection to it failed. The request
+	// may succeed later; front ends answer 503.
+	ErrUnavailable = errors.New("store: the database is unavailable")
+	ErrClosed      = errors.New("store: closed")
 	// ErrConflict is a uniqueness rule that spans scopes: a DEFAULT-mode CA
 	// registered in another account of the same region.
 	ErrConflict = errors.New("store: conflicts with another account's resource")
@@ -71,6 +76,11 @@ type Accounts interface {
 	CreateAccessKey(ctx context.Context, k AccessKey) error
 	// AccessKey returns the key with the ID, or ErrNotFound.
 	AccessKey(ctx context.Context, id string) (AccessKey, error)
+	// AccessKeys lists every access key.
+	AccessKeys(ctx context.Context) ([]AccessKey, error)
+	// ReplaceAccessKeySecret stores secret as the key's secret if its
+	// stored secret is still old (compare and swap); ErrNotFound otherwise.
+	ReplaceAccessKeySecret(ctx context.Context, id, old, secret string) error
 }
 
 // Certificates keeps device certificates.
@@ -216,11 +226,14 @@ func (m *CAMaterial) Complete() bool {
 
 // CAKeeper keeps the CA material of replicas that share a database.
 type CAKeeper interface {
-	// LoadOrCreateCA returns the stored CA. When there is none, or what is
-	// stored is not Complete, it calls complete with what is stored (nil for
-	// nothing) and stores its result first, all under one lock, so that
-	// replicas starting together create or complete the CA once.
-	LoadOrCreateCA(ctx context.Context, complete func(stored *CAMaterial) (*CAMaterial, error)) (*CAMaterial, error)
+	// LoadCA returns the stored CA, or ErrNotFound when there is none.
+	LoadCA(ctx context.Context) (*CAMaterial, error)
+	// StoreCA stores m, which must be Complete, unless a CA is stored
+	// already, and returns the CA stored once it is done: m, or the one
+	// another replica stored first. A stored CA that is not Complete gains
+	// m's server CA if m has the same root. Keys are made and sealed before
+	// the call, never inside the store's transaction.
+	StoreCA(ctx context.Context, m *CAMaterial) (*CAMaterial, error)
 }
 
 // ClientToken makes a create call idempotent: Hash identifies the request's

@@ -8,6 +8,7 @@ package telemetry
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,8 +50,39 @@ func New() *Metrics {
 		}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.issued, m.batchSize, m.commitLatency,
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+		withoutDescriptors{collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}, collectors.NewGoCollector())
 	return m
+}
+
+// withoutDescriptors is the process collector less its file-descriptor
+// metrics: /metrics needs no authentication, and how close the process is to
+// its descriptor limit would tell an attacker how far a connection flood has
+// got.
+type withoutDescriptors struct{ prometheus.Collector }
+
+func (c withoutDescriptors) Describe(ch chan<- *prometheus.Desc) {
+	all := make(chan *prometheus.Desc)
+	go func() { c.Collector.Describe(all); close(all) }()
+	for d := range all {
+		if !describesDescriptors(d) {
+			ch <- d
+		}
+	}
+}
+
+func (c withoutDescriptors) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric)
+	go func() { c.Collector.Collect(all); close(all) }()
+	for m := range all {
+		if !describesDescriptors(m.Desc()) {
+			ch <- m
+		}
+	}
+}
+
+func describesDescriptors(d *prometheus.Desc) bool {
+	s := d.String()
+	return strings.Contains(s, `"process_open_fds"`) || strings.Contains(s, `"process_max_fds"`)
 }
 
 // Handler serves the metrics in the Prometheus text format.

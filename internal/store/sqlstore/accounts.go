@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -72,6 +73,44 @@ func (s *Store) AccessKey(ctx context.Context, id string) (store.AccessKey, erro
 	return k, nil
 }
 
+// AccessKeys implements store.Accounts.
+func (s *Store) AccessKeys(ctx context.Context) ([]store.AccessKey, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT access_key_id, account_id, secret_access_key, created_us FROM access_keys ORDER BY access_key_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var list []store.AccessKey
+	for rows.Next() {
+		var k store.AccessKey
+		var created int64
+		if err := rows.Scan(&k.ID, &k.AccountID, &k.Secret, &created); err != nil {
+			return nil, err
+		}
+		k.CreatedAt = time.UnixMicro(created).UTC()
+		list = append(list, k)
+	}
+	return list, rows.Err()
+}
+
+// ReplaceAccessKeySecret implements store.Accounts.
+func (s *Store) ReplaceAccessKeySecret(ctx context.Context, id, old, secret string) error {
+	return s.write.do(ctx, func(tx txn) error {
+		res, err := tx.Exec(`UPDATE access_keys SET secret_access_key = ? WHERE access_key_id = ? AND secret_access_key = ?`, secret, id, old)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
 // EnsureFirstAccount implements store.Accounts.
 func (s *Store) EnsureFirstAccount(ctx context.Context, a store.Account, k store.AccessKey) (store.Account, bool, error) {
 	var first store.Account
@@ -103,45 +142,54 @@ func (s *Store) EnsureFirstAccount(ctx context.Context, a store.Account, k store
 	return first, created, err
 }
 
-// LoadOrCreateCA implements store.CAKeeper.
-func (s *Store) LoadOrCreateCA(ctx context.Context, complete func(*store.CAMaterial) (*store.CAMaterial, error)) (*store.CAMaterial, error) {
-	var m *store.CAMaterial
+const selectCAMaterial = `SELECT root_cert_pem, issuing_cert_pem, root_key_sealed, issuing_key_sealed, server_ca_cert_pem, server_ca_key_sealed FROM ca_material WHERE id = 1`
+
+func scanCAMaterial(row *sql.Row) (*store.CAMaterial, error) {
+	var root, issuing, rootKey, issuingKey, serverCA, serverCAKey string
+	if err := row.Scan(&root, &issuing, &rootKey, &issuingKey, &serverCA, &serverCAKey); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, store.ErrNotFound
+		}
+		return nil, err
+	}
+	return &store.CAMaterial{
+		RootCertPEM: []byte(root), IssuingCertPEM: []byte(issuing), RootKeySealed: []byte(rootKey), IssuingKeySealed: []byte(issuingKey),
+		ServerCACertPEM: []byte(serverCA), ServerCAKeySealed: []byte(serverCAKey),
+	}, nil
+}
+
+// LoadCA implements store.CAKeeper.
+func (s *Store) LoadCA(ctx context.Context) (*store.CAMaterial, error) {
+	return scanCAMaterial(s.read.QueryRowContext(ctx, selectCAMaterial))
+}
+
+// StoreCA implements store.CAKeeper.
+func (s *Store) StoreCA(ctx context.Context, m *store.CAMaterial) (*store.CAMaterial, error) {
+	if !m.Complete() {
+		return nil, errors.New("sqlstore: the CA material to store is incomplete")
+	}
+	var stored *store.CAMaterial
 	err := s.write.do(ctx, func(tx txn) error {
 		if err := tx.lock("ca-material"); err != nil {
 			return err
 		}
-		var root, issuing, rootKey, issuingKey, serverCA, serverCAKey string
-		err := tx.QueryRow(`SELECT root_cert_pem, issuing_cert_pem, root_key_sealed, issuing_key_sealed, server_ca_cert_pem, server_ca_key_sealed FROM ca_material WHERE id = 1`).
-			Scan(&root, &issuing, &rootKey, &issuingKey, &serverCA, &serverCAKey)
-		var existing *store.CAMaterial
+		existing, err := scanCAMaterial(tx.QueryRow(selectCAMaterial))
 		switch {
-		case err == nil:
-			existing = &store.CAMaterial{
-				RootCertPEM: []byte(root), IssuingCertPEM: []byte(issuing), RootKeySealed: []byte(rootKey), IssuingKeySealed: []byte(issuingKey),
-				ServerCACertPEM: []byte(serverCA), ServerCAKeySealed: []byte(serverCAKey),
-			}
-			if existing.Complete() {
-				m = existing
-				return nil
-			}
-		case !errors.Is(err, sql.ErrNoRows):
+		case errors.Is(err, store.ErrNotFound):
+			_, err = tx.Exec(`INSERT INTO ca_material (id, root_cert_pem, issuing_cert_pem, root_key_sealed, issuing_key_sealed, server_ca_cert_pem, server_ca_key_sealed, created_us) VALUES (1, ?, ?, ?, ?, ?, ?, ?)`,
+				string(m.RootCertPEM), string(m.IssuingCertPEM), string(m.RootKeySealed), string(m.IssuingKeySealed),
+				string(m.ServerCACertPEM), string(m.ServerCAKeySealed), time.Now().UnixMicro())
+			stored = m
 			return err
-		}
-		if m, err = complete(existing); err != nil {
+		case err != nil:
 			return err
-		}
-		if !m.Complete() {
-			return errors.New("sqlstore: the CA material to store is incomplete")
-		}
-		if existing != nil {
+		case !existing.Complete() && bytes.Equal(existing.RootCertPEM, m.RootCertPEM):
 			_, err = tx.Exec(`UPDATE ca_material SET server_ca_cert_pem = ?, server_ca_key_sealed = ? WHERE id = 1`,
 				string(m.ServerCACertPEM), string(m.ServerCAKeySealed))
-			return err
+			existing.ServerCACertPEM, existing.ServerCAKeySealed = m.ServerCACertPEM, m.ServerCAKeySealed
 		}
-		_, err = tx.Exec(`INSERT INTO ca_material (id, root_cert_pem, issuing_cert_pem, root_key_sealed, issuing_key_sealed, server_ca_cert_pem, server_ca_key_sealed, created_us) VALUES (1, ?, ?, ?, ?, ?, ?, ?)`,
-			string(m.RootCertPEM), string(m.IssuingCertPEM), string(m.RootKeySealed), string(m.IssuingKeySealed),
-			string(m.ServerCACertPEM), string(m.ServerCAKeySealed), time.Now().UnixMicro())
+		stored = existing
 		return err
 	})
-	return m, err
+	return stored, err
 }

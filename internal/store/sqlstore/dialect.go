@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"hash/fnv"
 	"strconv"
@@ -55,7 +56,12 @@ func (d *dialect) forUpdate() string {
 
 // txn is a write transaction in the store's dialect. Queries it has seen
 // before run as statements prepared on the writer's connection.
+// Every statement runs under the transaction's deadline (the writer's
+// timeout): database/sql can roll back a transaction whose context ended
+// only once its running statement returns, and a driver returns early only
+// for a statement that has the context.
 type txn struct {
+	ctx   context.Context
 	tx    *sql.Tx
 	d     *dialect
 	stmts *statements
@@ -64,19 +70,19 @@ type txn struct {
 func (t txn) Exec(q string, args ...any) (sql.Result, error) {
 	q = t.d.rebind(q)
 	if st := t.stmts.lookup(q); st != nil {
-		return t.tx.Stmt(st).Exec(args...)
+		return t.tx.StmtContext(t.ctx, st).ExecContext(t.ctx, args...)
 	}
-	return t.tx.Exec(q, args...)
+	return t.tx.ExecContext(t.ctx, q, args...)
 }
 func (t txn) Query(q string, args ...any) (*sql.Rows, error) {
 	q = t.d.rebind(q)
 	if st := t.stmts.lookup(q); st != nil {
-		return t.tx.Stmt(st).Query(args...)
+		return t.tx.StmtContext(t.ctx, st).QueryContext(t.ctx, args...)
 	}
-	return t.tx.Query(q, args...)
+	return t.tx.QueryContext(t.ctx, q, args...)
 }
 func (t txn) QueryRow(q string, args ...any) *sql.Row {
-	return t.QueryRowContext(context.Background(), q, args...)
+	return t.QueryRowContext(t.ctx, q, args...)
 }
 func (t txn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	q = t.d.rebind(q)
@@ -97,7 +103,7 @@ func (t txn) lock(key string) error {
 	}
 	h := fnv.New64a()
 	h.Write([]byte(key))
-	_, err := t.tx.Exec(`SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64()))
+	_, err := t.tx.ExecContext(t.ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64()))
 	return err
 }
 
@@ -144,6 +150,31 @@ func isForeignKeyViolation(err error) bool {
 	}
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23503"
+}
+
+// isUnavailable reports whether err is a failure of the database rather
+// than of the write: SQLite's disk full, read-only or I/O error, PostgreSQL's
+// insufficient resources (class 53, disk full among them), read-only
+// transactions, shutdown or connection failures (class 08, 57P), a broken
+// connection, or the writer's own deadline.
+func isUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR:
+			return true
+		}
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "53") || strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || pe.Code == "25006"
+	}
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || pgconn.SafeToRetry(err)
 }
 
 // isRetryable reports whether a transaction failed only because it raced

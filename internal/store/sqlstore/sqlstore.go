@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"sort"
 	"strconv"
@@ -36,9 +37,38 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// DefaultWriteTimeout bounds a write transaction unless WithWriteTimeout
+// says otherwise.
+const DefaultWriteTimeout = 10 * time.Second
+
+// Option configures a Store when it is opened.
+type Option func(*options)
+
+type options struct {
+	writeTimeout time.Duration
+}
+
+// WithWriteTimeout bounds each write transaction (a batch of writes): a
+// database that does not answer within d fails the batch's writes with an
+// error that matches context.DeadlineExceeded, and the writer goes on with
+// the next batch, so that a hung database neither hangs its callers nor
+// shutdown.
+func WithWriteTimeout(d time.Duration) Option { return func(o *options) { o.writeTimeout = d } }
+
+func openOptions(opts []Option) options {
+	o := options{writeTimeout: DefaultWriteTimeout}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
 // OpenSQLite opens (creating if needed) the SQLite database at path and brings
 // its schema up to date.
-func OpenSQLite(ctx context.Context, path string) (*Store, error) {
+func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if err := ownerOnly(path); err != nil {
+		return nil, err
+	}
 	dsn := func(extra ...string) string {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
@@ -63,12 +93,29 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlstore: migrating %s: %w", path, err)
 	}
-	return newStore(ctx, d, wdb, "sqlite", dsn("_pragma", "query_only(1)"), 2*runtime.GOMAXPROCS(0))
+	return newStore(ctx, d, wdb, "sqlite", dsn("_pragma", "query_only(1)"), 2*runtime.GOMAXPROCS(0), openOptions(opts))
+}
+
+// ownerOnly makes the database file readable by its owner only before
+// SQLite opens it: SQLite gives the WAL and shared-memory files the
+// database's permissions. Files of an older version are narrowed too.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // newStore opens the reader pool of n connections beside the migrated writer
 // connection wdb, and starts the writer.
-func newStore(ctx context.Context, d *dialect, wdb *sql.DB, driver, dsn string, n int) (*Store, error) {
+func newStore(ctx context.Context, d *dialect, wdb *sql.DB, driver, dsn string, n int, o options) (*Store, error) {
 	rdb, err := sql.Open(driver, dsn)
 	if err != nil {
 		wdb.Close()
@@ -81,13 +128,13 @@ func newStore(ctx context.Context, d *dialect, wdb *sql.DB, driver, dsn string, 
 		rdb.Close()
 		return nil, err
 	}
-	return &Store{d: d, read: reader{rdb, d, newStatements(rdb, d)}, wdb: wdb, write: newWriter(wdb, d)}, nil
+	return &Store{d: d, read: reader{rdb, d, newStatements(rdb, d)}, wdb: wdb, write: newWriter(wdb, d, o.writeTimeout)}, nil
 }
 
 // OpenPostgres connects to the PostgreSQL database at url (a postgres:// URL
 // or key=value DSN for pgx) and brings its schema up to date. Several fleetca
 // replicas may share the database and start together.
-func OpenPostgres(ctx context.Context, url string) (*Store, error) {
+func OpenPostgres(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	d := &dialect{postgres: true}
 	wdb, err := sql.Open("pgx", url)
 	if err != nil {
@@ -100,7 +147,7 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlstore: migrating PostgreSQL: %w", err)
 	}
-	return newStore(ctx, d, wdb, "pgx", url, 4*runtime.GOMAXPROCS(0))
+	return newStore(ctx, d, wdb, "pgx", url, 4*runtime.GOMAXPROCS(0), openOptions(opts))
 }
 
 // ObserveCommits registers f to be told the number of writes in each
@@ -113,6 +160,21 @@ func (s *Store) ObserveCommits(f func(size int, elapsed time.Duration)) { s.writ
 // milliseconds to share a commit (see gather in writer.go). Call it before the
 // store is used.
 func (s *Store) GatherUnderLoad(load func() int) { s.write.load = load }
+
+// Health reports why the database cannot be used now, or nil: the last
+// write transaction failed for want of the database (disk full or
+// read-only, no answer in time, connection lost), or a read does not
+// answer within ctx.
+func (s *Store) Health(ctx context.Context) error {
+	if err := s.write.failure.Load(); err != nil {
+		return fmt.Errorf("the database refuses writes: %w", *err)
+	}
+	var one int
+	if err := s.read.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("the database does not answer reads: %w", err)
+	}
+	return nil
+}
 
 // Close waits for the writer to finish and closes the connections.
 func (s *Store) Close() error {
@@ -208,7 +270,7 @@ func inMigrationTx(ctx context.Context, db *sql.DB, d *dialect, f func(txn) erro
 		return err
 	}
 	defer tx.Rollback()
-	t := txn{tx: tx, d: d}
+	t := txn{ctx: ctx, tx: tx, d: d}
 	if err := t.lock(migrationLock); err != nil {
 		return err
 	}

@@ -282,3 +282,107 @@ func TestSQLiteGatherUnderLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestCAKeeper: the first CA stored stays; a CA stored before the server CA
+// existed (migration 0008 leaves its columns empty) gains the server CA of
+// material with the same root, and of no other.
+func TestCAKeeper(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, filepath.Join(t.TempDir(), "db"))
+	if _, err := s.LoadCA(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LoadCA of an empty store: %v", err)
+	}
+	material := func(root, server string) *store.CAMaterial {
+		return &store.CAMaterial{RootCertPEM: []byte(root), IssuingCertPEM: []byte("issuing"), RootKeySealed: []byte("rk"),
+			IssuingKeySealed: []byte("ik"), ServerCACertPEM: []byte(server), ServerCAKeySealed: []byte("sk-" + server)}
+	}
+	first, err := s.StoreCA(ctx, material("root-1", "server-1"))
+	if err != nil || string(first.RootCertPEM) != "root-1" {
+		t.Fatalf("StoreCA: %v %+v", err, first)
+	}
+	second, err := s.StoreCA(ctx, material("root-2", "server-2"))
+	if err != nil || string(second.RootCertPEM) != "root-1" || string(second.ServerCACertPEM) != "server-1" {
+		t.Fatalf("a second StoreCA replaced the first CA: %v %+v", err, second)
+	}
+	if _, err := s.wdb.Exec(`UPDATE ca_material SET server_ca_cert_pem = '', server_ca_key_sealed = ''`); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.LoadCA(ctx); err != nil || m.Complete() {
+		t.Fatalf("an old CA: %v %+v", err, m)
+	}
+	if m, err := s.StoreCA(ctx, material("root-2", "server-2")); err != nil || m.Complete() {
+		t.Fatalf("another root's server CA was added: %v %+v", err, m)
+	}
+	m, err := s.StoreCA(ctx, material("root-1", "server-3"))
+	if err != nil || !m.Complete() || string(m.ServerCACertPEM) != "server-3" {
+		t.Fatalf("completing the old CA: %v %+v", err, m)
+	}
+	if m, err := s.LoadCA(ctx); err != nil || string(m.ServerCACertPEM) != "server-3" || string(m.RootCertPEM) != "root-1" {
+		t.Fatalf("after completing: %v %+v", err, m)
+	}
+}
+
+// TestDiskFullAndReadOnly: when SQLite refuses writes (a full disk, made
+// real with max_page_count; a read-only database, with query_only), writes
+// fail with store.ErrUnavailable and nothing is stored, Health says so, and
+// both clear once the database takes writes again.
+func TestDiskFullAndReadOnly(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, filepath.Join(t.TempDir(), "db"))
+	scope := iot.Scope{AccountID: "123456789012", Region: "us-east-1"}
+	n := 0
+	create := func() error {
+		n++
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		der := []byte(fmt.Sprintf("certificate %d %s", n, strings.Repeat("x", 64<<10)))
+		return s.CreateCertificate(ctx, &iot.Certificate{
+			Scope: scope, ID: iot.CertificateID(der), DER: der, Status: iot.StatusActive, Mode: iot.ModeDefault, CustomerVersion: 1,
+			CreatedAt: now, LastModifiedAt: now, GenerationID: "g", NotBefore: now, NotAfter: now.Add(time.Hour),
+		})
+	}
+	if err := create(); err != nil {
+		t.Fatal(err)
+	}
+	var pages int
+	if err := s.wdb.QueryRow("PRAGMA page_count").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, refuse, allow string }{
+		{"disk full", fmt.Sprintf("PRAGMA max_page_count = %d", pages), "PRAGMA max_page_count = 1073741823"},
+		{"read-only", "PRAGMA query_only = 1", "PRAGMA query_only = 0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := s.wdb.Exec(c.refuse); err != nil {
+				t.Fatal(err)
+			}
+			before := countCertificates(t, s, scope)
+			if err := create(); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("a write: %v, want ErrUnavailable", err)
+			}
+			if err := s.Health(ctx); err == nil {
+				t.Fatal("Health is nil while writes fail")
+			}
+			if after := countCertificates(t, s, scope); after != before {
+				t.Fatalf("%d certificates stored by failed writes", after-before)
+			}
+			if _, err := s.wdb.Exec(c.allow); err != nil {
+				t.Fatal(err)
+			}
+			if err := create(); err != nil {
+				t.Fatalf("once the database takes writes again: %v", err)
+			}
+			if err := s.Health(ctx); err != nil {
+				t.Fatalf("Health after recovery: %v", err)
+			}
+		})
+	}
+}
+
+func countCertificates(t *testing.T, s *Store, scope iot.Scope) int {
+	t.Helper()
+	var n int
+	if err := s.read.db.QueryRow(`SELECT count(*) FROM certificates WHERE account_id = ? AND region = ?`, scope.AccountID, scope.Region).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

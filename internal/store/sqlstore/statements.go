@@ -1,9 +1,11 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"sync"
+	"time"
 )
 
 // statements caches prepared statements by query text. SQLite parses the SQL
@@ -63,7 +65,9 @@ func (s *statements) preparePending() {
 	}
 	s.mu.Unlock()
 	for _, q := range queries {
-		st, err := s.db.Prepare(q)
+		ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+		st, err := s.db.PrepareContext(ctx, q)
+		cancel()
 		if err != nil {
 			continue
 		}
@@ -101,3 +105,7 @@ func (s *statements) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// prepareTimeout bounds preparing one statement, so that a database that
+// stops answering cannot hold the writer between transactions.
+const prepareTimeout = 5 * time.Second

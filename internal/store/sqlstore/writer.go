@@ -3,7 +3,10 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/store"
@@ -18,9 +21,14 @@ const maxBatch = 256
 // then share the next transaction, and with it one fsync. Each write runs
 // inside a savepoint, so one that fails leaves the others of its batch intact.
 type writer struct {
-	db    *sql.DB
-	d     *dialect
-	stmts *statements
+	db *sql.DB
+	// timeout bounds each transaction.
+	timeout time.Duration
+	// failure is why the last transaction failed when the database itself
+	// failed it (isUnavailable); nil once one commits again.
+	failure atomic.Pointer[error]
+	d       *dialect
+	stmts   *statements
 	// limit is how many writes may share a transaction: maxBatch, or 1 to
 	// measure one transaction per write.
 	limit   int
@@ -61,9 +69,10 @@ type writeOp struct {
 // loop per process also on PostgreSQL: batches of several loops that write
 // the same rows in different orders deadlock, and PostgreSQL takes a second
 // (deadlock_timeout) to break each deadlock.
-func newWriter(db *sql.DB, d *dialect) *writer {
+func newWriter(db *sql.DB, d *dialect, timeout time.Duration) *writer {
 	w := &writer{
 		db:      db,
+		timeout: timeout,
 		d:       d,
 		stmts:   newStatements(db, d),
 		limit:   maxBatch,
@@ -172,6 +181,12 @@ func (w *writer) commit(batch []*writeOp) {
 		if err == nil && w.observe != nil {
 			w.observe(len(pending), time.Since(start))
 		}
+		switch {
+		case err == nil:
+			w.failure.Store(nil)
+		case isUnavailable(err):
+			w.failure.Store(&err)
+		}
 		var again []*writeOp
 		for i, op := range pending {
 			r := results[i]
@@ -181,6 +196,9 @@ func (w *writer) commit(batch []*writeOp) {
 			if err == nil && isRetryable(r) && !last {
 				again = append(again, op)
 				continue
+			}
+			if r != nil && isUnavailable(r) && !errors.Is(r, op.ctx.Err()) {
+				r = fmt.Errorf("%w: %w", store.ErrUnavailable, r)
 			}
 			op.result <- r
 		}
@@ -194,7 +212,9 @@ func (w *writer) commit(batch []*writeOp) {
 // run executes the batch in one transaction, recording each write's own error
 // in results, and returns the error of the transaction as a whole.
 func (w *writer) run(batch []*writeOp, results []error) error {
-	tx, err := w.db.BeginTx(context.Background(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+	defer cancel()
+	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -205,13 +225,13 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 			tx.Rollback()
 			return err
 		}
-		if err := op.fn(txn{tx, w.d, w.stmts}); err != nil {
+		if err := op.fn(txn{ctx, tx, w.d, w.stmts}); err != nil {
 			tx.Rollback()
 			return err
 		}
 		return tx.Commit()
 	}
-	t := txn{tx, w.d, w.stmts}
+	t := txn{ctx, tx, w.d, w.stmts}
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
 			results[i] = err
