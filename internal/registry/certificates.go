@@ -142,6 +142,13 @@ func (s *Service) ListCertificates(ctx context.Context, scope iot.Scope, opts Li
 // ListCertificatesByCA returns one page of the certificates registered under
 // the scope's CA certificate caID; an unknown CA has none.
 func (s *Service) ListCertificatesByCA(ctx context.Context, scope iot.Scope, caID string, opts ListOptions) (*CertificateList, error) {
+	// A CA the scope has not registered (another account's, or none) is
+	// not found, as for every other operation on a CA ID.
+	if _, err := s.store.CACertificate(ctx, scope, caID); errors.Is(err, store.ErrNotFound) {
+		return nil, apierr.New(apierr.ResourceNotFound, "The CA certificate %s does not exist.", caID)
+	} else if err != nil {
+		return nil, internal("finding the CA certificate", err)
+	}
 	return s.listCertificates(ctx, scope, opts, caID)
 }
 

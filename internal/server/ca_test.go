@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
+	"github.com/aws/smithy-go"
 )
 
 func registrationCode(t testing.TB, c *iot.Client) string {
@@ -449,10 +450,29 @@ func TestListCertificatesByCA(t *testing.T) {
 			t.Fatalf("listed %d certificates under the CA, want %d", seen, n)
 		}
 	}
-	// An unknown CA has no certificates.
-	out, err := c.ListCertificatesByCA(ctx, &iot.ListCertificatesByCAInput{CaCertificateId: aws.String(strings.Repeat("0", 64))})
-	if err != nil || len(out.Certificates) != 0 || out.NextMarker != nil {
-		t.Fatalf("unknown CA: %v %+v", err, out)
+	// A CA the account has not registered, unknown or another account's, is
+	// not found, as for every other operation on a CA ID. The model lists no
+	// ResourceNotFoundException for this operation, so the SDK reports it
+	// as a generic API error with that code.
+	credB, err := ts.CreateAccount(ctx, testOtherAcct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cB := ts.client(credB.AccessKeyID, credB.SecretAccessKey)
+	for name, call := range map[string]func() error{
+		"unknown CA": func() error {
+			_, err := c.ListCertificatesByCA(ctx, &iot.ListCertificatesByCAInput{CaCertificateId: aws.String(strings.Repeat("0", 64))})
+			return err
+		},
+		"another account's CA": func() error {
+			_, err := cB.ListCertificatesByCA(ctx, &iot.ListCertificatesByCAInput{CaCertificateId: aws.String(caID)})
+			return err
+		},
+	} {
+		var apiErr smithy.APIError
+		if err := call(); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "ResourceNotFoundException" {
+			t.Fatalf("%s: %v, want ResourceNotFoundException", name, err)
+		}
 	}
 }
 
