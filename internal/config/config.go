@@ -75,6 +75,9 @@ type Config struct {
 	// over MQTT per second, in bursts of MQTTProvisioningBurst.
 	MQTTProvisioningRate  float64
 	MQTTProvisioningBurst int
+	// MQTTWriteTimeout bounds each write to a device; one that does not read
+	// for that long is disconnected.
+	MQTTWriteTimeout time.Duration
 	// LogFormat is text or json; LogLevel is debug, info, warn or error.
 	LogFormat string
 	LogLevel  string
@@ -96,6 +99,7 @@ func Default(getenv func(string) string) Config {
 		MaxInFlight:           1024,
 		MQTTProvisioningRate:  20,
 		MQTTProvisioningBurst: 40,
+		MQTTWriteTimeout:      10 * time.Second,
 		LogFormat:             "text",
 		LogLevel:              "info",
 	}
@@ -152,6 +156,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.AccountBurst, "account-burst", c.AccountBurst, "burst of --account-rate (default: one second's worth)")
 	fs.Float64Var(&c.MQTTProvisioningRate, "mqtt-provisioning-rate", c.MQTTProvisioningRate, "fleet-provisioning requests over MQTT per second per account; more are rejected 429 Throttled")
 	fs.IntVar(&c.MQTTProvisioningBurst, "mqtt-provisioning-burst", c.MQTTProvisioningBurst, "burst of --mqtt-provisioning-rate")
+	fs.DurationVar(&c.MQTTWriteTimeout, "mqtt-write-timeout", c.MQTTWriteTimeout, "time a write to a device may take; a device that stops reading is disconnected after it")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (FLEETCA_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (FLEETCA_LOG_LEVEL)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "address serving Go's profiler at /debug/pprof/, unauthenticated, e.g. 127.0.0.1:7402; empty disables it (FLEETCA_DEBUG_ADDR)")
@@ -225,6 +230,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyPool < 0 || c.KeyPool > maxKeyPool {
 		errs = append(errs, fmt.Errorf("--key-pool %d is not between 0 and %d", c.KeyPool, maxKeyPool))
+	}
+	if c.MQTTWriteTimeout <= 0 || c.MQTTWriteTimeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("--mqtt-write-timeout %v is not between 0 and 10m", c.MQTTWriteTimeout))
 	}
 	if c.MQTTProvisioningRate <= 0 || c.MQTTProvisioningBurst < 1 {
 		errs = append(errs, errors.New("--mqtt-provisioning-rate must be positive and --mqtt-provisioning-burst at least 1"))

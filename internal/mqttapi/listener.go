@@ -42,11 +42,13 @@ type tlsListener struct {
 	failing atomic.Int64
 	// stopped is set when Serve returned for another reason than Close.
 	stopped atomic.Bool
+	// writeTimeout bounds each write to a device.
+	writeTimeout time.Duration
 }
 
-func newTLSListener(id string, ln net.Listener, config *tls.Config, log *slog.Logger, maxConns, maxPending, maxPerSource int) *tlsListener {
+func newTLSListener(id string, ln net.Listener, config *tls.Config, log *slog.Logger, maxConns, maxPending, maxPerSource int, writeTimeout time.Duration) *tlsListener {
 	return &tlsListener{
-		id: id, ln: ln, config: config, log: log,
+		id: id, ln: ln, config: config, log: log, writeTimeout: writeTimeout,
 		slots: make(chan struct{}, maxConns), pending: make(chan struct{}, maxPending),
 		maxPerSource: maxPerSource, perSource: map[string]int{},
 	}
@@ -167,6 +169,20 @@ func (c *trackedConn) admit() {
 		<-c.l.pending
 		c.l.releaseSource(c.source)
 	})
+}
+
+// Write gives each write its own deadline and closes a connection whose
+// device stops reading. The broker writes to a device while holding that
+// client's lock, which publishers to it take too: without the deadline one
+// device that stops reading would stall, for up to 1.5 keep-alives, every
+// device publishing to its topics.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.l.writeTimeout))
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.Close()
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {

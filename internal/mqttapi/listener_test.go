@@ -41,7 +41,7 @@ func TestListenerSurvivesFailedAccepts(t *testing.T) {
 		t.Fatal(err)
 	}
 	fl := &flakyListener{Listener: inner, failures: 5}
-	l := newTLSListener("test", fl, &tls.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 8, 8, 8)
+	l := newTLSListener("test", fl, &tls.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 8, 8, 8, time.Second)
 	established := make(chan net.Conn, 1)
 	go l.Serve(func(id string, c net.Conn) error { established <- c; return nil })
 	defer l.Close(func(string) {})
@@ -69,7 +69,7 @@ func TestListenerBoundsConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newTLSListener("test", inner, &tls.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 100, 100, 3)
+	l := newTLSListener("test", inner, &tls.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 100, 100, 3, time.Second)
 	established := make(chan net.Conn, 100)
 	go l.Serve(func(id string, c net.Conn) error { established <- c; return nil })
 	defer l.Close(func(string) {})

@@ -60,6 +60,9 @@ type Options struct {
 	// Throttled. Zero means 20 a second in bursts of 40.
 	ProvisioningRate  float64
 	ProvisioningBurst int
+	// WriteTimeout bounds each write to a device; a device that does not
+	// read for that long is disconnected. Zero means 10 s.
+	WriteTimeout time.Duration
 }
 
 // Observer is told about every fleet-provisioning request once it is answered.
@@ -98,6 +101,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxPendingPerSource <= 0 {
 		opts.MaxPendingPerSource = 64
 	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
 	if opts.ProvisioningRate <= 0 {
 		opts.ProvisioningRate, opts.ProvisioningBurst = 20, 40
 	}
@@ -135,7 +141,7 @@ func New(opts Options) (*Server, error) {
 		MinVersion: tls.VersionTLS12,
 	}
 	s := &Server{opts: opts, broker: broker, hook: h, listener: ln, stop: make(chan struct{}),
-		tls: newTLSListener("mqtts", ln, tlsConfig, opts.Logger, opts.MaxConnections, opts.MaxPending, opts.MaxPendingPerSource)}
+		tls: newTLSListener("mqtts", ln, tlsConfig, opts.Logger, opts.MaxConnections, opts.MaxPending, opts.MaxPendingPerSource, opts.WriteTimeout)}
 	if err := broker.AddListener(s.tls); err != nil {
 		ln.Close()
 		return nil, err

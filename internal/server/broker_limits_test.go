@@ -288,3 +288,37 @@ func TestProvisioningRateLimit(t *testing.T) {
 		t.Fatalf("answers %v, want 2 accepted then 2 throttled", statuses)
 	}
 }
+
+// TestDeviceMemoryIsBounded: a subscriber that stops reading while 60 MB of
+// QoS 1 messages are published to it holds at most what AWS's limits allow
+// (100 in flight, 64 queued for writing), not all of it, and does not stall
+// the publisher: once a write to it has waited --mqtt-write-timeout, it is
+// disconnected. Not parallel: it measures the heap.
+func TestDeviceMemoryIsBounded(t *testing.T) {
+	ts := startServerWith(t, "", func(c *config.Config) { c.MQTTWriteTimeout = time.Second })
+	c := ts.iotClient()
+	block := make(chan struct{})
+	defer close(block)
+	stuck, err := ts.connectWith(t, ts.claim(t, c), "stuck", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := stuck.Subscribe("flood/#", 1, func(paho.Client, paho.Message) { <-block }); !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	publisher := ts.mustConnect(t, ts.claim(t, c))
+	before := heapInUse()
+	payload := []byte(strings.Repeat("m", 120<<10))
+	const n = 500
+	for i := range n {
+		tok := publisher.Publish("flood/big", 1, false, payload)
+		if !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+	}
+	growth := int64(heapInUse()) - int64(before)
+	t.Logf("%d MB published to a subscriber that stopped reading; heap grew %d MiB", n*len(payload)>>20, growth>>20)
+	if growth > 32<<20 {
+		t.Fatalf("the heap grew by %d MiB for one stuck device", growth>>20)
+	}
+}

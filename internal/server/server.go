@@ -136,6 +136,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			Addr: cfg.MQTTAddr, Certificate: cert, Registry: reg, Logger: log, Observer: metrics,
 			MaxConnections:   budget.mqtt,
 			ProvisioningRate: cfg.MQTTProvisioningRate, ProvisioningBurst: cfg.MQTTProvisioningBurst,
+			WriteTimeout: cfg.MQTTWriteTimeout,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mqtt endpoint: %w", err)
