@@ -69,6 +69,7 @@ type Handler struct {
 	// serving counts the requests being served, admitted or not.
 	serving        atomic.Int64
 	requestTimeout time.Duration
+	bodyTimeout    time.Duration
 	rate           rate.Limit
 	burst          int
 	// limiters holds one token bucket per account that has signed a
@@ -83,6 +84,7 @@ func New(opts Options) *Handler {
 	if h.requestTimeout <= 0 {
 		h.requestTimeout = 15 * time.Second
 	}
+	h.bodyTimeout = min(maxBodyTimeout, h.requestTimeout/2)
 	if opts.MaxInFlight > 0 {
 		h.inFlight = make(chan struct{}, opts.MaxInFlight)
 	}
@@ -204,9 +206,10 @@ func (h *Handler) allow(account string) bool {
 	return l.(*rate.Limiter).Allow()
 }
 
-// bodyTimeout bounds reading a request's body: 256 KiB at 25 KB/s. A
-// client slower than that holds a connection, never an in-flight slot.
-const bodyTimeout = 10 * time.Second
+// maxBodyTimeout bounds reading a request's body: 256 KiB at 25 KB/s, or
+// half the request's time if that is less. A client slower than that holds
+// a connection, never an in-flight slot.
+const maxBodyTimeout = 10 * time.Second
 
 // run reads and authenticates the request and calls the operation. The body
 // is read and the signature checked before the request takes an in-flight
@@ -218,8 +221,13 @@ func (h *Handler) run(op operation, w http.ResponseWriter, r *http.Request, acco
 	}
 	// Not every ResponseWriter supports deadlines (tests' recorders do
 	// not); the server's ReadTimeout still bounds the read there.
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(h.bodyTimeout))
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	// The deadline was for the body. Left in place, it would end net/http's
+	// background read of the connection while the request is still being
+	// served, which cancels the request's context as if the client had gone.
+	rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		return nil, apierr.New(apierr.InvalidRequest, "The request body could not be read.")
 	}

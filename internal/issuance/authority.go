@@ -496,6 +496,17 @@ func (a *Authority) ChainPEM() []byte {
 	return append(pemCert(a.issuing.Raw), a.rootPEM...)
 }
 
+// OwnCA reports whether c certifies the key of fleetca's root, issuing or
+// server CA.
+func (a *Authority) OwnCA(c *x509.Certificate) bool {
+	for _, own := range []*x509.Certificate{a.root, a.issuing, a.serverCA} {
+		if publicKeysEqual(own.PublicKey, c.PublicKey) {
+			return true
+		}
+	}
+	return false
+}
+
 // ServerCA returns the CA that signs the MQTT endpoint's certificates.
 func (a *Authority) ServerCA() *x509.Certificate { return a.serverCA }
 

@@ -72,6 +72,8 @@ type hook struct {
 	clients sync.Map // string -> *mqtt.Client
 	// limiter bounds each account's fleet-provisioning requests.
 	limiter *accountLimiter
+	// byCertificate bounds the sessions of one certificate (offline.go).
+	byCertificate certificateSessions
 }
 
 func (h *hook) ID() string { return "fleetca" }
@@ -162,9 +164,36 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 // OnSessionEstablished records the client as its session's current one and
 // forgets a client whose session it took over.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
-	if old, loaded := h.clients.Swap(cl.ID, cl); loaded && old != cl {
-		h.sessions.Delete(old)
+	if cl.IsTakenOver() {
+		// A third connection with the same client ID took this one's
+		// session over before it was established.
+		h.forget(cl)
+		return
 	}
+	old, loaded := h.clients.Swap(cl.ID, cl)
+	if loaded && old != cl && old.(*mqtt.Client).IsTakenOver() {
+		h.forgetSession(old.(*mqtt.Client))
+	}
+	sess := h.session(cl)
+	if sess == nil {
+		return
+	}
+	for _, stale := range h.byCertificate.add(certificateKey(sess), cl) {
+		h.log.Info("mqtt session expired: the certificate has too many sessions", "account", sess.scope.AccountID,
+			"certificate_id", sess.certificateID, "client_id", stale.ID)
+		h.expire(stale)
+	}
+}
+
+// expire ends an offline session before its time: its subscriptions, its
+// queued messages and fleetca's record of it.
+func (h *hook) expire(cl *mqtt.Client) {
+	h.broker.UnsubscribeClient(cl)
+	cl.ClearInflights()
+	if cur, ok := h.broker.Clients.Get(cl.ID); ok && cur == cl {
+		h.broker.Clients.Delete(cl.ID)
+	}
+	h.forget(cl)
 }
 
 // OnDisconnect forgets a client whose session ends with its connection; a
@@ -183,8 +212,15 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 }
 
 func (h *hook) forget(cl *mqtt.Client) {
-	h.sessions.Delete(cl)
+	h.forgetSession(cl)
 	h.clients.CompareAndDelete(cl.ID, cl)
+}
+
+// forgetSession drops fleetca's record of cl's session.
+func (h *hook) forgetSession(cl *mqtt.Client) {
+	if v, ok := h.sessions.LoadAndDelete(cl); ok {
+		h.byCertificate.remove(certificateKey(v.(*session)), cl)
+	}
 }
 
 // registeredEvent is the payload AWS IoT publishes on a just-in-time
@@ -304,10 +340,14 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return false
 	}
 	t := outOfNamespace(sess.prefix, topic)
-	if rest, ok := strings.CutPrefix(t, "$share/"); ok {
+	if rest, ok := strings.CutPrefix(t, "$share/"); ok && !write {
 		if _, f, ok := strings.Cut(rest, "/"); ok {
 			t = outOfNamespace(sess.prefix, f)
 		}
+	}
+	if !write && cl.Closed() && queuedBytes(cl) >= maxOfflineQueueBytes {
+		// Delivery to an offline session whose queue is full.
+		return false
 	}
 	if !strings.HasPrefix(t, "$") {
 		return true

@@ -35,8 +35,13 @@ type tlsListener struct {
 	maxPerSource   int
 	mu             sync.Mutex
 	perSource      map[string]int // source address -> connections not yet admitted
-	end            sync.Once
-	closed         atomic.Bool
+	// open holds every connection accepted and not closed, so that Close
+	// ends those the broker does not know yet (in the TLS handshake, or
+	// waiting for the registry's verdict).
+	open   map[*trackedConn]struct{}
+	end    sync.Once
+	closed atomic.Bool
+	done   chan struct{} // closed by Close: Serve stops waiting for room
 	// failing is when accepts started failing, in Unix nanoseconds; 0 while
 	// they succeed.
 	failing atomic.Int64
@@ -49,8 +54,8 @@ type tlsListener struct {
 func newTLSListener(id string, ln net.Listener, config *tls.Config, log *slog.Logger, maxConns, maxPending, maxPerSource int, writeTimeout time.Duration) *tlsListener {
 	return &tlsListener{
 		id: id, ln: ln, config: config, log: log, writeTimeout: writeTimeout,
-		slots: make(chan struct{}, maxConns), pending: make(chan struct{}, maxPending),
-		maxPerSource: maxPerSource, perSource: map[string]int{},
+		slots: make(chan struct{}, maxConns), pending: make(chan struct{}, maxPending), done: make(chan struct{}),
+		maxPerSource: maxPerSource, perSource: map[string]int{}, open: map[*trackedConn]struct{}{},
 	}
 }
 
@@ -70,8 +75,17 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 	}()
 	backoff := time.Duration(0)
 	for {
-		l.slots <- struct{}{}
-		l.pending <- struct{}{}
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.done:
+			return
+		}
+		select {
+		case l.pending <- struct{}{}:
+		case <-l.done:
+			<-l.slots
+			return
+		}
 		conn, err := l.ln.Accept()
 		if err != nil {
 			<-l.pending
@@ -94,6 +108,12 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 			backoff = 0
 		}
 		l.failing.Store(0)
+		if l.closed.Load() {
+			conn.Close()
+			<-l.pending
+			<-l.slots
+			return
+		}
 		source := sourceOf(conn)
 		if !l.takeSource(source) {
 			// One address holds its share of the unauthenticated slots.
@@ -103,6 +123,9 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		tc := &trackedConn{Conn: conn, l: l, source: source}
+		l.mu.Lock()
+		l.open[tc] = struct{}{}
+		l.mu.Unlock()
 		// The TLS handshake and CONNECT must come soon; after CONNECT the
 		// broker sets deadlines from the keep-alive.
 		conn.SetDeadline(time.Now().Add(connectTimeout))
@@ -121,11 +144,24 @@ func (l *tlsListener) FailingSince() time.Time {
 
 func (l *tlsListener) Stopped() bool { return l.stopped.Load() }
 
+// Close stops accepting first, so that the room closing clients frees is
+// not taken by devices reconnecting, then closes the broker's clients and
+// every connection it does not know yet.
 func (l *tlsListener) Close(closeClients listeners.CloseFn) {
 	l.end.Do(func() {
 		l.closed.Store(true)
-		closeClients(l.id)
+		close(l.done)
 		l.ln.Close()
+		closeClients(l.id)
+		l.mu.Lock()
+		open := make([]*trackedConn, 0, len(l.open))
+		for c := range l.open {
+			open = append(open, c)
+		}
+		l.mu.Unlock()
+		for _, c := range open {
+			c.Close()
+		}
 	})
 }
 
@@ -189,6 +225,9 @@ func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.closedOnce.Do(func() {
 		c.admit()
+		c.l.mu.Lock()
+		delete(c.l.open, c)
+		c.l.mu.Unlock()
 		<-c.l.slots
 	})
 	return err

@@ -78,7 +78,11 @@ type Server struct {
 	listener net.Listener
 	tls      *tlsListener
 	stop     chan struct{}
-	wg       sync.WaitGroup
+	// ctx ends when Close begins, so that janitors waiting on the
+	// database do not hold up shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // New binds the listener and prepares the broker; Start serves.
@@ -140,7 +144,8 @@ func New(opts Options) (*Server, error) {
 		ClientAuth: tls.RequireAnyClientCert,
 		MinVersion: tls.VersionTLS12,
 	}
-	s := &Server{opts: opts, broker: broker, hook: h, listener: ln, stop: make(chan struct{}),
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{opts: opts, broker: broker, hook: h, listener: ln, stop: make(chan struct{}), ctx: ctx, cancel: cancel,
 		tls: newTLSListener("mqtts", ln, tlsConfig, opts.Logger, opts.MaxConnections, opts.MaxPending, opts.MaxPendingPerSource, opts.WriteTimeout)}
 	if err := broker.AddListener(s.tls); err != nil {
 		ln.Close()
@@ -180,6 +185,7 @@ func (s *Server) Start() error {
 
 // Close disconnects every device and stops.
 func (s *Server) Close() error {
+	s.cancel()
 	close(s.stop)
 	s.wg.Wait()
 	return s.broker.Close()
@@ -194,38 +200,50 @@ func (s *Server) every(d time.Duration, f func(context.Context)) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), d)
+			ctx, cancel := context.WithTimeout(s.ctx, d)
 			f(ctx)
 			cancel()
 		}
 	}
 }
 
+// sweepItemTimeout bounds the check of one device, so that one slow answer
+// does not end the pass.
+const sweepItemTimeout = time.Second
+
 // sweep disconnects devices that would no longer be admitted: their
 // certificate is no longer ACTIVE (updated, revoked or deleted), or their CA
-// was deactivated or deleted, on this replica or another.
+// was deactivated or deleted, on this replica or another. A failed check
+// is logged and the pass goes on, so no device is skipped pass after pass.
 func (s *Server) sweep(ctx context.Context) {
 	check := s.opts.Registry.NewSweep()
+	failures := 0
 	s.hook.sessions.Range(func(k, v any) bool {
-		cl, sess := k.(*mqtt.Client), v.(*session)
-		admitted, err := check.StillAdmitted(ctx, sess.scope, sess.certificateID)
-		if err != nil {
-			s.opts.Logger.Warn("checking a connected device", "err", err)
+		if ctx.Err() != nil {
 			return false
+		}
+		cl, sess := k.(*mqtt.Client), v.(*session)
+		itemCtx, cancel := context.WithTimeout(ctx, sweepItemTimeout)
+		admitted, err := check.StillAdmitted(itemCtx, sess.scope, sess.certificateID)
+		cancel()
+		if err != nil {
+			failures++
+			return true
 		}
 		if !admitted {
 			s.opts.Logger.Info("mqtt disconnect: certificate or its CA no longer ACTIVE", "account", sess.scope.AccountID, "certificate_id", sess.certificateID, "client_id", sess.clientID)
 			s.broker.DisconnectClient(cl, packets.ErrNotAuthorized)
 			cl.Stop(errors.New("certificate or its CA no longer ACTIVE"))
 			// A persistent session of a device that may not come back is
-			// of no use: drop it and what is queued for it.
-			s.broker.UnsubscribeClient(cl)
-			cl.ClearInflights()
-			s.broker.Clients.Delete(cl.ID)
-			s.hook.forget(cl)
+			// of no use: drop it and what is queued for it, unless another
+			// connection has taken its client ID over meanwhile.
+			s.hook.expire(cl)
 		}
 		return true
 	})
+	if failures > 0 {
+		s.opts.Logger.Warn("checking connected devices failed", "devices", failures)
+	}
 }
 
 // ExpireNow deletes the certificates whose ownership token expired before at.

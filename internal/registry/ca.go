@@ -70,6 +70,13 @@ func (s *Service) RegisterCACertificate(ctx context.Context, scope iot.Scope, in
 	if err := pki.CheckPublicKey(ca.PublicKey); err != nil {
 		return nil, apierr.New(apierr.CertificateValidation, "The CA certificate's key is not supported: %v", err)
 	}
+	// fleetca's own CAs are public (/ca-chain.pem), and anyone can have the
+	// issuing CA sign a CSR whose CN is their registration code: registered
+	// by an account, they would let it claim the certificates fleetca
+	// issued to every other account's devices.
+	if s.authority.OwnCA(ca) {
+		return nil, apierr.New(apierr.CertificateValidation, "The CA certificate is one of fleetca's own CAs, which cannot be registered.")
+	}
 	now := s.timestamp()
 	if now.Before(ca.NotBefore) || now.After(ca.NotAfter) {
 		return nil, apierr.New(apierr.CertificateValidation, "The CA certificate is not valid now: it is valid from %s to %s.",

@@ -226,6 +226,10 @@ func (s *Service) AdmitDevice(ctx context.Context, leaf *x509.Certificate, serve
 		if err != nil || leaf.CheckSignatureFrom(parsed) != nil {
 			return Admission{Refusal: "the certificate does not chain to its registered CA"}, nil
 		}
+		if s.authority.OwnCA(parsed) {
+			// Registered before such registrations were refused.
+			return Admission{Refusal: "the certificate's registered CA is one of fleetca's own"}, nil
+		}
 	case c.Mode == iot.ModeDefault:
 		if leaf.CheckSignatureFrom(s.authority.Issuing()) != nil {
 			return Admission{Refusal: "the certificate does not chain to fleetca's CA"}, nil
@@ -269,7 +273,7 @@ func (s *Service) registerJustInTime(ctx context.Context, leaf *x509.Certificate
 			continue
 		}
 		parsed, err := x509.ParseCertificate(ca.DER)
-		if err != nil || leaf.CheckSignatureFrom(parsed) != nil {
+		if err != nil || leaf.CheckSignatureFrom(parsed) != nil || s.authority.OwnCA(parsed) {
 			continue
 		}
 		eligible = append(eligible, ca)

@@ -37,6 +37,8 @@ type Authority interface {
 	IssueForKey(pub crypto.PublicKey) (*issuance.Issued, error)
 	// Issuing is the CA certificate that signs what the Authority issues.
 	Issuing() *x509.Certificate
+	// OwnCA reports whether c is one of the Authority's CAs (same key).
+	OwnCA(c *x509.Certificate) bool
 }
 
 // SecretSealer seals secrets at rest; *keys.SecretBox is one. name is what

@@ -7,12 +7,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/registry"
+	"github.com/fleetca/fleetca/internal/store"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
 )
 
@@ -67,7 +69,9 @@ func secretBox(cfg config.Config, root *x509.Certificate) (*keys.SecretBox, erro
 }
 
 // adminSecretBox is secretBox for an operator command, which reads the
-// root certificate without opening the CA.
+// root certificate without opening the CA. Before the first server start
+// there is no root yet: keys are then stored as they are, and that start
+// seals them.
 func adminSecretBox(ctx context.Context, cfg config.Config, st *sqlstore.Store) (*keys.SecretBox, error) {
 	if p, err := cfg.Passphrase(); err != nil || p == "" {
 		return nil, err
@@ -75,13 +79,20 @@ func adminSecretBox(ctx context.Context, cfg config.Config, st *sqlstore.Store) 
 	var rootPEM []byte
 	if cfg.Database != "" {
 		m, err := st.LoadCA(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading the root certificate: %w", err)
 		}
 		rootPEM = m.RootCertPEM
 	} else {
 		var err error
-		if rootPEM, err = os.ReadFile(filepath.Join(cfg.CADir(), "root.pem")); err != nil {
+		rootPEM, err = os.ReadFile(filepath.Join(cfg.CADir(), "root.pem"))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
 			return nil, fmt.Errorf("reading the root certificate: %w", err)
 		}
 	}

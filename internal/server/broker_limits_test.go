@@ -322,3 +322,67 @@ func TestDeviceMemoryIsBounded(t *testing.T) {
 		t.Fatalf("the heap grew by %d MiB for one stuck device", growth>>20)
 	}
 }
+
+// TestPersistentSessionsAreBounded: one certificate leaving persistent
+// sessions behind under new client IDs keeps at most ten, and each offline
+// session queues at most 1 MiB, so offline sessions cannot exhaust the
+// broker's memory either.
+func TestPersistentSessionsAreBounded(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	c := ts.iotClient()
+	kp := ts.claim(t, c)
+	got := map[string]chan paho.Message{}
+	persistent := func(id string) func(o *paho.ClientOptions) {
+		if got[id] == nil {
+			got[id] = make(chan paho.Message, 100)
+		}
+		ch := got[id]
+		return func(o *paho.ClientOptions) {
+			o.SetCleanSession(false)
+			o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { ch <- m })
+		}
+	}
+	const sessions = 12
+	for i := range sessions {
+		id := fmt.Sprint("bounded-", i)
+		d, err := ts.connectWith(t, kp, id, persistent(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := d.Subscribe("queue/#", 1, nil); !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		d.Disconnect(50)
+	}
+	publisher := ts.mustConnect(t, ts.claim(t, c))
+	payload := []byte(strings.Repeat("q", 120<<10))
+	for range 12 {
+		publisher.publish(t, "queue/x", payload)
+	}
+	// The broker acknowledges a publish before it delivers it; one more
+	// publish that a live subscriber receives marks the end of the queue.
+	sync := ts.mustConnect(t, ts.claim(t, c)).subscribe(t, "sync")
+	publisher.publish(t, "sync", []byte("done"))
+	receive(t, sync)
+	count := func(id string) int {
+		if _, err := ts.connectWith(t, kp, id, persistent(id)); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			select {
+			case <-got[id]:
+				n++
+			case <-time.After(time.Second):
+				return n
+			}
+		}
+	}
+	if n := count(fmt.Sprint("bounded-", sessions-1)); n != 9 {
+		t.Errorf("the newest offline session received %d of 12 messages of 120 KiB, want the 9 that fit in 1 MiB", n)
+	}
+	if n := count("bounded-0"); n != 0 {
+		t.Errorf("the oldest of %d sessions of one certificate received %d messages; it should have been expired", sessions, n)
+	}
+}

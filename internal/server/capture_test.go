@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/pem"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -106,4 +107,41 @@ func TestAnotherAccountCannotCaptureDevices(t *testing.T) {
 	}
 	setStatus(t, c, kp.id, "ACTIVE")
 	ts.mustConnect(t, kp)
+}
+
+// TestFleetcasOwnCAsCannotBeRegistered: account B gets a verification
+// certificate for fleetca's issuing CA by having it sign a CSR whose CN is
+// B's registration code, then registers that CA in DEFAULT mode, to claim
+// the certificates fleetca issued to other accounts' devices. fleetca's root,
+// issuing and server CAs are refused in every mode.
+func TestFleetcasOwnCAsCannotBeRegistered(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	ctx := context.Background()
+	credB, err := ts.CreateAccount(ctx, testOtherAcct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cB := ts.client(credB.AccessKeyID, credB.SecretAccessKey)
+	code := registrationCode(t, cB)
+	csr, _ := newCSR(t, "p256", pkixName(code))
+	verification, err := cB.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemOf := func(der []byte) *string {
+		return aws.String(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	}
+	for name, in := range map[string]*iot.RegisterCACertificateInput{
+		"issuing CA, DEFAULT":  {CaCertificate: pemOf(ts.issuingCA(t).Raw), VerificationCertificate: verification.CertificatePem, SetAsActive: true, AllowAutoRegistration: true},
+		"issuing CA, SNI_ONLY": {CaCertificate: pemOf(ts.issuingCA(t).Raw), CertificateMode: types.CertificateModeSniOnly, SetAsActive: true},
+		"root, SNI_ONLY":       {CaCertificate: pemOf(ts.rootCA(t).Raw), CertificateMode: types.CertificateModeSniOnly, SetAsActive: true},
+	} {
+		if _, err := cB.RegisterCACertificate(ctx, in); !isErr[*types.CertificateValidationException](err) {
+			t.Errorf("%s: %v, want CertificateValidationException", name, err)
+		}
+	}
+	if n := caCount(t, cB); n != 0 {
+		t.Fatalf("%d CAs registered", n)
+	}
 }

@@ -16,6 +16,8 @@ import (
 type limitListener struct {
 	net.Listener
 	slots        chan struct{}
+	done         chan struct{} // closed by Close, so a full listener stops waiting
+	closeOnce    sync.Once
 	maxPerSource int
 	mu           sync.Mutex
 	perSource    map[string]int
@@ -23,12 +25,16 @@ type limitListener struct {
 }
 
 func newLimitListener(ln net.Listener, limit int) *limitListener {
-	return &limitListener{Listener: ln, slots: make(chan struct{}, limit), maxPerSource: max(limit/4, 8), perSource: map[string]int{}}
+	return &limitListener{Listener: ln, slots: make(chan struct{}, limit), done: make(chan struct{}), maxPerSource: max(limit/4, 8), perSource: map[string]int{}}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
 	for {
-		l.slots <- struct{}{}
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
 		c, err := l.Listener.Accept()
 		if err != nil {
 			<-l.slots
@@ -49,6 +55,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		l.open.Add(1)
 		return &limitConn{Conn: c, l: l, source: source}, nil
 	}
+}
+
+// Close stops accepting, also while every slot is taken.
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
 }
 
 // shed is the http.Server's ConnState hook.

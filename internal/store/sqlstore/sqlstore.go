@@ -161,13 +161,17 @@ func (s *Store) ObserveCommits(f func(size int, elapsed time.Duration)) { s.writ
 // store is used.
 func (s *Store) GatherUnderLoad(load func() int) { s.write.load = load }
 
+// failureMemory is how long a failed write counts against Health when no
+// write has come since to show whether the database has recovered.
+const failureMemory = 30 * time.Second
+
 // Health reports why the database cannot be used now, or nil: the last
-// write transaction failed for want of the database (disk full or
-// read-only, no answer in time, connection lost), or a read does not
-// answer within ctx.
+// write transaction, within failureMemory, failed for want of the database
+// (disk full or read-only, no answer in time, connection lost), or a read
+// does not answer within ctx.
 func (s *Store) Health(ctx context.Context) error {
-	if err := s.write.failure.Load(); err != nil {
-		return fmt.Errorf("the database refuses writes: %w", *err)
+	if f := s.write.failure.Load(); f != nil && time.Since(f.at) < failureMemory {
+		return fmt.Errorf("the database refused a write %s ago: %w", time.Since(f.at).Round(time.Second), f.err)
 	}
 	var one int
 	if err := s.read.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {

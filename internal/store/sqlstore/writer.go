@@ -25,8 +25,8 @@ type writer struct {
 	// timeout bounds each transaction.
 	timeout time.Duration
 	// failure is why the last transaction failed when the database itself
-	// failed it (isUnavailable); nil once one commits again.
-	failure atomic.Pointer[error]
+	// failed it (isUnavailable), and when; nil once one commits again.
+	failure atomic.Pointer[writeFailure]
 	d       *dialect
 	stmts   *statements
 	// limit is how many writes may share a transaction: maxBatch, or 1 to
@@ -41,6 +41,12 @@ type writer struct {
 	// load, when set, reports how many requests the process is serving; see
 	// gather.
 	load func() int
+}
+
+// writeFailure is a transaction the database failed.
+type writeFailure struct {
+	err error
+	at  time.Time
 }
 
 // Under load the writer waits a little before committing so that more writes
@@ -184,8 +190,10 @@ func (w *writer) commit(batch []*writeOp) {
 		switch {
 		case err == nil:
 			w.failure.Store(nil)
-		case isUnavailable(err):
-			w.failure.Store(&err)
+		case isUnavailable(err) && !(len(pending) == 1 && errors.Is(err, pending[0].ctx.Err())):
+			// (A single write whose own context ended says nothing of the
+			// database.)
+			w.failure.Store(&writeFailure{err: err, at: time.Now()})
 		}
 		var again []*writeOp
 		for i, op := range pending {
