@@ -128,7 +128,7 @@ func loadOrCreateServerCA(opts Options, root *x509.Certificate) (*x509.Certifica
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuance: loading the root key: %w", err)
 	}
-	der, key, err := newServerCA(opts.Algorithm, root, rootKey, opts.Now)
+	der, key, err := newServerCA(root, rootKey, opts.Now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -187,7 +187,7 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, alg keys.Algorithm, 
 	case err == nil && !m.Complete():
 		// Made before the server CA existed: add it with the root key.
 		var completed *store.CAMaterial
-		if completed, err = completeSharedCA(m, alg, passphrase, now); err != nil {
+		if completed, err = completeSharedCA(m, passphrase, now); err != nil {
 			return nil, err
 		}
 		m, err = keeper.StoreCA(ctx, completed)
@@ -227,7 +227,7 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, alg keys.Algorithm, 
 }
 
 // completeSharedCA adds a server CA to a shared CA stored without one.
-func completeSharedCA(stored *store.CAMaterial, alg keys.Algorithm, passphrase string, now func() time.Time) (*store.CAMaterial, error) {
+func completeSharedCA(stored *store.CAMaterial, passphrase string, now func() time.Time) (*store.CAMaterial, error) {
 	root, err := parseCertPEM(stored.RootCertPEM)
 	if err != nil {
 		return nil, err
@@ -240,7 +240,7 @@ func completeSharedCA(stored *store.CAMaterial, alg keys.Algorithm, passphrase s
 	if err != nil {
 		return nil, err
 	}
-	der, key, err := newServerCA(alg, root, rootKey, now)
+	der, key, err := newServerCA(root, rootKey, now)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +331,7 @@ func generate(alg keys.Algorithm, now func() time.Time) (*generated, error) {
 	if err != nil {
 		return nil, err
 	}
-	serverCADER, serverCAKey, err := newServerCA(alg, root, rootKey, now)
+	serverCADER, serverCAKey, err := newServerCA(root, rootKey, now)
 	if err != nil {
 		return nil, err
 	}
@@ -345,11 +345,12 @@ func generate(alg keys.Algorithm, now func() time.Time) (*generated, error) {
 // server authentication, and the signer of the MQTT endpoint's certificate
 // only, so that devices, which get their certificates from the issuing CA,
 // can never obtain one from the chain the broker's certificate comes from.
-func newServerCA(alg keys.Algorithm, root *x509.Certificate, rootKey crypto.Signer, now func() time.Time) ([]byte, crypto.Signer, error) {
-	if !alg.Valid() {
-		alg = keys.ECDSAP256
-	}
-	key, err := alg.Generate()
+//
+// Its key is ECDSA P-256 whatever the CA's algorithm, like the endpoint
+// certificate's own key: a device that can verify the one can verify the
+// other.
+func newServerCA(root *x509.Certificate, rootKey crypto.Signer, now func() time.Time) ([]byte, crypto.Signer, error) {
+	key, err := keys.ECDSAP256.Generate()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -17,6 +17,12 @@ import (
 // passphrase given.
 var ErrWrongPassphrase = errors.New("keys: wrong passphrase")
 
+// ScryptWorkFactor is log2 of scrypt's N when Seal derives a key (age's
+// default, about a second) and the ceiling of a SecretBox's. Tests lower it:
+// the work factor of sealed data is stored with it, so what a test seals
+// opens anywhere.
+var ScryptWorkFactor = 18
+
 // Seal encrypts data with a passphrase using age (scrypt key derivation,
 // ChaCha20-Poly1305), in age's ASCII armour.
 func Seal(data []byte, passphrase string) ([]byte, error) {
@@ -24,6 +30,7 @@ func Seal(data []byte, passphrase string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.SetWorkFactor(ScryptWorkFactor)
 	var out bytes.Buffer
 	aw := armor.NewWriter(&out)
 	w, err := age.Encrypt(aw, r)

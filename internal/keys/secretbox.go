@@ -14,8 +14,9 @@ import (
 // sealedSecretPrefix marks a secret sealed by a SecretBox.
 const sealedSecretPrefix = "fleetca-sealed-v1:"
 
-// DefaultSecretWorkFactor is scrypt's N for a SecretBox's key: its cost is
-// paid once per process start, not per secret.
+// DefaultSecretWorkFactor is scrypt's N for a SecretBox's key (at most
+// 2^ScryptWorkFactor): its cost is paid once per process start, not per
+// secret.
 const DefaultSecretWorkFactor = 1 << 15
 
 // SecretBox seals short secrets (SigV4 secret access keys) for storage in a
@@ -34,7 +35,7 @@ func NewSecretBox(passphrase string, salt []byte, workFactor int) (*SecretBox, e
 		return nil, errors.New("keys: a secret box needs a passphrase")
 	}
 	if workFactor == 0 {
-		workFactor = DefaultSecretWorkFactor
+		workFactor = min(DefaultSecretWorkFactor, 1<<ScryptWorkFactor)
 	}
 	key, err := scrypt.Key([]byte(passphrase), append([]byte("fleetca secret box\x00"), salt...), workFactor, 8, 1, chacha20poly1305.KeySize)
 	if err != nil {
