@@ -262,6 +262,14 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	}
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
+		if pk.FixedHeader.Qos > 1 {
+			// AWS IoT has no QoS 2, and the broker would answer a QoS 2
+			// publish with the PUBACK of QoS 1, which the device does not
+			// expect: end the connection, as MQTT 5 has a server without
+			// QoS 2 do.
+			h.log.Info("mqtt disconnect: QoS 2 publish", "account", sess.scope.AccountID, "client_id", sess.clientID)
+			return pk, packets.ErrRejectPacket
+		}
 		// An empty topic name is a topic alias, which the broker resolves
 		// to the namespaced name it recorded.
 		if pk.TopicName != "" {

@@ -77,6 +77,15 @@ func TestBrokerLimits(t *testing.T) {
 			t.Fatal("a publish to a 257-byte topic was accepted")
 		}
 	})
+	t.Run("a QoS 2 publish ends the connection", func(t *testing.T) {
+		d := ts.mustConnect(t, ts.claim(t, c))
+		d.Publish("qos/two", 2, false, []byte("x"))
+		select {
+		case <-d.lost:
+		case <-time.After(waitLimit):
+			t.Fatal("a QoS 2 publish was accepted")
+		}
+	})
 	t.Run("QoS 2 is granted as QoS 1", func(t *testing.T) {
 		d := ts.mustConnect(t, ts.claim(t, c))
 		tok := d.Subscribe("qos/two", 2, nil)
