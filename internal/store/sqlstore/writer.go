@@ -220,8 +220,17 @@ func (w *writer) commit(batch []*writeOp) {
 // run executes the batch in one transaction, recording each write's own error
 // in results, and returns the error of the transaction as a whole.
 func (w *writer) run(batch []*writeOp, results []error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
-	defer cancel()
+	// Only PostgreSQL's statements wait on a network that can stop
+	// answering. SQLite's cannot be interrupted mid-I/O anyway, and with a
+	// cancellable context the SQLite driver starts a goroutine per
+	// statement and database/sql one per transaction, on the hot path of
+	// every write.
+	ctx := context.Background()
+	if w.d.postgres {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		defer cancel()
+	}
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
