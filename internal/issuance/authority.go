@@ -203,11 +203,7 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, alg keys.Algorithm, 
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := keys.Unseal(m.IssuingKeySealed, passphrase)
-	if err != nil {
-		return nil, fmt.Errorf("issuance: opening the shared CA's issuing key: %w", err)
-	}
-	signer, err := keys.ParsePEM(keyPEM)
+	signer, err := openSealed(m.IssuingKeySealed, passphrase, "issuing")
 	if err != nil {
 		return nil, err
 	}
@@ -215,15 +211,20 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, alg keys.Algorithm, 
 	if err != nil {
 		return nil, err
 	}
-	serverKeyPEM, err := keys.Unseal(m.ServerCAKeySealed, passphrase)
-	if err != nil {
-		return nil, fmt.Errorf("issuance: opening the shared CA's server CA key: %w", err)
-	}
-	serverSigner, err := keys.ParsePEM(serverKeyPEM)
+	serverSigner, err := openSealed(m.ServerCAKeySealed, passphrase, "server CA")
 	if err != nil {
 		return nil, err
 	}
 	return newAuthority(root, m.RootCertPEM, issuing, signer, serverCA, serverSigner, now)
+}
+
+// openSealed opens one of the shared CA's sealed keys.
+func openSealed(sealed []byte, passphrase, name string) (crypto.Signer, error) {
+	keyPEM, err := keys.Unseal(sealed, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("issuance: opening the shared CA's %s key: %w", name, err)
+	}
+	return keys.ParsePEM(keyPEM)
 }
 
 // completeSharedCA adds a server CA to a shared CA stored without one.
@@ -232,11 +233,7 @@ func completeSharedCA(stored *store.CAMaterial, passphrase string, now func() ti
 	if err != nil {
 		return nil, err
 	}
-	rootKeyPEM, err := keys.Unseal(stored.RootKeySealed, passphrase)
-	if err != nil {
-		return nil, fmt.Errorf("issuance: opening the shared CA's root key: %w", err)
-	}
-	rootKey, err := keys.ParsePEM(rootKeyPEM)
+	rootKey, err := openSealed(stored.RootKeySealed, passphrase, "root")
 	if err != nil {
 		return nil, err
 	}

@@ -56,14 +56,27 @@ func deviceCSR(t *testing.T) string {
 // TestCreateDeviceCertificateFromCSR runs the device path of
 // CreateCertificateFromCsr with every real part: SQLite, fleetca's CA, and the
 // example provider behind the Lambda Invoke API.
-func TestCreateDeviceCertificateFromCSR(t *testing.T) {
+// providerFixture is a store, fleetca's CA, and the example provider
+// function ("signer", with its own CA) and a failing one ("broken") behind
+// the Lambda Invoke API.
+type providerFixture struct {
+	st        *sqlstore.Store
+	authority *issuance.Authority
+	fn        *lambdatest.Server
+	invoker   *lambda.Invoker
+	pca       *x509.Certificate
+	pcaPEM    string
+}
+
+func newProviderFixture(t *testing.T) *providerFixture {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	authority, err := issuance.Open(issuance.Options{Dir: filepath.Join(dir, "ca"), Algorithm: keys.ECDSAP256})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +96,14 @@ func TestCreateDeviceCertificateFromCSR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New(registry.Options{Store: st, Authority: authority, Signer: invoker})
+	return &providerFixture{st: st, authority: authority, fn: fn, invoker: invoker, pca: pca, pcaPEM: pcaPEM}
+}
+
+func TestCreateDeviceCertificateFromCSR(t *testing.T) {
+	ctx := context.Background()
+	f := newProviderFixture(t)
+	st, authority, fn, pca, pcaPEM := f.st, f.authority, f.fn, f.pca, f.pcaPEM
+	reg := registry.New(registry.Options{Store: st, Authority: authority, Signer: f.invoker})
 	count := func() int {
 		list, err := reg.ListCertificates(ctx, scope, registry.ListOptions{PageSize: 250})
 		if err != nil {
@@ -180,26 +200,8 @@ func ptr(s string) *string { return &s }
 // sign either; the function learns which account asks.
 func TestProviderOfAnotherAccount(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	authority, err := issuance.Open(issuance.Options{Dir: filepath.Join(dir, "ca"), Algorithm: keys.ECDSAP256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, pcaPEM, pcaKey := providerCA(t)
-	example, err := signer.New([]byte(pcaPEM), pcaKey, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fn := lambdatest.NewServer(t, map[string]any{"signer": example.Handle})
-	invoker, err := lambda.New(ctx, lambda.Options{Endpoint: fn.URL, Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newProviderFixture(t)
+	st, authority, fn, invoker := f.st, f.authority, f.fn, f.invoker
 	const aFunction = "arn:aws:lambda:us-east-1:123456789012:function:signer"
 	attacker := iot.Scope{AccountID: "210987654321", Region: "us-east-1"}
 	partner := iot.Scope{AccountID: "111111111111", Region: "us-east-1"}

@@ -454,11 +454,7 @@ func TestListCertificatesByCA(t *testing.T) {
 	// not found, as for every other operation on a CA ID. The model lists no
 	// ResourceNotFoundException for this operation, so the SDK reports it
 	// as a generic API error with that code.
-	credB, err := ts.CreateAccount(ctx, testOtherAcct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cB := ts.client(credB.AccessKeyID, credB.SecretAccessKey)
+	cB := ts.accountClient(t, testOtherAcct)
 	for name, call := range map[string]func() error{
 		"unknown CA": func() error {
 			_, err := c.ListCertificatesByCA(ctx, &iot.ListCertificatesByCAInput{CaCertificateId: aws.String(strings.Repeat("0", 64))})

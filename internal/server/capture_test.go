@@ -18,11 +18,7 @@ func TestAnotherAccountCannotLockOutADevice(t *testing.T) {
 	ts := startServer(t, "")
 	ctx := context.Background()
 	c := ts.iotClient()
-	credB, err := ts.CreateAccount(ctx, testOtherAcct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cB := ts.client(credB.AccessKeyID, credB.SecretAccessKey)
+	cB := ts.accountClient(t, testOtherAcct)
 	kp := ts.claim(t, c)
 	if _, err := cB.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
 		CertificatePem: aws.String(kp.certPEM), Status: types.CertificateStatusActive,
@@ -66,11 +62,7 @@ func TestAnotherAccountCannotCaptureDevices(t *testing.T) {
 	ts := startServer(t, "")
 	ctx := context.Background()
 	c := ts.iotClient()
-	credB, err := ts.CreateAccount(ctx, testOtherAcct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cB := ts.client(credB.AccessKeyID, credB.SecretAccessKey)
+	cB := ts.accountClient(t, testOtherAcct)
 	ca := newRootCA(t, "p256", "A's fleet CA")
 	caID := registerCA(t, c, ca, true)
 	if _, err := cB.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{
@@ -118,11 +110,7 @@ func TestFleetcasOwnCAsCannotBeRegistered(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "")
 	ctx := context.Background()
-	credB, err := ts.CreateAccount(ctx, testOtherAcct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cB := ts.client(credB.AccessKeyID, credB.SecretAccessKey)
+	cB := ts.accountClient(t, testOtherAcct)
 	code := registrationCode(t, cB)
 	csr, _ := newCSR(t, "p256", pkixName(code))
 	verification, err := cB.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr)})

@@ -138,6 +138,17 @@ func newIoTClient(url, keyID, secret string) *iot.Client {
 	})
 }
 
+// accountClient creates the account and returns a client signing with its
+// key pair.
+func (ts *testServer) accountClient(t testing.TB, account string) *iot.Client {
+	t.Helper()
+	cred, err := ts.CreateAccount(context.Background(), account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts.client(cred.AccessKeyID, cred.SecretAccessKey)
+}
+
 // iotClient is the client of the test account.
 func (ts *testServer) iotClient() *iot.Client { return ts.client(testKeyID, testSecret) }
 
