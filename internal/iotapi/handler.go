@@ -166,8 +166,9 @@ func (h *Handler) serve(op operation) http.Handler {
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
 				// The client is still there but the work ran out of time:
-				// the database, most likely, is not answering.
-				h.log.Warn("request ran out of time", "operation", op.name, "request_id", requestID, "err", err)
+				// the database, most likely, is not answering. The request
+				// line says so; the condition is logged once, by the
+				// server's readiness watch, not once per request.
 				err = apierr.New(apierr.ServiceUnavailable, "The service could not complete the request in time; retry later.")
 			}
 			if _, ok := apierr.As(err); !ok {

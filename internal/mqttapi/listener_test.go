@@ -61,6 +61,34 @@ func TestListenerSurvivesFailedAccepts(t *testing.T) {
 	}
 }
 
+// TestListenerReportsFailingAccepts: while accepts fail, FailingSince says
+// since when, which /readyz turns into 503 after a grace period.
+func TestListenerReportsFailingAccepts(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flakyListener{Listener: inner, failures: 1 << 30}
+	l := newTLSListener("test", fl, &tls.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 8, 8, 8, time.Second)
+	go l.Serve(func(string, net.Conn) error { return nil })
+	defer l.Close(func(string) {})
+	deadline := time.Now().Add(5 * time.Second)
+	for l.FailingSince().IsZero() {
+		if time.Now().After(deadline) {
+			t.Fatal("failing accepts are not reported")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s := &Server{tls: l}
+	if err := s.Ready(); err != nil {
+		t.Fatalf("not ready within the grace period: %v", err)
+	}
+	l.failing.Store(time.Now().Add(-2 * acceptFailureGrace).UnixNano())
+	if err := s.Ready(); err == nil {
+		t.Fatal("ready although accepts have failed for longer than the grace period")
+	}
+}
+
 // TestListenerBoundsConnections: at most maxPerSource connections of one
 // address wait for admission; more are closed at once, and another address
 // still gets in. Closing gives the room back.
