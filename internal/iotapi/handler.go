@@ -225,10 +225,18 @@ func (h *Handler) run(op operation, w http.ResponseWriter, r *http.Request, acco
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(h.bodyTimeout))
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
-	// The deadline was for the body. Left in place, it would end net/http's
-	// background read of the connection while the request is still being
-	// served, which cancels the request's context as if the client had gone.
-	rc.SetReadDeadline(time.Time{})
+	if err != nil || len(body) > MaxBodyBytes {
+		// The rest of the body is not wanted: close the connection after
+		// the answer rather than let net/http drain it, and keep the
+		// deadline until then.
+		w.Header().Set("Connection", "close")
+	} else {
+		// The deadline was for the body. Left in place, it would end
+		// net/http's background read of the connection while the request
+		// is still being served, which cancels the request's context as if
+		// the client had gone.
+		rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		return nil, apierr.New(apierr.InvalidRequest, "The request body could not be read.")
 	}

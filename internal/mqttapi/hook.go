@@ -183,6 +183,10 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 			"certificate_id", sess.certificateID, "client_id", stale.ID)
 		h.expire(stale)
 	}
+	if h.session(cl) == nil || cl.IsTakenOver() {
+		// Forgotten (by the sweep) or taken over meanwhile: undo.
+		h.forget(cl)
+	}
 }
 
 // expire ends an offline session before its time: its subscriptions, its
@@ -197,11 +201,14 @@ func (h *hook) expire(cl *mqtt.Client) {
 }
 
 // OnDisconnect forgets a client whose session ends with its connection; a
-// persistent session is kept until it expires.
+// persistent session is kept until it expires, with at most
+// maxOfflineQueueBytes of what was in flight.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if expire {
 		h.forget(cl)
+		return
 	}
+	trimInflight(h.broker, cl, maxOfflineQueueBytes)
 }
 
 // OnClientExpired forgets a persistent session that expired, and its
@@ -218,9 +225,19 @@ func (h *hook) forget(cl *mqtt.Client) {
 
 // forgetSession drops fleetca's record of cl's session.
 func (h *hook) forgetSession(cl *mqtt.Client) {
-	if v, ok := h.sessions.LoadAndDelete(cl); ok {
-		h.byCertificate.remove(certificateKey(v.(*session)), cl)
+	h.sessions.Delete(cl)
+	h.byCertificate.remove(cl)
+}
+
+// dead reports whether fleetca's record of cl outlived its session: taken
+// over, or closed and no longer the broker's client of its ID (a take-over
+// whose CONNACK failed leaves both). The sweep forgets such records.
+func (h *hook) dead(cl *mqtt.Client) bool {
+	if cl.IsTakenOver() {
+		return true
 	}
+	cur, ok := h.broker.Clients.Get(cl.ID)
+	return cl.Closed() && (!ok || cur != cl)
 }
 
 // registeredEvent is the payload AWS IoT publishes on a just-in-time
@@ -268,6 +285,9 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			// expect: end the connection, as MQTT 5 has a server without
 			// QoS 2 do.
 			h.log.Info("mqtt disconnect: QoS 2 publish", "account", sess.scope.AccountID, "client_id", sess.clientID)
+			if cl.Properties.ProtocolVersion >= 5 {
+				h.broker.DisconnectClient(cl, packets.ErrQosNotSupported)
+			}
 			return pk, packets.ErrRejectPacket
 		}
 		// An empty topic name is a topic alias, which the broker resolves

@@ -108,12 +108,6 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 			backoff = 0
 		}
 		l.failing.Store(0)
-		if l.closed.Load() {
-			conn.Close()
-			<-l.pending
-			<-l.slots
-			return
-		}
 		source := sourceOf(conn)
 		if !l.takeSource(source) {
 			// One address holds its share of the unauthenticated slots.
@@ -123,9 +117,18 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		tc := &trackedConn{Conn: conn, l: l, source: source}
+		// Checked under the lock Close takes, so that no connection
+		// escapes the Close that began meanwhile.
 		l.mu.Lock()
-		l.open[tc] = struct{}{}
+		closing := l.closed.Load()
+		if !closing {
+			l.open[tc] = struct{}{}
+		}
 		l.mu.Unlock()
+		if closing {
+			tc.Close()
+			return
+		}
 		// The TLS handshake and CONNECT must come soon; after CONNECT the
 		// broker sets deadlines from the keep-alive.
 		conn.SetDeadline(time.Now().Add(connectTimeout))
@@ -149,7 +152,9 @@ func (l *tlsListener) Stopped() bool { return l.stopped.Load() }
 // every connection it does not know yet.
 func (l *tlsListener) Close(closeClients listeners.CloseFn) {
 	l.end.Do(func() {
+		l.mu.Lock()
 		l.closed.Store(true)
+		l.mu.Unlock()
 		close(l.done)
 		l.ln.Close()
 		closeClients(l.id)

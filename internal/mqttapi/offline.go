@@ -3,6 +3,7 @@ package mqttapi
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
@@ -23,8 +24,9 @@ const (
 // certificateSessions indexes sessions by the certificate they connected
 // with.
 type certificateSessions struct {
-	mu sync.Mutex
-	m  map[string][]*mqtt.Client
+	mu    sync.Mutex
+	m     map[string][]*mqtt.Client
+	keyOf map[*mqtt.Client]string
 }
 
 func certificateKey(sess *session) string {
@@ -37,8 +39,12 @@ func (c *certificateSessions) add(key string, cl *mqtt.Client) []*mqtt.Client {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[string][]*mqtt.Client{}
+		c.m, c.keyOf = map[string][]*mqtt.Client{}, map[*mqtt.Client]string{}
 	}
+	if _, ok := c.keyOf[cl]; ok {
+		return nil
+	}
+	c.keyOf[cl] = key
 	list := append(c.m[key], cl)
 	c.m[key] = list
 	excess := len(list) - maxSessionsPerCertificate
@@ -55,9 +61,15 @@ func (c *certificateSessions) add(key string, cl *mqtt.Client) []*mqtt.Client {
 	return offline[:min(excess, len(offline))]
 }
 
-func (c *certificateSessions) remove(key string, cl *mqtt.Client) {
+// remove forgets cl, whichever certificate it was recorded under.
+func (c *certificateSessions) remove(cl *mqtt.Client) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	key, ok := c.keyOf[cl]
+	if !ok {
+		return
+	}
+	delete(c.keyOf, cl)
 	list := c.m[key]
 	for i, other := range list {
 		if other == cl {
@@ -79,4 +91,25 @@ func queuedBytes(cl *mqtt.Client) int {
 		n += len(pk.Payload)
 	}
 	return n
+}
+
+// trimInflight drops the newest messages held for cl until their payload
+// fits in limit: a device can run its in-flight queue up while connected
+// (publishing to its own subscription and never acknowledging), and its
+// offline session would keep all of it.
+func trimInflight(broker *mqtt.Server, cl *mqtt.Client, limit int) {
+	held := cl.State.Inflight.GetAll(false)
+	sort.Slice(held, func(i, j int) bool {
+		return held[i].Created < held[j].Created || (held[i].Created == held[j].Created && held[i].PacketID < held[j].PacketID)
+	})
+	n := 0
+	for _, pk := range held {
+		n += len(pk.Payload)
+	}
+	for i := len(held) - 1; i >= 0 && n > limit; i-- {
+		if cl.State.Inflight.Delete(held[i].PacketID) {
+			atomic.AddInt64(&broker.Info.Inflight, -1)
+		}
+		n -= len(held[i].Payload)
+	}
 }

@@ -82,7 +82,10 @@ type Server struct {
 	// database do not hold up shutdown.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// sweepFailing is whether the last sweep pass had checks fail; only
+	// the sweep goroutine touches it.
+	sweepFailing bool
+	wg           sync.WaitGroup
 }
 
 // New binds the listener and prepares the broker; Start serves.
@@ -178,8 +181,11 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.wg.Add(2)
-	go s.every(s.opts.SweepInterval, s.sweep)
-	go s.every(s.opts.ExpiryInterval, s.expire)
+	// A sweep pass checks every session, however long that takes: bounded
+	// by the interval, it would stop at the same place every pass and never
+	// check the devices after it.
+	go s.every(s.opts.SweepInterval, 0, s.sweep)
+	go s.every(s.opts.ExpiryInterval, s.opts.ExpiryInterval, s.expire)
 	return nil
 }
 
@@ -191,7 +197,10 @@ func (s *Server) Close() error {
 	return s.broker.Close()
 }
 
-func (s *Server) every(d time.Duration, f func(context.Context)) {
+// every runs f every d until Close, each run under the server's lifetime
+// context, bounded by timeout when it is not zero. A run that takes longer
+// than d delays the next (the ticker drops ticks), never cuts itself short.
+func (s *Server) every(d, timeout time.Duration, f func(context.Context)) {
 	defer s.wg.Done()
 	t := time.NewTicker(d)
 	defer t.Stop()
@@ -200,7 +209,10 @@ func (s *Server) every(d time.Duration, f func(context.Context)) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(s.ctx, d)
+			ctx, cancel := s.ctx, context.CancelFunc(func() {})
+			if timeout > 0 {
+				ctx, cancel = context.WithTimeout(s.ctx, timeout)
+			}
 			f(ctx)
 			cancel()
 		}
@@ -214,7 +226,9 @@ const sweepItemTimeout = time.Second
 // sweep disconnects devices that would no longer be admitted: their
 // certificate is no longer ACTIVE (updated, revoked or deleted), or their CA
 // was deactivated or deleted, on this replica or another. A failed check
-// is logged and the pass goes on, so no device is skipped pass after pass.
+// does not end the pass, so no device is skipped pass after pass; failures
+// are logged when they start and when they stop. It also forgets records
+// that outlived their sessions (hook.dead).
 func (s *Server) sweep(ctx context.Context) {
 	check := s.opts.Registry.NewSweep()
 	failures := 0
@@ -223,6 +237,10 @@ func (s *Server) sweep(ctx context.Context) {
 			return false
 		}
 		cl, sess := k.(*mqtt.Client), v.(*session)
+		if s.hook.dead(cl) {
+			s.hook.forget(cl)
+			return true
+		}
 		itemCtx, cancel := context.WithTimeout(ctx, sweepItemTimeout)
 		admitted, err := check.StillAdmitted(itemCtx, sess.scope, sess.certificateID)
 		cancel()
@@ -241,9 +259,13 @@ func (s *Server) sweep(ctx context.Context) {
 		}
 		return true
 	})
-	if failures > 0 {
-		s.opts.Logger.Warn("checking connected devices failed", "devices", failures)
+	switch {
+	case failures > 0 && !s.sweepFailing:
+		s.opts.Logger.Warn("checking connected devices fails; devices whose certificate changes stay connected until it works", "devices", failures)
+	case failures == 0 && s.sweepFailing:
+		s.opts.Logger.Info("checking connected devices works again")
 	}
+	s.sweepFailing = failures > 0
 }
 
 // ExpireNow deletes the certificates whose ownership token expired before at.

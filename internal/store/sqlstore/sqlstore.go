@@ -171,7 +171,9 @@ const failureMemory = 30 * time.Second
 // does not answer within ctx.
 func (s *Store) Health(ctx context.Context) error {
 	if f := s.write.failure.Load(); f != nil && time.Since(f.at) < failureMemory {
-		return fmt.Errorf("the database refused a write %s ago: %w", time.Since(f.at).Round(time.Second), f.err)
+		// The text stays the same while the condition lasts, so that it is
+		// logged once.
+		return fmt.Errorf("the database has refused writes since %s: %w", f.since.UTC().Format(time.RFC3339), f.err)
 	}
 	var one int
 	if err := s.read.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {

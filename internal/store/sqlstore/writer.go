@@ -43,11 +43,19 @@ type writer struct {
 	load func() int
 }
 
-// writeFailure is a transaction the database failed.
+// writeFailure is a transaction the database failed: the last one's error
+// and time, and when the run of failures it belongs to began.
 type writeFailure struct {
-	err error
-	at  time.Time
+	err       error
+	at, since time.Time
 }
+
+// callerGone is a write not run because its caller's context had ended: it
+// says nothing of the database.
+type callerGone struct{ err error }
+
+func (e callerGone) Error() string { return e.err.Error() }
+func (e callerGone) Unwrap() error { return e.err }
 
 // Under load the writer waits a little before committing so that more writes
 // share the commit. With a fast disk a commit takes about a millisecond, and
@@ -187,13 +195,17 @@ func (w *writer) commit(batch []*writeOp) {
 		if err == nil && w.observe != nil {
 			w.observe(len(pending), time.Since(start))
 		}
+		var gone callerGone
 		switch {
 		case err == nil:
 			w.failure.Store(nil)
-		case isUnavailable(err) && !(len(pending) == 1 && errors.Is(err, pending[0].ctx.Err())):
-			// (A single write whose own context ended says nothing of the
-			// database.)
-			w.failure.Store(&writeFailure{err: err, at: time.Now()})
+		case isUnavailable(err) && !errors.As(err, &gone):
+			f := &writeFailure{err: err, at: time.Now()}
+			f.since = f.at
+			if prev := w.failure.Load(); prev != nil {
+				f.since = prev.since
+			}
+			w.failure.Store(f)
 		}
 		var again []*writeOp
 		for i, op := range pending {
@@ -205,7 +217,7 @@ func (w *writer) commit(batch []*writeOp) {
 				again = append(again, op)
 				continue
 			}
-			if r != nil && isUnavailable(r) && !errors.Is(r, op.ctx.Err()) {
+			if r != nil && isUnavailable(r) && !errors.As(r, &gone) {
 				r = fmt.Errorf("%w: %w", store.ErrUnavailable, r)
 			}
 			op.result <- r
@@ -240,7 +252,7 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 		op := batch[0]
 		if err := op.ctx.Err(); err != nil {
 			tx.Rollback()
-			return err
+			return callerGone{err}
 		}
 		if err := op.fn(txn{ctx, tx, w.d, w.stmts}); err != nil {
 			tx.Rollback()
@@ -251,7 +263,7 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 	t := txn{ctx, tx, w.d, w.stmts}
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
-			results[i] = err
+			results[i] = callerGone{err}
 			continue
 		}
 		if _, err := t.Exec("SAVEPOINT op"); err != nil {
