@@ -37,6 +37,15 @@ const (
 	AccessDenied               Kind = "AccessDeniedException"
 )
 
+// Kinds lists every Kind, so that each front end's table of renderings can
+// be checked to be complete.
+var Kinds = []Kind{
+	InvalidRequest, Throttling, CertificateValidation, RegistrationCodeValidation, Unauthorized,
+	ResourceNotFound, CertificateState, ResourceAlreadyExists, DeleteConflict, CertificateConflict,
+	LimitExceeded, InternalFailure, ServiceUnavailable, UnknownOperation, RequestEntityTooLarge,
+	MissingAuthenticationToken, UnrecognizedClient, InvalidSignature, IncompleteSignature, AccessDenied,
+}
+
 // Error is an error meant for the client: its Message is safe to show.
 type Error struct {
 	Kind    Kind

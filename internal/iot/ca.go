@@ -59,7 +59,7 @@ type CACertificate struct {
 }
 
 // CACertificateARN is the ARN of a CA certificate in the scope.
-func (s Scope) CACertificateARN(id string) string { return s.ARN("cacert", id) }
+func (s Scope) CACertificateARN(id string) string { return s.ARN(TypeCACertificate, id) }
 
 // ARN is the CA certificate's ARN.
 func (c *CACertificate) ARN() string { return c.Scope.CACertificateARN(c.ID) }
@@ -73,7 +73,8 @@ type Tag struct {
 // Resource names a taggable resource of a scope.
 type Resource struct {
 	Scope Scope
-	// Type is the ARN resource type: "cacert" or "certificateprovider".
+	// Type is the ARN resource type: TypeCACertificate or
+	// TypeCertificateProvider.
 	Type string
 	ID   string
 }

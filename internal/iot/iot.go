@@ -27,8 +27,15 @@ func (s Scope) ARN(resourceType, id string) string {
 	return "arn:" + Partition + ":iot:" + s.Region + ":" + s.AccountID + ":" + resourceType + "/" + id
 }
 
+// The ARN resource types of AWS IoT that fleetca serves.
+const (
+	TypeCertificate         = "cert"
+	TypeCACertificate       = "cacert"
+	TypeCertificateProvider = "certificateprovider"
+)
+
 // CertificateARN is the ARN of a device certificate in the scope.
-func (s Scope) CertificateARN(id string) string { return s.ARN("cert", id) }
+func (s Scope) CertificateARN(id string) string { return s.ARN(TypeCertificate, id) }
 
 // Status is the lifecycle status of a device certificate.
 type Status string

@@ -18,7 +18,9 @@ type CertificateProvider struct {
 }
 
 // CertificateProviderARN is the ARN of a certificate provider in the scope.
-func (s Scope) CertificateProviderARN(name string) string { return s.ARN("certificateprovider", name) }
+func (s Scope) CertificateProviderARN(name string) string {
+	return s.ARN(TypeCertificateProvider, name)
+}
 
 // ARN is the provider's ARN.
 func (p *CertificateProvider) ARN() string { return p.Scope.CertificateProviderARN(p.Name) }

@@ -174,13 +174,9 @@ func encode(format string, v any) ([]byte, error) {
 // message, the details going to the log.
 func rejection(err error) rejectedReply {
 	if e, ok := apierr.As(err); ok {
-		switch e.Kind {
-		case apierr.InvalidRequest, apierr.ResourceAlreadyExists:
-			return rejectedReply{StatusCode: http.StatusBadRequest, ErrorCode: "InvalidRequest", ErrorMessage: e.Message}
-		case apierr.Throttling:
-			return rejectedReply{StatusCode: http.StatusTooManyRequests, ErrorCode: "Throttled", ErrorMessage: e.Message}
-		case apierr.ServiceUnavailable:
-			return rejectedReply{StatusCode: http.StatusServiceUnavailable, ErrorCode: "ServiceUnavailable", ErrorMessage: e.Message}
+		if r, ok := rejectionOf[e.Kind]; ok && r.StatusCode != http.StatusInternalServerError {
+			r.ErrorMessage = e.Message
+			return r
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -195,6 +191,36 @@ func rejection(err error) rejectedReply {
 	}
 	return rejectedReply{StatusCode: http.StatusInternalServerError, ErrorCode: "InternalError", ErrorMessage: "An internal error occurred."}
 }
+
+// rejectionOf is the MQTT rejection of each error kind: the device's
+// mistakes are 400, a full quota 429, an unavailable database 503. Kinds
+// that no fleet-provisioning request can meet (authentication is the TLS
+// handshake's) are the service's fault, 500, with a generic message, as
+// anything that is not an apierr.Error. The test checks every kind is here.
+var rejectionOf = map[apierr.Kind]rejectedReply{
+	apierr.InvalidRequest:             {StatusCode: http.StatusBadRequest, ErrorCode: "InvalidRequest"},
+	apierr.ResourceAlreadyExists:      {StatusCode: http.StatusBadRequest, ErrorCode: "InvalidRequest"},
+	apierr.Throttling:                 {StatusCode: http.StatusTooManyRequests, ErrorCode: "Throttled"},
+	apierr.ServiceUnavailable:         {StatusCode: http.StatusServiceUnavailable, ErrorCode: "ServiceUnavailable"},
+	apierr.CertificateValidation:      internalRejection,
+	apierr.RegistrationCodeValidation: internalRejection,
+	apierr.Unauthorized:               internalRejection,
+	apierr.ResourceNotFound:           internalRejection,
+	apierr.CertificateState:           internalRejection,
+	apierr.DeleteConflict:             internalRejection,
+	apierr.CertificateConflict:        internalRejection,
+	apierr.LimitExceeded:              internalRejection,
+	apierr.InternalFailure:            internalRejection,
+	apierr.UnknownOperation:           internalRejection,
+	apierr.RequestEntityTooLarge:      internalRejection,
+	apierr.MissingAuthenticationToken: internalRejection,
+	apierr.UnrecognizedClient:         internalRejection,
+	apierr.InvalidSignature:           internalRejection,
+	apierr.IncompleteSignature:        internalRejection,
+	apierr.AccessDenied:               internalRejection,
+}
+
+var internalRejection = rejectedReply{StatusCode: http.StatusInternalServerError, ErrorCode: "InternalError", ErrorMessage: "An internal error occurred."}
 
 // reply writes a message to the requesting connection only, if it subscribed
 // to the topic, as AWS IoT delivers fleet-provisioning replies. It reports

@@ -47,7 +47,7 @@ func checkTags(tags []iot.Tag) error {
 }
 
 // taggableTypes are the resource types that take tags.
-var taggableTypes = map[string]bool{"cacert": true, "certificateprovider": true}
+var taggableTypes = map[string]bool{iot.TypeCACertificate: true, iot.TypeCertificateProvider: true}
 
 // resource resolves an ARN to a taggable resource of the caller's scope.
 // Device certificates take no tags, and no caller may reach another account's
@@ -65,11 +65,11 @@ func resource(scope iot.Scope, arn string) (iot.Resource, error) {
 	}
 	id := p.ResourceID
 	switch p.ResourceType {
-	case "cacert":
+	case iot.TypeCACertificate:
 		if id, ok = iot.NormalizeCertificateID(p.ResourceID); !ok {
 			return iot.Resource{}, apierr.New(apierr.InvalidRequest, "The ARN's CA certificate ID is not 64 hexadecimal characters.")
 		}
-	case "certificateprovider":
+	case iot.TypeCertificateProvider:
 		if err := checkProviderName(id); err != nil {
 			return iot.Resource{}, err
 		}

@@ -83,7 +83,7 @@ func (s *Store) CreateCACertificate(ctx context.Context, ca *iot.CACertificate, 
 		if err != nil {
 			return err
 		}
-		return upsertTags(tx, iot.Resource{Scope: ca.Scope, Type: "cacert", ID: ca.ID}, tags)
+		return upsertTags(tx, iot.Resource{Scope: ca.Scope, Type: iot.TypeCACertificate, ID: ca.ID}, tags)
 	})
 }
 
@@ -221,7 +221,7 @@ func (s *Store) DeleteCACertificate(ctx context.Context, scope iot.Scope, id str
 			scope.AccountID, scope.Region, id); err != nil {
 			return err
 		}
-		return deleteAllTags(tx, iot.Resource{Scope: scope, Type: "cacert", ID: id})
+		return deleteAllTags(tx, iot.Resource{Scope: scope, Type: iot.TypeCACertificate, ID: id})
 	})
 }
 

@@ -88,7 +88,7 @@ func (s *Store) CreateCertificateProvider(ctx context.Context, p *iot.Certificat
 				return err
 			}
 		}
-		return upsertTags(tx, iot.Resource{Scope: p.Scope, Type: "certificateprovider", ID: p.Name}, tags)
+		return upsertTags(tx, iot.Resource{Scope: p.Scope, Type: iot.TypeCertificateProvider, ID: p.Name}, tags)
 	})
 	return replayed, err
 }
@@ -173,6 +173,6 @@ func (s *Store) DeleteCertificateProvider(ctx context.Context, scope iot.Scope, 
 		if n, _ := res.RowsAffected(); n == 0 {
 			return store.ErrNotFound
 		}
-		return deleteAllTags(tx, iot.Resource{Scope: scope, Type: "certificateprovider", ID: name})
+		return deleteAllTags(tx, iot.Resource{Scope: scope, Type: iot.TypeCertificateProvider, ID: name})
 	})
 }

@@ -13,8 +13,8 @@ import (
 // taggable maps each taggable resource type to the table and column that
 // hold its resources in a scope.
 var taggable = map[string]struct{ table, idColumn string }{
-	"cacert":              {"ca_certificates", "ca_certificate_id"},
-	"certificateprovider": {"certificate_providers", "name"},
+	iot.TypeCACertificate:       {"ca_certificates", "ca_certificate_id"},
+	iot.TypeCertificateProvider: {"certificate_providers", "name"},
 }
 
 type querier interface {

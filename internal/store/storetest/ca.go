@@ -62,7 +62,7 @@ func testCACreateAndGet(t *testing.T, s store.Store) {
 	if _, err := s.CACertificate(ctx, scopeB, ca.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("another account sees the CA: %v", err)
 	}
-	tags, err := s.Tags(ctx, iot.Resource{Scope: scopeA, Type: "cacert", ID: ca.ID})
+	tags, err := s.Tags(ctx, iot.Resource{Scope: scopeA, Type: iot.TypeCACertificate, ID: ca.ID})
 	if err != nil || len(tags) != 1 || tags[0] != (iot.Tag{Key: "env", Value: "prod"}) {
 		t.Fatalf("tags stored with the CA: %v %v", tags, err)
 	}
@@ -210,7 +210,7 @@ func testCADelete(t *testing.T, s store.Store) {
 	}
 	// Registered again, it starts with no tags: tags went with the resource.
 	mustCreateCA(t, s, ca)
-	tags, err := s.Tags(ctx, iot.Resource{Scope: scopeA, Type: "cacert", ID: ca.ID})
+	tags, err := s.Tags(ctx, iot.Resource{Scope: scopeA, Type: iot.TypeCACertificate, ID: ca.ID})
 	if err != nil || len(tags) != 0 {
 		t.Fatalf("tags survived the CA's deletion: %v %v", tags, err)
 	}
@@ -283,7 +283,7 @@ func testRegistrationCodes(t *testing.T, s store.Store) {
 func testTags(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	ca := caCert(scopeA, 1, "s", iot.ModeSNIOnly, base)
-	r := iot.Resource{Scope: scopeA, Type: "cacert", ID: ca.ID}
+	r := iot.Resource{Scope: scopeA, Type: iot.TypeCACertificate, ID: ca.ID}
 	if err := s.TagResource(ctx, r, []iot.Tag{{Key: "a", Value: "1"}}, 5); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("tagging a missing resource = %v, want ErrNotFound", err)
 	}
@@ -308,10 +308,10 @@ func testTags(t *testing.T, s store.Store) {
 	if fmt.Sprint(tags) != fmt.Sprint(want) {
 		t.Fatalf("tags %v, want %v", tags, want)
 	}
-	if _, err := s.Tags(ctx, iot.Resource{Scope: scopeB, Type: "cacert", ID: ca.ID}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Tags(ctx, iot.Resource{Scope: scopeB, Type: iot.TypeCACertificate, ID: ca.ID}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("another account reads the tags")
 	}
-	if err := s.UntagResource(ctx, iot.Resource{Scope: scopeA, Type: "cert", ID: ca.ID}, []string{"a"}); !errors.Is(err, store.ErrNotFound) {
+	if err := s.UntagResource(ctx, iot.Resource{Scope: scopeA, Type: iot.TypeCertificate, ID: ca.ID}, []string{"a"}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("an untaggable resource type was accepted")
 	}
 }

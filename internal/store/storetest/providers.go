@@ -82,7 +82,7 @@ func testProviders(t *testing.T, s store.Store) {
 	if list, _, _ := s.ListCertificateProviders(ctx, scopeA, "signer", true, 10); len(list) != 0 {
 		t.Fatalf("listing after the last name: %+v", list)
 	}
-	r := iot.Resource{Scope: scopeA, Type: "certificateprovider", ID: "signer"}
+	r := iot.Resource{Scope: scopeA, Type: iot.TypeCertificateProvider, ID: "signer"}
 	if tags, err := s.Tags(ctx, r); err != nil || len(tags) != 1 {
 		t.Fatalf("provider tags: %v %v", tags, err)
 	}
@@ -100,7 +100,7 @@ func testProviders(t *testing.T, s store.Store) {
 	if _, err := s.CreateCertificateProvider(ctx, provider(scopeA, "second"), nil, store.ClientToken{Value: "token-4", Hash: "h4"}); err != nil {
 		t.Fatal(err)
 	}
-	if tags, _ := s.Tags(ctx, iot.Resource{Scope: scopeA, Type: "certificateprovider", ID: "second"}); len(tags) != 0 {
+	if tags, _ := s.Tags(ctx, iot.Resource{Scope: scopeA, Type: iot.TypeCertificateProvider, ID: "second"}); len(tags) != 0 {
 		t.Fatalf("a new provider inherited tags: %v", tags)
 	}
 	if replayed, err := s.CreateCertificateProvider(ctx, p, nil, store.ClientToken{Value: "token-1", Hash: "h1"}); err != nil || !replayed {

@@ -1,0 +1,47 @@
+package mqttapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/provider"
+)
+
+// TestEveryKindHasARejection: an apierr kind added without an MQTT
+// rendering fails here instead of becoming a 500 unnoticed.
+func TestEveryKindHasARejection(t *testing.T) {
+	for _, k := range apierr.Kinds {
+		if _, ok := rejectionOf[k]; !ok {
+			t.Errorf("%s has no MQTT rejection", k)
+		}
+	}
+	if len(rejectionOf) != len(apierr.Kinds) {
+		t.Errorf("rejectionOf has %d kinds, apierr.Kinds %d", len(rejectionOf), len(apierr.Kinds))
+	}
+}
+
+func TestRejection(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+		name string
+		msg  string
+	}{
+		{apierr.New(apierr.InvalidRequest, "bad CSR"), 400, "InvalidRequest", "bad CSR"},
+		{fmt.Errorf("wrapped: %w", apierr.New(apierr.Throttling, "slow down")), 429, "Throttled", "slow down"},
+		{apierr.New(apierr.ServiceUnavailable, "db"), 503, "ServiceUnavailable", "db"},
+		{apierr.New(apierr.InternalFailure, "secret detail"), 500, "InternalError", "An internal error occurred."},
+		{context.DeadlineExceeded, 503, "ServiceUnavailable", "The service could not complete the request in time; retry later."},
+		{provider.Errorf(provider.CSRRejected, nil, "no"), 400, "InvalidRequest", "The certificate provider refused the certificate signing request."},
+		{provider.Errorf(provider.TimedOut, nil, "slow"), 500, "InternalError", "The certificate provider did not sign the certificate signing request."},
+		{errors.New("disk on fire"), 500, "InternalError", "An internal error occurred."},
+	} {
+		r := rejection(tc.err)
+		if r.StatusCode != tc.code || r.ErrorCode != tc.name || r.ErrorMessage != tc.msg {
+			t.Errorf("rejection(%v) = %+v", tc.err, r)
+		}
+	}
+}
