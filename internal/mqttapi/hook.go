@@ -59,6 +59,8 @@ func outOfNamespace(prefix, topic string) string {
 // hook is fleetca's part of the broker.
 type hook struct {
 	mqtt.HookBase
+	// ctx is the server's lifetime context.
+	ctx      context.Context
 	reg      *registry.Service
 	log      *slog.Logger
 	broker   *mqtt.Server
@@ -110,7 +112,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if len(state.PeerCertificates) == 0 {
 		return packets.ErrNotAuthorized
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), admissionTimeout)
+	ctx, cancel := context.WithTimeout(h.ctx, admissionTimeout)
 	defer cancel()
 	adm, err := h.reg.AdmitDevice(ctx, state.PeerCertificates[0], state.ServerName)
 	if err != nil {

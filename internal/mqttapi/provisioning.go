@@ -75,7 +75,7 @@ type rejectedReply struct {
 // requesting connection only.
 func (h *hook) serve(cl *mqtt.Client, sess *session, op operation, payload []byte) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	ctx, cancel := context.WithTimeout(h.ctx, requestTimeout)
 	defer cancel()
 	var reply any
 	var err error

@@ -131,13 +131,18 @@ func New(opts Options) (*Server, error) {
 		Capabilities: caps,
 		Logger:       opts.Logger.With("component", "mqtt"),
 	})
-	h := &hook{reg: opts.Registry, log: opts.Logger, broker: broker, observer: opts.Observer,
+	// Admission, provisioning and the janitors run on the server's lifetime
+	// context, which Close ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &hook{ctx: ctx, reg: opts.Registry, log: opts.Logger, broker: broker, observer: opts.Observer,
 		limiter: newAccountLimiter(opts.ProvisioningRate, opts.ProvisioningBurst)}
 	if err := broker.AddHook(h, nil); err != nil {
+		cancel()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	tlsConfig := &tls.Config{
@@ -147,11 +152,11 @@ func New(opts Options) (*Server, error) {
 		ClientAuth: tls.RequireAnyClientCert,
 		MinVersion: tls.VersionTLS12,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{opts: opts, broker: broker, hook: h, listener: ln, stop: make(chan struct{}), ctx: ctx, cancel: cancel,
 		tls: newTLSListener("mqtts", ln, tlsConfig, opts.Logger, opts.MaxConnections, opts.MaxPending, opts.MaxPendingPerSource, opts.WriteTimeout)}
 	if err := broker.AddListener(s.tls); err != nil {
 		ln.Close()
+		cancel()
 		return nil, err
 	}
 	return s, nil
