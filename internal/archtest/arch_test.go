@@ -21,6 +21,7 @@ var layer = map[string]int{
 	"internal/pki":             1,
 	"internal/keys":            1,
 	"internal/store":           1,
+	"internal/netlimit":        1,
 	"internal/config":          2,
 	"internal/issuance":        2,
 	"internal/store/sqlstore":  2,

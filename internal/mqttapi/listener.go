@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/fleetca/fleetca/internal/netlimit"
 )
 
 // Accept-loop backoff after a failed accept (out of file descriptors, most
@@ -32,9 +34,9 @@ type tlsListener struct {
 	// slots holds a token per open connection; pending a token per
 	// connection not yet admitted.
 	slots, pending chan struct{}
-	maxPerSource   int
-	mu             sync.Mutex
-	perSource      map[string]int // source address -> connections not yet admitted
+	// perSource bounds the connections of one address not yet admitted.
+	perSource *netlimit.PerSource
+	mu        sync.Mutex
 	// open holds every connection accepted and not closed, so that Close
 	// ends those the broker does not know yet (in the TLS handshake, or
 	// waiting for the registry's verdict).
@@ -55,7 +57,7 @@ func newTLSListener(id string, ln net.Listener, config *tls.Config, log *slog.Lo
 	return &tlsListener{
 		id: id, ln: ln, config: config, log: log, writeTimeout: writeTimeout,
 		slots: make(chan struct{}, maxConns), pending: make(chan struct{}, maxPending), done: make(chan struct{}),
-		maxPerSource: maxPerSource, perSource: map[string]int{}, open: map[*trackedConn]struct{}{},
+		perSource: netlimit.NewPerSource(maxPerSource), open: map[*trackedConn]struct{}{},
 	}
 }
 
@@ -108,8 +110,8 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 			backoff = 0
 		}
 		l.failing.Store(0)
-		source := sourceOf(conn)
-		if !l.takeSource(source) {
+		source := netlimit.Source(conn)
+		if !l.perSource.Take(source) {
 			// One address holds its share of the unauthenticated slots.
 			conn.Close()
 			<-l.pending
@@ -170,31 +172,6 @@ func (l *tlsListener) Close(closeClients listeners.CloseFn) {
 	})
 }
 
-func (l *tlsListener) takeSource(source string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.perSource[source] >= l.maxPerSource {
-		return false
-	}
-	l.perSource[source]++
-	return true
-}
-
-func (l *tlsListener) releaseSource(source string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.perSource[source]--; l.perSource[source] <= 0 {
-		delete(l.perSource, source)
-	}
-}
-
-func sourceOf(conn net.Conn) string {
-	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
-		return a.IP.String()
-	}
-	return conn.RemoteAddr().String()
-}
-
 // trackedConn gives its listener's slots back: the pending one when the
 // device has been admitted or refused, the other when it closes.
 type trackedConn struct {
@@ -208,7 +185,7 @@ type trackedConn struct {
 func (c *trackedConn) admit() {
 	c.admitted.Do(func() {
 		<-c.l.pending
-		c.l.releaseSource(c.source)
+		c.l.perSource.Release(c.source)
 	})
 }
 

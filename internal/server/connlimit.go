@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+
+	"github.com/fleetca/fleetca/internal/netlimit"
 )
 
 // limitListener bounds the API's connections: at most max are open, and at
@@ -15,17 +17,15 @@ import (
 // that idle clients cannot hold the room that active ones need.
 type limitListener struct {
 	net.Listener
-	slots        chan struct{}
-	done         chan struct{} // closed by Close, so a full listener stops waiting
-	closeOnce    sync.Once
-	maxPerSource int
-	mu           sync.Mutex
-	perSource    map[string]int
-	open         atomic.Int64
+	slots     chan struct{}
+	done      chan struct{} // closed by Close, so a full listener stops waiting
+	closeOnce sync.Once
+	perSource *netlimit.PerSource
+	open      atomic.Int64
 }
 
 func newLimitListener(ln net.Listener, limit int) *limitListener {
-	return &limitListener{Listener: ln, slots: make(chan struct{}, limit), done: make(chan struct{}), maxPerSource: max(limit/4, 8), perSource: map[string]int{}}
+	return &limitListener{Listener: ln, slots: make(chan struct{}, limit), done: make(chan struct{}), perSource: netlimit.NewPerSource(max(limit/4, 8))}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -40,14 +40,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			<-l.slots
 			return nil, err
 		}
-		source := sourceAddress(c)
-		l.mu.Lock()
-		full := l.perSource[source] >= l.maxPerSource
-		if !full {
-			l.perSource[source]++
-		}
-		l.mu.Unlock()
-		if full {
+		source := netlimit.Source(c)
+		if !l.perSource.Take(source) {
 			c.Close()
 			<-l.slots
 			continue
@@ -70,13 +64,6 @@ func (l *limitListener) shed(c net.Conn, state http.ConnState) {
 	}
 }
 
-func sourceAddress(c net.Conn) string {
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return a.IP.String()
-	}
-	return c.RemoteAddr().String()
-}
-
 type limitConn struct {
 	net.Conn
 	l      *limitListener
@@ -87,11 +74,7 @@ type limitConn struct {
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
-		c.l.mu.Lock()
-		if c.l.perSource[c.source]--; c.l.perSource[c.source] <= 0 {
-			delete(c.l.perSource, c.source)
-		}
-		c.l.mu.Unlock()
+		c.l.perSource.Release(c.source)
 		c.l.open.Add(-1)
 		<-c.l.slots
 	})
