@@ -421,6 +421,13 @@ func createDir(opts Options) error {
 	return d.Sync()
 }
 
+// ReadRoot reads the root certificate of the CA in dir without opening any
+// key; fs.ErrNotExist if there is no CA there yet.
+func ReadRoot(dir string) (*x509.Certificate, error) {
+	root, _, err := readCert(filepath.Join(dir, rootCertFile))
+	return root, err
+}
+
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

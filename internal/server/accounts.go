@@ -4,15 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/issuance"
 	"github.com/fleetca/fleetca/internal/keys"
+	"github.com/fleetca/fleetca/internal/pki"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/store"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
@@ -59,10 +58,9 @@ func Admin(ctx context.Context, cfg config.Config, f func(*registry.Service) err
 
 // secretBox seals access keys' secrets with the CA key passphrase, if one is
 // given, salted with the deployment's root certificate.
-func secretBox(cfg config.Config, root *x509.Certificate) (*keys.SecretBox, error) {
-	passphrase, err := cfg.Passphrase()
-	if err != nil || passphrase == "" {
-		return nil, err
+func secretBox(passphrase string, root *x509.Certificate) (*keys.SecretBox, error) {
+	if passphrase == "" {
+		return nil, nil
 	}
 	salt := sha256.Sum256(root.Raw)
 	return keys.NewSecretBox(passphrase, salt[:], 0)
@@ -73,10 +71,11 @@ func secretBox(cfg config.Config, root *x509.Certificate) (*keys.SecretBox, erro
 // there is no root yet: keys are then stored as they are, and that start
 // seals them.
 func adminSecretBox(ctx context.Context, cfg config.Config, st *sqlstore.Store) (*keys.SecretBox, error) {
-	if p, err := cfg.Passphrase(); err != nil || p == "" {
+	passphrase, err := cfg.Passphrase()
+	if err != nil || passphrase == "" {
 		return nil, err
 	}
-	var rootPEM []byte
+	var root *x509.Certificate
 	if cfg.Database != "" {
 		m, err := st.LoadCA(ctx)
 		if errors.Is(err, store.ErrNotFound) {
@@ -85,24 +84,17 @@ func adminSecretBox(ctx context.Context, cfg config.Config, st *sqlstore.Store) 
 		if err != nil {
 			return nil, fmt.Errorf("reading the root certificate: %w", err)
 		}
-		rootPEM = m.RootCertPEM
+		if root, err = pki.ParseCertificate(m.RootCertPEM); err != nil {
+			return nil, fmt.Errorf("reading the root certificate: %w", err)
+		}
 	} else {
-		var err error
-		rootPEM, err = os.ReadFile(filepath.Join(cfg.CADir(), "root.pem"))
+		root, err = issuance.ReadRoot(cfg.CADir())
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the root certificate: %w", err)
+			return nil, err
 		}
 	}
-	block, _ := pem.Decode(rootPEM)
-	if block == nil {
-		return nil, errors.New("the root certificate is not PEM")
-	}
-	root, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	return secretBox(cfg, root)
+	return secretBox(passphrase, root)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/server"
 )
 
@@ -65,6 +66,26 @@ func TestSecretsSealedAtRest(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0600", name, info.Mode().Perm())
 		}
 	}
+
+	// The operator command seals too, with the root read from the data
+	// directory.
+	admin := config.Default(func(string) string { return "" })
+	admin.DataDir, admin.CAKeyPassphrase = dir, passphrase
+	var byAdmin *registry.Credential
+	if err := server.Admin(ctx, admin, func(reg *registry.Service) (err error) {
+		byAdmin, err = reg.CreateAccount(ctx, "555555555555")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(readDatabase(t, dir), []byte(byAdmin.SecretAccessKey)) {
+		t.Fatal("the operator command stored a secret in the clear")
+	}
+	ts = startServerWith(t, dir, withPassphrase)
+	if _, err := ts.client(byAdmin.AccessKeyID, byAdmin.SecretAccessKey).ListCertificates(ctx, &iot.ListCertificatesInput{}); err != nil {
+		t.Fatalf("a request signed with the operator command's key: %v", err)
+	}
+	ts.stop(t)
 
 	// Without the passphrase, or with another, the server does not start.
 	for _, p := range []string{"", "another passphrase"} {

@@ -65,7 +65,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	st, authority, err := openStoreAndCA(ctx, cfg)
+	passphrase, err := cfg.Passphrase()
+	if err != nil {
+		return nil, fmt.Errorf("CA key passphrase: %w", err)
+	}
+	st, authority, err := openStoreAndCA(ctx, cfg, passphrase)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +91,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	regOpts := registry.Options{Store: st, Authority: authority, Signer: invoker, CrossAccountProviders: crossAccount}
-	box, err := secretBox(cfg, authority.Root())
+	box, err := secretBox(passphrase, authority.Root())
 	if err != nil {
 		return nil, err
 	}
@@ -165,11 +169,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 // openStoreAndCA opens the database and the CA. With SQLite the CA lives in
 // the data directory; with PostgreSQL it lives, sealed, in the database, so
 // every replica signs with the one CA that the first replica created.
-func openStoreAndCA(ctx context.Context, cfg config.Config) (*sqlstore.Store, *issuance.Authority, error) {
-	passphrase, err := cfg.Passphrase()
-	if err != nil {
-		return nil, nil, fmt.Errorf("CA key passphrase: %w", err)
-	}
+func openStoreAndCA(ctx context.Context, cfg config.Config, passphrase string) (*sqlstore.Store, *issuance.Authority, error) {
 	alg := keys.Algorithm(cfg.CAKeyAlgorithm)
 	if cfg.Database == "" {
 		authority, err := issuance.Open(issuance.Options{Dir: cfg.CADir(), Algorithm: alg, Passphrase: passphrase})
