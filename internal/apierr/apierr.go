@@ -53,13 +53,31 @@ type Error struct {
 	// ResourceID and ResourceARN are set on ResourceAlreadyExists.
 	ResourceID  string
 	ResourceARN string
+	// Cause is what went wrong inside, for the log; it is never sent.
+	Cause error
 }
 
-func (e *Error) Error() string { return string(e.Kind) + ": " + e.Message }
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return string(e.Kind) + ": " + e.Message + " (" + e.Cause.Error() + ")"
+	}
+	return string(e.Kind) + ": " + e.Message
+}
+
+// Unwrap returns the cause, so that errors.Is and errors.As see through to it.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // New returns an error of the kind with a formatted message.
 func New(kind Kind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an error of the kind with a formatted message that keeps
+// cause for the log.
+func Wrap(kind Kind, cause error, format string, args ...any) *Error {
+	e := New(kind, format, args...)
+	e.Cause = cause
+	return e
 }
 
 // AlreadyExists returns a ResourceAlreadyExists error naming the resource.

@@ -61,7 +61,7 @@ type hook struct {
 	mqtt.HookBase
 	// ctx is the server's lifetime context.
 	ctx      context.Context
-	reg      *registry.Service
+	reg      Registry
 	log      *slog.Logger
 	broker   *mqtt.Server
 	observer Observer

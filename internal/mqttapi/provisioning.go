@@ -16,7 +16,6 @@ import (
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/pki"
-	"github.com/fleetca/fleetca/internal/provider"
 	"github.com/fleetca/fleetca/internal/registry"
 )
 
@@ -171,10 +170,12 @@ func encode(format string, v any) ([]byte, error) {
 // rejection is the one place where errors become rejected replies: the
 // device's mistakes are 400 InvalidRequest (a certificate provider that
 // refuses the CSR included), anything else 500 InternalError with a generic
-// message, the details going to the log.
+// message, the details going to the log. An InternalFailure's message was
+// written for the client (the registry's "the certificate provider did not
+// sign"), so it is shown.
 func rejection(err error) rejectedReply {
 	if e, ok := apierr.As(err); ok {
-		if r, ok := rejectionOf[e.Kind]; ok && r.StatusCode != http.StatusInternalServerError {
+		if r, ok := rejectionOf[e.Kind]; ok && (r.StatusCode != http.StatusInternalServerError || e.Kind == apierr.InternalFailure) {
 			r.ErrorMessage = e.Message
 			return r
 		}
@@ -182,14 +183,7 @@ func rejection(err error) rejectedReply {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return rejectedReply{StatusCode: http.StatusServiceUnavailable, ErrorCode: "ServiceUnavailable", ErrorMessage: "The service could not complete the request in time; retry later."}
 	}
-	var pe *provider.Error
-	if errors.As(err, &pe) && pe.Failure == provider.CSRRejected {
-		return rejectedReply{StatusCode: http.StatusBadRequest, ErrorCode: "InvalidRequest", ErrorMessage: "The certificate provider refused the certificate signing request."}
-	}
-	if errors.As(err, &pe) {
-		return rejectedReply{StatusCode: http.StatusInternalServerError, ErrorCode: "InternalError", ErrorMessage: "The certificate provider did not sign the certificate signing request."}
-	}
-	return rejectedReply{StatusCode: http.StatusInternalServerError, ErrorCode: "InternalError", ErrorMessage: "An internal error occurred."}
+	return internalRejection
 }
 
 // rejectionOf is the MQTT rejection of each error kind: the device's

@@ -33,10 +33,10 @@ func TestRejection(t *testing.T) {
 		{apierr.New(apierr.InvalidRequest, "bad CSR"), 400, "InvalidRequest", "bad CSR"},
 		{fmt.Errorf("wrapped: %w", apierr.New(apierr.Throttling, "slow down")), 429, "Throttled", "slow down"},
 		{apierr.New(apierr.ServiceUnavailable, "db"), 503, "ServiceUnavailable", "db"},
-		{apierr.New(apierr.InternalFailure, "secret detail"), 500, "InternalError", "An internal error occurred."},
+		{apierr.Wrap(apierr.InternalFailure, errors.New("secret detail"), "The certificate provider did not sign the certificate signing request."), 500, "InternalError", "The certificate provider did not sign the certificate signing request."},
+		{apierr.New(apierr.ResourceNotFound, "internal detail"), 500, "InternalError", "An internal error occurred."},
 		{context.DeadlineExceeded, 503, "ServiceUnavailable", "The service could not complete the request in time; retry later."},
-		{provider.Errorf(provider.CSRRejected, nil, "no"), 400, "InvalidRequest", "The certificate provider refused the certificate signing request."},
-		{provider.Errorf(provider.TimedOut, nil, "slow"), 500, "InternalError", "The certificate provider did not sign the certificate signing request."},
+		{provider.Errorf(provider.TimedOut, nil, "not through the registry"), 500, "InternalError", "An internal error occurred."},
 		{errors.New("disk on fire"), 500, "InternalError", "An internal error occurred."},
 	} {
 		r := rejection(tc.err)

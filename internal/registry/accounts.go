@@ -95,15 +95,20 @@ func (s *Service) AddAccessKey(ctx context.Context, cred Credential) error {
 	return internal("adding an access key", err)
 }
 
-// AccessKey returns the secret and account of an access key, or an error
-// matching store.ErrNotFound.
-func (s *Service) AccessKey(ctx context.Context, id string) (secret, accountID string, err error) {
+// AccessKey returns the secret and account of an access key; found is false
+// for a key that does not exist.
+func (s *Service) AccessKey(ctx context.Context, id string) (secret, accountID string, found bool, err error) {
 	k, err := s.store.AccessKey(ctx, id)
-	if err != nil {
-		return "", "", err
+	if errors.Is(err, store.ErrNotFound) {
+		return "", "", false, nil
 	}
-	secret, err = s.openSecret(k)
-	return secret, k.AccountID, err
+	if err != nil {
+		return "", "", false, internal("reading an access key", err)
+	}
+	if secret, err = s.openSecret(k); err != nil {
+		return "", "", false, internal("opening an access key's secret", err)
+	}
+	return secret, k.AccountID, true, nil
 }
 
 // sealSecret is the form in which a secret is stored.

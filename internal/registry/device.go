@@ -61,8 +61,8 @@ func (s *Service) CreateDeviceKeysAndCertificate(ctx context.Context, scope iot.
 // CreateDeviceCertificateFromCSR is the fleet-provisioning
 // CreateCertificateFromCsr. When the scope has a certificate provider, its
 // function signs; otherwise fleetca's CA does. The certificate is registered
-// PENDING_ACTIVATION with an ownership token. A provider's failure is returned
-// as a *provider.Error, and then nothing is registered.
+// PENDING_ACTIVATION with an ownership token. When the provider fails,
+// nothing is registered (see providerFailure).
 func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.Scope, in DeviceCSR) (*ProvisionedCertificate, error) {
 	csr, err := pki.ParseCSR([]byte(in.CSRPEM))
 	if err != nil {
@@ -85,17 +85,17 @@ func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.
 	// Checked again at every call: a provider stored before the rule, or
 	// before the operator withdrew a cross-account grant, must not sign.
 	if err := s.checkFunctionAccount(scope, p.LambdaFunctionARN); err != nil {
-		return nil, provider.Errorf(provider.InvokeRefused, err, "the provider's function belongs to another account")
+		return nil, providerFailure(provider.Errorf(provider.InvokeRefused, err, "the provider's function belongs to another account"))
 	}
 	der, err := s.signer.Sign(ctx, provider.Request{
 		FunctionARN: p.LambdaFunctionARN, AccountID: scope.AccountID, CSRPEM: in.CSRPEM, PrincipalID: in.PrincipalID, ClientID: in.ClientID,
 	}, csr.PublicKey)
 	if err != nil {
-		return nil, err
+		return nil, providerFailure(err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, provider.Errorf(provider.MalformedAnswer, err, "the certificate does not parse")
+		return nil, providerFailure(provider.Errorf(provider.MalformedAnswer, err, "the certificate does not parse"))
 	}
 	c := s.issuedCertificate(scope, leaf.Raw, leaf.NotBefore.UTC(), leaf.NotAfter.UTC(), iot.StatusPendingActivation)
 	// A certificate from one of the scope's registered CAs belongs to it, as
@@ -106,6 +106,22 @@ func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.
 		c.Mode, c.CACertificateID = ca.Mode, ca.ID
 	}
 	return s.provision(ctx, c)
+}
+
+// providerFailure is what the device is told when its certificate provider
+// did not sign: a refused CSR is the device's mistake, InvalidRequest; any
+// other failure is the service's, InternalFailure. The provider's own
+// message may quote its function's error, so it stays in the cause, for the
+// log.
+func providerFailure(err error) error {
+	var pe *provider.Error
+	switch {
+	case errors.As(err, &pe) && pe.Failure == provider.CSRRejected:
+		return apierr.Wrap(apierr.InvalidRequest, err, "The certificate provider refused the certificate signing request.")
+	case errors.As(err, &pe):
+		return apierr.Wrap(apierr.InternalFailure, err, "The certificate provider did not sign the certificate signing request.")
+	}
+	return internal("asking the certificate provider", err)
 }
 
 // provision stores a new certificate with a new ownership token.
@@ -298,12 +314,13 @@ func (s *Service) registerJustInTime(ctx context.Context, leaf *x509.Certificate
 	}, nil
 }
 
-// Sweep checks connected devices against the admission rules again, so that
-// a device is disconnected when its certificate stops being ACTIVE or its CA
-// is deactivated or deleted. One Sweep serves one pass over the connected
-// devices: it reads each CA once.
-type Sweep struct {
-	s   *Service
+// SweepPass is one pass over the connected devices, checking each against
+// the admission rules again (StillAdmitted), so that a device is
+// disconnected when its certificate stops being ACTIVE or its CA is
+// deactivated or deleted. It remembers each CA's verdict, so that a pass
+// reads each CA once. Its zero value is ready; it is not safe for
+// concurrent use.
+type SweepPass struct {
 	cas map[caKey]bool
 }
 
@@ -312,15 +329,12 @@ type caKey struct {
 	id    string
 }
 
-// NewSweep starts a pass over the connected devices.
-func (s *Service) NewSweep() *Sweep { return &Sweep{s: s, cas: map[caKey]bool{}} }
-
 // StillAdmitted reports whether the scope's certificate id is still
 // registered and ACTIVE and, if it was registered under a CA, that CA is
 // still registered and ACTIVE. It reads the database, so changes made on
 // another replica count too.
-func (w *Sweep) StillAdmitted(ctx context.Context, scope iot.Scope, id string) (bool, error) {
-	c, err := w.s.store.Certificate(ctx, scope, id)
+func (s *Service) StillAdmitted(ctx context.Context, pass *SweepPass, scope iot.Scope, id string) (bool, error) {
+	c, err := s.store.Certificate(ctx, scope, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -334,9 +348,9 @@ func (w *Sweep) StillAdmitted(ctx context.Context, scope iot.Scope, id string) (
 		return true, nil
 	}
 	k := caKey{scope, c.CACertificateID}
-	active, seen := w.cas[k]
+	active, seen := pass.cas[k]
 	if !seen {
-		ca, err := w.s.store.CACertificate(ctx, scope, c.CACertificateID)
+		ca, err := s.store.CACertificate(ctx, scope, c.CACertificateID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
@@ -344,7 +358,10 @@ func (w *Sweep) StillAdmitted(ctx context.Context, scope iot.Scope, id string) (
 		default:
 			active = ca.Status == iot.CAStatusActive
 		}
-		w.cas[k] = active
+		if pass.cas == nil {
+			pass.cas = map[caKey]bool{}
+		}
+		pass.cas[k] = active
 	}
 	return active, nil
 }

@@ -168,8 +168,8 @@ func TestCreateDeviceCertificateFromCSR(t *testing.T) {
 	if _, err := reg.UpdateCertificateProvider(ctx, scope, "signer", registry.UpdateProviderInput{LambdaFunctionARN: ptr("arn:aws:lambda:us-east-1:123456789012:function:broken")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.CreateDeviceCertificateFromCSR(ctx, scope, req); provider.FailureOf(err) != provider.FunctionFailed {
-		t.Fatalf("failing provider: %v", err)
+	if _, err := reg.CreateDeviceCertificateFromCSR(ctx, scope, req); provider.FailureOf(err) != provider.FunctionFailed || !apierr.Is(err, apierr.InternalFailure) {
+		t.Fatalf("failing provider: %v, want InternalFailure caused by FunctionError", err)
 	}
 	if _, err := reg.CreateDeviceCertificateFromCSR(ctx, scope, registry.DeviceCSR{CSRPEM: "junk"}); !apierr.Is(err, apierr.InvalidRequest) {
 		t.Fatalf("bad CSR: %v", err)
@@ -242,7 +242,7 @@ func TestProviderOfAnotherAccount(t *testing.T) {
 	// The grant withdrawn: the stored provider no longer signs.
 	calls := fn.Calls.Load()
 	withdrawn := registry.New(registry.Options{Store: st, Authority: authority, Signer: invoker})
-	if _, err := withdrawn.CreateDeviceCertificateFromCSR(ctx, partner, req); provider.FailureOf(err) != provider.InvokeRefused {
+	if _, err := withdrawn.CreateDeviceCertificateFromCSR(ctx, partner, req); provider.FailureOf(err) != provider.InvokeRefused || !apierr.Is(err, apierr.InternalFailure) {
 		t.Fatalf("a stored provider of another account's function: %v, want InvokeRefused", err)
 	}
 	if fn.Calls.Load() != calls {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/provider"
 	"github.com/fleetca/fleetca/internal/store"
 )
 
@@ -27,5 +28,30 @@ func TestInternalErrors(t *testing.T) {
 	}
 	if err := internal("storing", nil); err != nil {
 		t.Errorf("nil: %v", err)
+	}
+}
+
+// TestProviderFailures: a provider's failure leaves the registry as an apierr
+// error whose cause, for the log, is the provider's.
+func TestProviderFailures(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		kind apierr.Kind
+	}{
+		{provider.Errorf(provider.CSRRejected, nil, "no"), apierr.InvalidRequest},
+		{fmt.Errorf("invoking: %w", provider.Errorf(provider.CSRRejected, nil, "no")), apierr.InvalidRequest},
+		{provider.Errorf(provider.TimedOut, nil, "slow"), apierr.InternalFailure},
+		{provider.Errorf(provider.WrongKey, nil, "other key"), apierr.InternalFailure},
+	} {
+		err := providerFailure(tc.err)
+		if !apierr.Is(err, tc.kind) || !errors.Is(err, tc.err) {
+			t.Errorf("providerFailure(%v) = %v, want %s keeping the cause", tc.err, err, tc.kind)
+		}
+	}
+	if err := providerFailure(context.Canceled); err != context.Canceled {
+		t.Errorf("canceled: %v", err)
+	}
+	if err := providerFailure(errors.New("boom")); apierr.Is(err, apierr.InvalidRequest) {
+		t.Errorf("an unexpected failure became the device's mistake: %v", err)
 	}
 }

@@ -1,0 +1,64 @@
+package iotapi
+
+import (
+	"context"
+
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/registry"
+)
+
+// Registry is what the API asks of fleetca's rules, one interface per
+// resource family; *registry.Service is one. Every error meant for the
+// client is an apierr error; anything else is answered as
+// InternalFailureException and logged.
+type Registry interface {
+	Certificates
+	CACertificates
+	CertificateProviders
+	Tags
+}
+
+// Certificates serves the certificates fleetca's CA issues and their
+// lifecycle.
+type Certificates interface {
+	CreateKeysAndCertificate(ctx context.Context, scope iot.Scope, setAsActive bool) (*registry.CreatedCertificate, error)
+	CreateCertificateFromCSR(ctx context.Context, scope iot.Scope, csrPEM string, setAsActive bool) (*registry.CreatedCertificate, error)
+	DescribeCertificate(ctx context.Context, scope iot.Scope, id string) (*iot.Certificate, error)
+	ListCertificates(ctx context.Context, scope iot.Scope, opts registry.ListOptions) (*registry.CertificateList, error)
+	UpdateCertificateStatus(ctx context.Context, scope iot.Scope, id string, status iot.Status) error
+	DeleteCertificate(ctx context.Context, scope iot.Scope, id string, forceDelete bool) error
+}
+
+// CACertificates serves bring-your-own CAs: registration codes, CA
+// registration and lifecycle, and the device certificates registered under
+// them or without one.
+type CACertificates interface {
+	GetRegistrationCode(ctx context.Context, scope iot.Scope) (string, error)
+	DeleteRegistrationCode(ctx context.Context, scope iot.Scope) error
+	RegisterCACertificate(ctx context.Context, scope iot.Scope, in registry.RegisterCAInput) (*iot.CACertificate, error)
+	DescribeCACertificate(ctx context.Context, scope iot.Scope, id string) (*iot.CACertificate, error)
+	ListCACertificates(ctx context.Context, scope iot.Scope, opts registry.ListOptions, templateName string) (*registry.CACertificateList, error)
+	UpdateCACertificate(ctx context.Context, scope iot.Scope, id string, in registry.UpdateCAInput) error
+	DeleteCACertificate(ctx context.Context, scope iot.Scope, id string) error
+	RegisterCertificate(ctx context.Context, scope iot.Scope, in registry.RegisterCertificateInput) (*iot.Certificate, error)
+	RegisterCertificateWithoutCA(ctx context.Context, scope iot.Scope, certPEM string, status iot.Status) (*iot.Certificate, error)
+	ListCertificatesByCA(ctx context.Context, scope iot.Scope, caID string, opts registry.ListOptions) (*registry.CertificateList, error)
+}
+
+// CertificateProviders serves the certificate-provider control plane.
+type CertificateProviders interface {
+	CreateCertificateProvider(ctx context.Context, scope iot.Scope, in registry.CreateProviderInput) (*iot.CertificateProvider, error)
+	DescribeCertificateProvider(ctx context.Context, scope iot.Scope, name string) (*iot.CertificateProvider, error)
+	ListCertificateProviders(ctx context.Context, scope iot.Scope, nextToken string, ascending bool) ([]iot.CertificateProvider, string, error)
+	UpdateCertificateProvider(ctx context.Context, scope iot.Scope, name string, in registry.UpdateProviderInput) (*iot.CertificateProvider, error)
+	DeleteCertificateProvider(ctx context.Context, scope iot.Scope, name string) error
+}
+
+// Tags serves the tags of taggable resources, named by ARN.
+type Tags interface {
+	TagResource(ctx context.Context, scope iot.Scope, arn string, tags []iot.Tag) error
+	UntagResource(ctx context.Context, scope iot.Scope, arn string, keys []string) error
+	ListTagsForResource(ctx context.Context, scope iot.Scope, arn string) ([]iot.Tag, error)
+}
+
+var _ Registry = (*registry.Service)(nil)

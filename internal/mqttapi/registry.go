@@ -1,0 +1,31 @@
+package mqttapi
+
+import (
+	"context"
+	"crypto/x509"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/registry"
+)
+
+// Registry is what the device plane asks of fleetca's rules;
+// *registry.Service is one. Every error it returns that is meant for the
+// device is an apierr error.
+type Registry interface {
+	// AdmitDevice gives the verdict on a connecting device's certificate
+	// and the TLS server name it asked for.
+	AdmitDevice(ctx context.Context, leaf *x509.Certificate, serverName string) (registry.Admission, error)
+	// StillAdmitted checks a connected device again; pass remembers what
+	// one sweep over the connected devices has read.
+	StillAdmitted(ctx context.Context, pass *registry.SweepPass, scope iot.Scope, certificateID string) (bool, error)
+	// CreateDeviceKeysAndCertificate and CreateDeviceCertificateFromCSR
+	// serve the fleet-provisioning certificate topics.
+	CreateDeviceKeysAndCertificate(ctx context.Context, scope iot.Scope) (*registry.ProvisionedCertificate, error)
+	CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.Scope, in registry.DeviceCSR) (*registry.ProvisionedCertificate, error)
+	// ExpireProvisioningTokens deletes the certificates still
+	// PENDING_ACTIVATION whose ownership token expired before now.
+	ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]iot.Certificate, error)
+}
+
+var _ Registry = (*registry.Service)(nil)
