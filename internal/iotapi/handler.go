@@ -38,7 +38,7 @@ type Observer interface {
 
 // Options configure a Handler.
 type Options struct {
-	Registry *registry.Service
+	Registry Registry
 	Verifier *sigv4.Verifier
 	Logger   *slog.Logger
 	// Observer, if set, sees every request (for metrics).
@@ -51,6 +51,9 @@ type Options struct {
 	// AccountBurst; zero means no bound.
 	AccountRate  float64
 	AccountBurst int
+	// Serving, if set, counts the requests being served (Handler.Serving),
+	// so that others can read the load before the Handler exists.
+	Serving *atomic.Int64
 	// RequestTimeout bounds a request's work, database included; a request
 	// that runs out of it is answered 503 ServiceUnavailableException, which
 	// the SDKs retry. Zero means 15 s.
@@ -59,7 +62,7 @@ type Options struct {
 
 // Handler serves the API.
 type Handler struct {
-	reg      *registry.Service
+	reg      Registry
 	verifier *sigv4.Verifier
 	log      *slog.Logger
 	observer Observer
@@ -67,7 +70,7 @@ type Handler struct {
 	// inFlight is a semaphore of MaxInFlight slots; nil when unbounded.
 	inFlight chan struct{}
 	// serving counts the requests being served, admitted or not.
-	serving        atomic.Int64
+	serving        *atomic.Int64
 	requestTimeout time.Duration
 	bodyTimeout    time.Duration
 	rate           rate.Limit
@@ -80,7 +83,10 @@ type Handler struct {
 // New returns a Handler with every operation routed.
 func New(opts Options) *Handler {
 	h := &Handler{reg: opts.Registry, verifier: opts.Verifier, log: opts.Logger, observer: opts.Observer, mux: http.NewServeMux(),
-		requestTimeout: opts.RequestTimeout}
+		requestTimeout: opts.RequestTimeout, serving: opts.Serving}
+	if h.serving == nil {
+		h.serving = new(atomic.Int64)
+	}
 	if h.requestTimeout <= 0 {
 		h.requestTimeout = 15 * time.Second
 	}

@@ -34,7 +34,7 @@ type Options struct {
 	Addr string
 	// Certificate is the endpoint's TLS certificate chain.
 	Certificate tls.Certificate
-	Registry    *registry.Service
+	Registry    Registry
 	Logger      *slog.Logger
 	// SweepInterval is how often the certificates of connected devices are
 	// checked, so that a device whose certificate stops being ACTIVE is
@@ -88,8 +88,10 @@ type Server struct {
 	wg           sync.WaitGroup
 }
 
-// New binds the listener and prepares the broker; Start serves.
-func New(opts Options) (*Server, error) {
+// New binds the listener and prepares the broker; Start serves. Admissions,
+// fleet-provisioning requests and the janitors run on a context derived from
+// ctx, which Close ends.
+func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = 2 * time.Second
 	}
@@ -131,9 +133,7 @@ func New(opts Options) (*Server, error) {
 		Capabilities: caps,
 		Logger:       opts.Logger.With("component", "mqtt"),
 	})
-	// Admission, provisioning and the janitors run on the server's lifetime
-	// context, which Close ends.
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	h := &hook{ctx: ctx, reg: opts.Registry, log: opts.Logger, broker: broker, observer: opts.Observer,
 		limiter: newAccountLimiter(opts.ProvisioningRate, opts.ProvisioningBurst)}
 	if err := broker.AddHook(h, nil); err != nil {
@@ -194,12 +194,23 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Close disconnects every device and stops.
-func (s *Server) Close() error {
+// Close disconnects every device and stops, giving up waiting for the
+// janitors and the broker when ctx ends: their work is on the lifetime
+// context, which Close ends first, so they return unless something hangs.
+func (s *Server) Close(ctx context.Context) error {
 	s.cancel()
 	close(s.stop)
-	s.wg.Wait()
-	return s.broker.Close()
+	done := make(chan error, 1)
+	go func() {
+		s.wg.Wait()
+		done <- s.broker.Close()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("mqtt: closing: %w", ctx.Err())
+	}
 }
 
 // every runs f every d until Close, each run under the server's lifetime
@@ -235,7 +246,7 @@ const sweepItemTimeout = time.Second
 // are logged when they start and when they stop. It also forgets records
 // that outlived their sessions (hook.dead).
 func (s *Server) sweep(ctx context.Context) {
-	check := s.opts.Registry.NewSweep()
+	var pass registry.SweepPass
 	failures := 0
 	s.hook.sessions.Range(func(k, v any) bool {
 		if ctx.Err() != nil {
@@ -247,7 +258,7 @@ func (s *Server) sweep(ctx context.Context) {
 			return true
 		}
 		itemCtx, cancel := context.WithTimeout(ctx, sweepItemTimeout)
-		admitted, err := check.StillAdmitted(itemCtx, sess.scope, sess.certificateID)
+		admitted, err := s.opts.Registry.StillAdmitted(itemCtx, &pass, sess.scope, sess.certificateID)
 		cancel()
 		if err != nil {
 			failures++

@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/config"
@@ -24,7 +25,6 @@ import (
 	"github.com/fleetca/fleetca/internal/provider/lambda"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/sigv4"
-	"github.com/fleetca/fleetca/internal/store"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
 	"github.com/fleetca/fleetca/internal/telemetry"
 )
@@ -69,7 +69,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, fmt.Errorf("CA key passphrase: %w", err)
 	}
-	st, authority, err := openStoreAndCA(ctx, cfg, passphrase)
+	metrics := telemetry.New()
+	// The API counts the requests it is serving; the store's writer reads
+	// the count to decide when to gather writes into one commit.
+	serving := new(atomic.Int64)
+	st, authority, err := openStoreAndCA(ctx, cfg, passphrase,
+		sqlstore.WithWriteTimeout(cfg.DatabaseTimeout),
+		sqlstore.WithCommitObserver(metrics.ObserveCommit),
+		sqlstore.WithLoad(func() int { return int(serving.Load()) }))
 	if err != nil {
 		return nil, err
 	}
@@ -108,8 +115,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	} else if n > 0 {
 		log.Info("sealed secret access keys stored in the clear", "keys", n)
 	}
-	metrics := telemetry.New()
-	st.ObserveCommits(metrics.ObserveCommit)
 	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool}
 	if err := s.bootstrapAccount(ctx); err != nil {
 		return nil, err
@@ -128,15 +133,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		AccountRate:    cfg.AccountRate,
 		AccountBurst:   burst,
 		RequestTimeout: cfg.DatabaseTimeout + 5*time.Second,
+		Serving:        serving,
 	})
-	st.GatherUnderLoad(api.Serving)
 	budget := connectionBudget()
 	if cfg.MQTTAddr != "" {
 		cert, err := authority.IssueServerCertificate(cfg.MQTTHostList())
 		if err != nil {
 			return nil, err
 		}
-		s.mqtt, err = mqttapi.New(mqttapi.Options{
+		s.mqtt, err = mqttapi.New(context.WithoutCancel(ctx), mqttapi.Options{
 			Addr: cfg.MQTTAddr, Certificate: cert, Registry: reg, Logger: log, Observer: metrics,
 			MaxConnections:   budget.mqtt,
 			ProvisioningRate: cfg.MQTTProvisioningRate, ProvisioningBurst: cfg.MQTTProvisioningBurst,
@@ -169,17 +174,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 // openStoreAndCA opens the database and the CA. With SQLite the CA lives in
 // the data directory; with PostgreSQL it lives, sealed, in the database, so
 // every replica signs with the one CA that the first replica created.
-func openStoreAndCA(ctx context.Context, cfg config.Config, passphrase string) (*sqlstore.Store, *issuance.Authority, error) {
+func openStoreAndCA(ctx context.Context, cfg config.Config, passphrase string, opts ...sqlstore.Option) (*sqlstore.Store, *issuance.Authority, error) {
 	alg := keys.Algorithm(cfg.CAKeyAlgorithm)
 	if cfg.Database == "" {
 		authority, err := issuance.Open(issuance.Options{Dir: cfg.CADir(), Algorithm: alg, Passphrase: passphrase})
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath(), sqlstore.WithWriteTimeout(cfg.DatabaseTimeout))
+		st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath(), opts...)
 		return st, authority, err
 	}
-	st, err := sqlstore.OpenPostgres(ctx, cfg.Database, sqlstore.WithWriteTimeout(cfg.DatabaseTimeout))
+	st, err := sqlstore.OpenPostgres(ctx, cfg.Database, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -240,7 +245,9 @@ func (s *Server) Start() error {
 		if err := s.startDebug(); err != nil {
 			ln.Close()
 			if s.mqtt != nil {
-				s.mqtt.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				s.mqtt.Close(ctx)
+				cancel()
 			}
 			return err
 		}
@@ -329,7 +336,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-s.watchDone
 	}
 	if s.mqtt != nil {
-		if err := s.mqtt.Close(); err != nil {
+		if err := s.mqtt.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -467,12 +474,5 @@ func (c credentialSource) LookupAccessKey(ctx context.Context, id string) (strin
 	if c.envKeyID != "" && id == c.envKeyID {
 		return c.envSecret, c.defaultAccount, true, nil
 	}
-	secret, account, err := c.reg.AccessKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", "", false, nil
-	}
-	if err != nil {
-		return "", "", false, err
-	}
-	return secret, account, true, nil
+	return c.reg.AccessKey(ctx, id)
 }

@@ -28,16 +28,16 @@ func benchDER(n int64, salt any) []byte {
 //	go test -run '^$' -bench CreateCertificate ./internal/store/sqlstore/
 func BenchmarkCreateCertificate(b *testing.B) {
 	b.Run("sqlite/raw-16-per-commit", benchmarkRawSQLite)
-	backends := map[string]func(b *testing.B) *Store{
-		"sqlite": func(b *testing.B) *Store {
-			s, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+	backends := map[string]func(b *testing.B, opts ...Option) *Store{
+		"sqlite": func(b *testing.B, opts ...Option) *Store {
+			s, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "bench.db"), opts...)
 			if err != nil {
 				b.Fatal(err)
 			}
 			return s
 		},
-		"postgres": func(b *testing.B) *Store {
-			s, err := OpenPostgres(context.Background(), pgtest.Schema(b))
+		"postgres": func(b *testing.B, opts ...Option) *Store {
+			s, err := OpenPostgres(context.Background(), pgtest.Schema(b), opts...)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -50,11 +50,10 @@ func BenchmarkCreateCertificate(b *testing.B) {
 			limit int
 		}{{"group-commit", maxBatch}, {"tx-per-write", 1}} {
 			b.Run(backend+"/"+mode.name, func(b *testing.B) {
-				s := backends[backend](b)
+				var commits, writes atomic.Int64
+				s := backends[backend](b, WithCommitObserver(func(n int, _ time.Duration) { commits.Add(1); writes.Add(int64(n)) }))
 				defer s.Close()
 				s.write.limit = mode.limit
-				var commits, writes atomic.Int64
-				s.ObserveCommits(func(n int, _ time.Duration) { commits.Add(1); writes.Add(int64(n)) })
 				var seq atomic.Int64
 				scope := iot.Scope{AccountID: "111111111111", Region: "us-east-1"}
 				b.SetParallelism(16)

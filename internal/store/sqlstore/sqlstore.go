@@ -46,6 +46,8 @@ type Option func(*options)
 
 type options struct {
 	writeTimeout time.Duration
+	observe      func(size int, elapsed time.Duration)
+	load         func() int
 }
 
 // WithWriteTimeout bounds each write transaction (a batch of writes): a
@@ -54,6 +56,17 @@ type options struct {
 // the next batch, so that a hung database neither hangs its callers nor
 // shutdown.
 func WithWriteTimeout(d time.Duration) Option { return func(o *options) { o.writeTimeout = d } }
+
+// WithCommitObserver has f told the number of writes in each committed
+// batch and how long its commit took (for metrics).
+func WithCommitObserver(f func(size int, elapsed time.Duration)) Option {
+	return func(o *options) { o.observe = f }
+}
+
+// WithLoad gives the writer load, which reports how many requests the
+// process is serving: while they are many, writes wait up to a couple of
+// milliseconds to share a commit (see gather in writer.go).
+func WithLoad(load func() int) Option { return func(o *options) { o.load = load } }
 
 func openOptions(opts []Option) options {
 	o := options{writeTimeout: DefaultWriteTimeout}
@@ -128,7 +141,10 @@ func newStore(ctx context.Context, d *dialect, wdb *sql.DB, driver, dsn string, 
 		rdb.Close()
 		return nil, err
 	}
-	return &Store{d: d, read: reader{rdb, d, newStatements(rdb, d)}, wdb: wdb, write: newWriter(wdb, d, o.writeTimeout)}, nil
+	// The store outlives the call that opens it: its background work keeps
+	// ctx's values, not its deadline.
+	life := context.WithoutCancel(ctx)
+	return &Store{d: d, read: reader{rdb, d, newStatements(life, rdb, d)}, wdb: wdb, write: newWriter(life, wdb, d, o)}, nil
 }
 
 // OpenPostgres connects to the PostgreSQL database at url (a postgres:// URL
@@ -149,17 +165,6 @@ func OpenPostgres(ctx context.Context, url string, opts ...Option) (*Store, erro
 	}
 	return newStore(ctx, d, wdb, "pgx", url, 4*runtime.GOMAXPROCS(0), openOptions(opts))
 }
-
-// ObserveCommits registers f to be told the number of writes in each
-// committed batch and how long its commit took. Call it before the store is
-// used.
-func (s *Store) ObserveCommits(f func(size int, elapsed time.Duration)) { s.write.observe = f }
-
-// GatherUnderLoad gives the writer load, which reports how many requests
-// the process is serving: while they are many, writes wait up to a couple of
-// milliseconds to share a commit (see gather in writer.go). Call it before the
-// store is used.
-func (s *Store) GatherUnderLoad(load func() int) { s.write.load = load }
 
 // failureMemory is how long a failed write counts against Health when no
 // write has come since to show whether the database has recovered.

@@ -14,9 +14,9 @@ import (
 	"github.com/fleetca/fleetca/internal/store/storetest"
 )
 
-func openTemp(t *testing.T, path string) *Store {
+func openTemp(t *testing.T, path string, opts ...Option) *Store {
 	t.Helper()
-	s, err := OpenSQLite(context.Background(), path)
+	s, err := OpenSQLite(context.Background(), path, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,10 +64,10 @@ func TestSQLiteReopen(t *testing.T) {
 // TestSQLiteGroupCommit checks that concurrent writes share transactions:
 // fewer commits than writes.
 func TestSQLiteGroupCommit(t *testing.T) {
-	s := openTemp(t, filepath.Join(t.TempDir(), "fleetca.db"))
-	defer s.Close()
 	commits, writes := 0, 0
-	s.ObserveCommits(func(n int, _ time.Duration) { commits++; writes += n })
+	s := openTemp(t, filepath.Join(t.TempDir(), "fleetca.db"),
+		WithCommitObserver(func(n int, _ time.Duration) { commits++; writes += n }))
+	defer s.Close()
 	const n = 400
 	errs := make(chan error, n)
 	start := make(chan struct{})
@@ -244,11 +244,11 @@ func TestSQLiteGatherUnderLoad(t *testing.T) {
 		{"under load", gatherLoad, rounds + 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := openTemp(t, filepath.Join(t.TempDir(), "fleetca.db"))
-			defer s.Close()
-			s.GatherUnderLoad(func() int { return tc.load })
 			commits, writes := 0, 0
-			s.ObserveCommits(func(n int, _ time.Duration) { commits++; writes += n })
+			s := openTemp(t, filepath.Join(t.TempDir(), "fleetca.db"),
+				WithLoad(func() int { return tc.load }),
+				WithCommitObserver(func(n int, _ time.Duration) { commits++; writes += n }))
+			defer s.Close()
 			for round := range rounds {
 				errs := make(chan error, n)
 				start := make(chan struct{})

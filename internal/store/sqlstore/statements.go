@@ -14,9 +14,11 @@ import (
 // parsed once per connection. pgx keeps a per-connection statement cache of
 // its own, so PostgreSQL stores use none: a nil *statements caches nothing.
 type statements struct {
-	db *sql.DB
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
+	// ctx is the store's lifetime context.
+	ctx context.Context
+	db  *sql.DB
+	mu  sync.Mutex
+	m   map[string]*sql.Stmt
 	// missed holds queries run while the writer's only connection was taken
 	// by a transaction; preparePending prepares them once it is free.
 	missed map[string]struct{}
@@ -26,11 +28,11 @@ type statements struct {
 // variants, far fewer than this; a query beyond the bound runs unprepared.
 const maxStatements = 128
 
-func newStatements(db *sql.DB, d *dialect) *statements {
+func newStatements(ctx context.Context, db *sql.DB, d *dialect) *statements {
 	if d.postgres {
 		return nil
 	}
-	return &statements{db: db, m: make(map[string]*sql.Stmt), missed: make(map[string]struct{})}
+	return &statements{ctx: ctx, db: db, m: make(map[string]*sql.Stmt), missed: make(map[string]struct{})}
 }
 
 // lookup returns the statement prepared for q, or nil after noting q for
@@ -65,7 +67,7 @@ func (s *statements) preparePending() {
 	}
 	s.mu.Unlock()
 	for _, q := range queries {
-		ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+		ctx, cancel := context.WithTimeout(s.ctx, prepareTimeout)
 		st, err := s.db.PrepareContext(ctx, q)
 		cancel()
 		if err != nil {

@@ -21,7 +21,9 @@ const maxBatch = 256
 // then share the next transaction, and with it one fsync. Each write runs
 // inside a savepoint, so one that fails leaves the others of its batch intact.
 type writer struct {
-	db *sql.DB
+	// ctx is the store's lifetime context, under which transactions run.
+	ctx context.Context
+	db  *sql.DB
 	// timeout bounds each transaction.
 	timeout time.Duration
 	// failure is why the last transaction failed when the database itself
@@ -83,12 +85,15 @@ type writeOp struct {
 // loop per process also on PostgreSQL: batches of several loops that write
 // the same rows in different orders deadlock, and PostgreSQL takes a second
 // (deadlock_timeout) to break each deadlock.
-func newWriter(db *sql.DB, d *dialect, timeout time.Duration) *writer {
+func newWriter(ctx context.Context, db *sql.DB, d *dialect, o options) *writer {
 	w := &writer{
+		ctx:     ctx,
 		db:      db,
-		timeout: timeout,
+		timeout: o.writeTimeout,
+		observe: o.observe,
+		load:    o.load,
 		d:       d,
-		stmts:   newStatements(db, d),
+		stmts:   newStatements(ctx, db, d),
 		limit:   maxBatch,
 		ops:     make(chan *writeOp),
 		closing: make(chan struct{}),
@@ -237,7 +242,7 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 	// cancellable context the SQLite driver starts a goroutine per
 	// statement and database/sql one per transaction, on the hot path of
 	// every write.
-	ctx := context.Background()
+	ctx := w.ctx
 	if w.d.postgres {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, w.timeout)

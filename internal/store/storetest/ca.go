@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -36,13 +35,13 @@ func admitAll(int) error { return nil }
 
 func mustCreateCA(t *testing.T, s store.Store, ca *iot.CACertificate, tags ...iot.Tag) {
 	t.Helper()
-	if err := s.CreateCACertificate(context.Background(), ca, tags, admitAll); err != nil {
+	if err := s.CreateCACertificate(t.Context(), ca, tags, admitAll); err != nil {
 		t.Fatalf("CreateCACertificate(%s): %v", ca.ID, err)
 	}
 }
 
 func testCACreateAndGet(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	ca := caCert(scopeA, 1, "subj", iot.ModeDefault, base)
 	ca.RegistrationConfig = iot.RegistrationConfig{TemplateBody: "{}", RoleARN: "arn:aws:iam::111111111111:role/r", TemplateName: "tmpl"}
 	mustCreateCA(t, s, ca, iot.Tag{Key: "env", Value: "prod"})
@@ -71,7 +70,7 @@ func testCACreateAndGet(t *testing.T, s store.Store) {
 // testCAModesAcrossAccounts checks that a DEFAULT-mode CA belongs to one
 // account per region while SNI_ONLY may be registered by many.
 func testCAModesAcrossAccounts(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	def := caCert(scopeA, 1, "subj", iot.ModeDefault, base)
 	mustCreateCA(t, s, def)
 	inB := *def
@@ -90,7 +89,7 @@ func testCAModesAcrossAccounts(t *testing.T, s store.Store) {
 }
 
 func testCASubjectLimit(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	const limit = 3
 	admit := func(n int) error {
 		if n >= limit {
@@ -141,7 +140,7 @@ func testCASubjectLimit(t *testing.T, s store.Store) {
 }
 
 func testCAListAndUpdate(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	const n = 23
 	for i := 0; i < n; i++ {
 		ca := caCert(scopeA, i, fmt.Sprint(i), iot.ModeSNIOnly, base.Add(time.Duration(i/2)*time.Second))
@@ -195,7 +194,7 @@ func testCAListAndUpdate(t *testing.T, s store.Store) {
 }
 
 func testCADelete(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	ca := caCert(scopeA, 1, "s", iot.ModeDefault, base)
 	mustCreateCA(t, s, ca, iot.Tag{Key: "k", Value: "v"})
 	refuse := errors.New("refused")
@@ -224,7 +223,7 @@ func testCADelete(t *testing.T, s store.Store) {
 }
 
 func testListByCA(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	caID := iot.CertificateID([]byte("the CA"))
 	for i := 0; i < 30; i++ {
 		c := cert(scopeA, i, base.Add(time.Duration(i)*time.Millisecond))
@@ -243,7 +242,7 @@ func testListByCA(t *testing.T, s store.Store) {
 }
 
 func testRegistrationCodes(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	var wg sync.WaitGroup
 	codes := make([]string, 20)
 	for i := range codes {
@@ -281,7 +280,7 @@ func testRegistrationCodes(t *testing.T, s store.Store) {
 }
 
 func testTags(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	ca := caCert(scopeA, 1, "s", iot.ModeSNIOnly, base)
 	r := iot.Resource{Scope: scopeA, Type: iot.TypeCACertificate, ID: ca.ID}
 	if err := s.TagResource(ctx, r, []iot.Tag{{Key: "a", Value: "1"}}, 5); !errors.Is(err, store.ErrNotFound) {

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -11,7 +10,7 @@ import (
 )
 
 func testCertificatesByID(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, scope := range []iot.Scope{scopeA, scopeB} {
 		mustCreate(t, s, cert(scope, 1, base))
 	}
@@ -33,7 +32,7 @@ func testCertificatesByID(t *testing.T, s store.Store) {
 }
 
 func testProvisioningTokens(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	expiry := base.Add(time.Hour)
 	pending := cert(scopeA, 1, base)
 	pending.Status = iot.StatusPendingActivation

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -23,7 +22,7 @@ func provider(scope iot.Scope, name string) *iot.CertificateProvider {
 }
 
 func testProviders(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	p := provider(scopeA, "signer")
 	replayed, err := s.CreateCertificateProvider(ctx, p, []iot.Tag{{Key: "k", Value: "v"}}, store.ClientToken{Value: "token-1", Hash: "h1"})
 	if err != nil || replayed {
@@ -112,7 +111,7 @@ func testProviders(t *testing.T, s store.Store) {
 // provider results, every replay of its token succeeds, everything else fails
 // with a store error.
 func testConcurrentProviderCreates(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	created, replays, refused := 0, 0, 0

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -52,7 +51,7 @@ func both(a, b store.Store, n int, f func(s store.Store, i int)) {
 }
 
 func replicaUpdates(t *testing.T, a, b store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := cert(scopeA, 1, base)
 	mustCreate(t, a, c)
 	const n = 25
@@ -74,7 +73,7 @@ func replicaUpdates(t *testing.T, a, b store.Store) {
 }
 
 func replicaSubjectLimit(t *testing.T, a, b store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	const limit = 4
 	var mu sync.Mutex
 	stored := 0
@@ -103,7 +102,7 @@ func replicaSubjectLimit(t *testing.T, a, b store.Store) {
 }
 
 func replicaProviders(t *testing.T, a, b store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	var mu sync.Mutex
 	created, replayed := 0, 0
 	both(a, b, 8, func(s store.Store, i int) {
@@ -138,7 +137,7 @@ func replicaProviders(t *testing.T, a, b store.Store) {
 }
 
 func replicaRegistrationCodes(t *testing.T, a, b store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	var mu sync.Mutex
 	codes := map[string]bool{}
 	both(a, b, 10, func(s store.Store, i int) {
@@ -157,7 +156,7 @@ func replicaRegistrationCodes(t *testing.T, a, b store.Store) {
 }
 
 func replicaFirstAccount(t *testing.T, a, b store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	var mu sync.Mutex
 	ids := map[string]bool{}
 	made := 0
@@ -184,7 +183,7 @@ func replicaFirstAccount(t *testing.T, a, b store.Store) {
 // replicaPaging lists through one replica while the other inserts: every
 // certificate that existed before the listing began appears exactly once.
 func replicaPaging(t *testing.T, a, b store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	const n = 120
 	existing := map[string]bool{}
 	for i := 0; i < n; i++ {

@@ -7,7 +7,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -89,13 +88,13 @@ func cert(scope iot.Scope, n int, created time.Time) *iot.Certificate {
 
 func mustCreate(t *testing.T, s store.Store, c *iot.Certificate) {
 	t.Helper()
-	if err := s.CreateCertificate(context.Background(), c); err != nil {
+	if err := s.CreateCertificate(t.Context(), c); err != nil {
 		t.Fatalf("CreateCertificate(%s): %v", c.ID, err)
 	}
 }
 
 func testAccounts(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	for i, id := range []string{"222222222222", "111111111111"} {
 		if err := s.CreateAccount(ctx, store.Account{ID: id, CreatedAt: base.Add(time.Duration(i) * time.Second)}); err != nil {
 			t.Fatalf("CreateAccount(%s): %v", id, err)
@@ -114,7 +113,7 @@ func testAccounts(t *testing.T, s store.Store) {
 }
 
 func testAccessKeys(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := s.CreateAccount(ctx, store.Account{ID: "111111111111", CreatedAt: base}); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +141,7 @@ func testAccessKeys(t *testing.T, s store.Store) {
 }
 
 func testCreateAndGet(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := cert(scopeA, 1, base)
 	c.CACertificateID = iot.CertificateID([]byte("ca"))
 	c.Mode = iot.ModeSNIOnly
@@ -175,7 +174,7 @@ func equalCertificates(a, b *iot.Certificate) bool {
 // testScopes checks that one certificate can live in several scopes and that
 // no scope sees another's.
 func testScopes(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, scope := range []iot.Scope{scopeA, scopeB, scopeC} {
 		mustCreate(t, s, cert(scope, 1, base))
 	}
@@ -196,7 +195,7 @@ func testScopes(t *testing.T, s store.Store) {
 }
 
 func testListPaging(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	const n = 137
 	want := map[string]time.Time{}
 	for i := 0; i < n; i++ {
@@ -269,7 +268,7 @@ func inOrder(a, b *iot.Certificate, ascending bool) bool {
 }
 
 func testUpdate(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := cert(scopeA, 1, base)
 	mustCreate(t, s, c)
 	later := base.Add(time.Hour)
@@ -311,7 +310,7 @@ func testUpdate(t *testing.T, s store.Store) {
 }
 
 func testConcurrentUpdates(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := cert(scopeA, 1, base)
 	mustCreate(t, s, c)
 	const workers = 40
@@ -340,7 +339,7 @@ func testConcurrentUpdates(t *testing.T, s store.Store) {
 }
 
 func testDelete(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := cert(scopeA, 1, base)
 	mustCreate(t, s, c)
 	refuse := errors.New("refused")
@@ -369,7 +368,7 @@ func testDelete(t *testing.T, s store.Store) {
 // that a group-committing backend batches them: every distinct certificate
 // must be stored once, and each duplicate must fail alone.
 func testConcurrentCreates(t *testing.T, s store.Store) {
-	ctx := context.Background()
+	ctx := t.Context()
 	const n = 300
 	var wg sync.WaitGroup
 	errs := make([]error, 2*n)
