@@ -84,9 +84,13 @@ type Config struct {
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof) there,
 	// without authentication: keep it on a loopback address.
 	DebugAddr string
+
+	// envErrs are the FLEETCA_* variables that did not parse.
+	envErrs []error
 }
 
 // Default returns the defaults, overridden by FLEETCA_* variables from getenv.
+// A variable that does not parse is reported by Validate.
 func Default(getenv func(string) string) Config {
 	c := Config{
 		DataDir:               "./fleetca-data",
@@ -103,28 +107,13 @@ func Default(getenv func(string) string) Config {
 		LogFormat:             "text",
 		LogLevel:              "info",
 	}
-	for name, field := range map[string]*string{
-		"FLEETCA_DATA_DIR":               &c.DataDir,
-		"FLEETCA_API_ADDR":               &c.APIAddr,
-		"FLEETCA_MQTT_ADDR":              &c.MQTTAddr,
-		"FLEETCA_MQTT_HOSTS":             &c.MQTTHosts,
-		"FLEETCA_TLS_CERT":               &c.TLSCert,
-		"FLEETCA_TLS_KEY":                &c.TLSKey,
-		"FLEETCA_ACCOUNT_ID":             &c.AccountID,
-		"FLEETCA_ACCESS_KEY_ID":          &c.AccessKeyID,
-		"FLEETCA_SECRET_ACCESS_KEY":      &c.SecretAccessKey,
-		"FLEETCA_CA_KEY_ALGORITHM":       &c.CAKeyAlgorithm,
-		"FLEETCA_DATABASE_URL":           &c.Database,
-		"FLEETCA_CA_KEY_PASSPHRASE":      &c.CAKeyPassphrase,
-		"FLEETCA_CA_KEY_PASSPHRASE_FILE": &c.CAKeyPassphraseFile,
-		"FLEETCA_LAMBDA_ENDPOINT":        &c.LambdaEndpoint,
-		"FLEETCA_PROVIDER_CROSS_ACCOUNT": &c.ProviderCrossAccount,
-		"FLEETCA_LOG_FORMAT":             &c.LogFormat,
-		"FLEETCA_LOG_LEVEL":              &c.LogLevel,
-		"FLEETCA_DEBUG_ADDR":             &c.DebugAddr,
-	} {
-		if v := getenv(name); v != "" {
-			*field = v
+	for _, s := range c.settings() {
+		v := getenv(s.env)
+		if v == "" {
+			continue
+		}
+		if err := s.set(v); err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: %v", s.env, v, err))
 		}
 	}
 	return c
@@ -134,32 +123,23 @@ func Default(getenv func(string) string) Config {
 func FromEnv() Config { return Default(os.Getenv) }
 
 // RegisterFlags binds the settings to flags whose defaults are c's values.
-// Secrets have no flag: command lines are visible to every user of a machine.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the database, the CA and the credentials file (FLEETCA_DATA_DIR)")
-	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "address of the AWS IoT API (FLEETCA_API_ADDR)")
-	fs.StringVar(&c.MQTTAddr, "mqtt-addr", c.MQTTAddr, "address of the MQTT device endpoint, mutual TLS; empty disables it (FLEETCA_MQTT_ADDR)")
-	fs.StringVar(&c.MQTTHosts, "mqtt-hosts", c.MQTTHosts, "comma-separated host names and addresses in the MQTT endpoint's certificate (FLEETCA_MQTT_HOSTS)")
-	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain for HTTPS on the API (FLEETCA_TLS_CERT)")
-	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for HTTPS on the API (FLEETCA_TLS_KEY)")
-	fs.StringVar(&c.AccountID, "account-id", c.AccountID, "12-digit ID of the default account made on first start (FLEETCA_ACCOUNT_ID)")
-	fs.StringVar(&c.CAKeyAlgorithm, "ca-key-algorithm", c.CAKeyAlgorithm, "key type of a CA made on first start: "+algorithmList()+" (FLEETCA_CA_KEY_ALGORITHM)")
-	fs.StringVar(&c.Database, "database", c.Database, "PostgreSQL URL shared by several replicas, e.g. postgres://fleetca@db/fleetca; empty means SQLite in the data directory (FLEETCA_DATABASE_URL)")
-	fs.StringVar(&c.CAKeyPassphraseFile, "ca-key-passphrase-file", c.CAKeyPassphraseFile, "file holding the passphrase that seals the CA keys (or set FLEETCA_CA_KEY_PASSPHRASE) (FLEETCA_CA_KEY_PASSPHRASE_FILE)")
-	fs.StringVar(&c.LambdaEndpoint, "lambda-endpoint", c.LambdaEndpoint, "Lambda Invoke API endpoint for certificate providers, e.g. http://127.0.0.1:3001 for sam local; empty means AWS Lambda (FLEETCA_LAMBDA_ENDPOINT)")
-	fs.DurationVar(&c.ProviderTimeout, "provider-timeout", c.ProviderTimeout, "time a certificate provider has to answer")
-	fs.DurationVar(&c.DatabaseTimeout, "db-timeout", c.DatabaseTimeout, "time a write transaction may take; requests get five seconds more and answer 503 ServiceUnavailableException beyond it")
-	fs.StringVar(&c.ProviderCrossAccount, "provider-cross-account", c.ProviderCrossAccount, "caller=owner account pairs, comma-separated: the caller's certificate provider may invoke the owner's Lambda functions; by default a provider invokes only its own account's (FLEETCA_PROVIDER_CROSS_ACCOUNT)")
-	fs.IntVar(&c.KeyPool, "key-pool", c.KeyPool, "RSA keys for create-keys-and-certificate generated ahead of time, held only in memory, each used once; cuts the latency of bursts (0: generate each on demand)")
-	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "API requests served at once; more are answered ThrottlingException (0: no bound)")
-	fs.Float64Var(&c.AccountRate, "account-rate", c.AccountRate, "API requests per second per account; more are answered ThrottlingException (0: no bound)")
-	fs.IntVar(&c.AccountBurst, "account-burst", c.AccountBurst, "burst of --account-rate (default: one second's worth)")
-	fs.Float64Var(&c.MQTTProvisioningRate, "mqtt-provisioning-rate", c.MQTTProvisioningRate, "fleet-provisioning requests over MQTT per second per account; more are rejected 429 Throttled")
-	fs.IntVar(&c.MQTTProvisioningBurst, "mqtt-provisioning-burst", c.MQTTProvisioningBurst, "burst of --mqtt-provisioning-rate")
-	fs.DurationVar(&c.MQTTWriteTimeout, "mqtt-write-timeout", c.MQTTWriteTimeout, "time a write to a device may take; a device that stops reading is disconnected after it")
-	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (FLEETCA_LOG_FORMAT)")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (FLEETCA_LOG_LEVEL)")
-	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "address serving Go's profiler at /debug/pprof/, unauthenticated, e.g. 127.0.0.1:7402; empty disables it (FLEETCA_DEBUG_ADDR)")
+	for _, s := range c.settings() {
+		if s.flag == "" {
+			continue
+		}
+		help := s.help + " (" + s.env + ")"
+		switch p := s.ptr.(type) {
+		case *string:
+			fs.StringVar(p, s.flag, *p, help)
+		case *int:
+			fs.IntVar(p, s.flag, *p, help)
+		case *float64:
+			fs.Float64Var(p, s.flag, *p, help)
+		case *time.Duration:
+			fs.DurationVar(p, s.flag, *p, help)
+		}
+	}
 }
 
 func algorithmList() string {
@@ -176,7 +156,7 @@ const maxKeyPool = 1024
 
 // Validate reports every setting that is wrong.
 func (c *Config) Validate() error {
-	var errs []error
+	errs := append([]error(nil), c.envErrs...)
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("the data directory must be set"))
 	}
