@@ -1,20 +1,30 @@
 // Package archtest enforces the direction of dependencies described in
 // ARCHITECTURE.md, so that a wrong import fails the build's tests instead of
-// slipping through review.
+// slipping through review. It reads the module's packages with `go list`, so
+// that what a package reaches through its dependencies counts as much as
+// what it imports itself.
 package archtest
 
 import (
-	"go/build"
-	"os"
+	"bytes"
+	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
 const module = "github.com/fleetca/fleetca/"
 
 // layer ranks the packages: a package may import only packages of a lower
-// layer (never its own layer, never a higher one).
+// layer (never its own layer, never a higher one), so that dependencies point
+// one way and no change can make a cycle.
 var layer = map[string]int{
 	"internal/iot":             0,
 	"internal/apierr":          0,
@@ -28,10 +38,10 @@ var layer = map[string]int{
 	"internal/store/storetest": 2,
 	"internal/sigv4":           2,
 	"internal/provider":        2,
+	"internal/telemetry":       2,
 	"internal/provider/lambda": 3,
 	"internal/registry":        3,
 	"internal/iotapi":          4,
-	"internal/telemetry":       2,
 	"internal/mqttapi":         4,
 	"internal/server":          5,
 	"internal/loadgen":         5,
@@ -39,87 +49,136 @@ var layer = map[string]int{
 	"internal/archtest":        6,
 	"internal/lambdatest":      6,
 	"internal/pgtest":          6,
+	// Examples are separate programs that show how to use fleetca.
+	"examples/certificate-provider":        6,
+	"examples/certificate-provider/signer": 5,
 }
 
-// onlyFor lists imports that only the named packages may use.
-var onlyFor = map[string][]string{
-	"database/sql":       {"internal/store/sqlstore", "internal/pgtest"},
-	"modernc.org/sqlite": {"internal/store/sqlstore"},
-	"github.com/fleetca/fleetca/internal/store/sqlstore":  {"internal/server"},
-	"github.com/fleetca/fleetca/internal/provider/lambda": {"internal/server"},
-	"github.com/aws/aws-sdk-go-v2/service/lambda":         {"internal/provider/lambda"},
-	"github.com/fleetca/fleetca/internal/lambdatest":      {},
-	"github.com/mochi-mqtt/server/v2":                     {"internal/mqttapi"},
-	"github.com/mochi-mqtt/server/v2/listeners":           {"internal/mqttapi"},
-	"github.com/mochi-mqtt/server/v2/packets":             {"internal/mqttapi"},
-	"github.com/fleetca/fleetca/internal/mqttapi":         {"internal/server"},
-	"github.com/prometheus/client_golang/prometheus":      {"internal/telemetry"},
-	"github.com/fleetca/fleetca/internal/telemetry":       {"internal/server"},
-	"github.com/fleetca/fleetca/internal/pgtest":          {},
-	"github.com/jackc/pgx/v5/stdlib":                      {"internal/store/sqlstore", "internal/pgtest"},
-	"github.com/aws/aws-lambda-go/lambda":                 {"internal/lambdatest"},
+// rule says which packages may depend on pkg (itself or its subpackages),
+// and why. A package may reach pkg through one of them (server reaches the
+// SQL driver through sqlstore), never on its own, directly or through some
+// other dependency.
+type rule struct {
+	pkg  string
+	only []string
+	why  string
+	// direct limits the rule to imports: for standard-library packages
+	// that libraries use for their own types (uuid implements
+	// database/sql's Scanner), only who imports them counts.
+	direct bool
+}
+
+var rules = []rule{
+	{"database/sql", []string{"internal/store/sqlstore", "internal/pgtest"},
+		"SQL lives behind the store's interfaces, so that the rules never depend on a database", true},
+	{"modernc.org/sqlite", []string{"internal/store/sqlstore"}, "one place opens SQLite", false},
+	{"github.com/jackc/pgx/v5", []string{"internal/store/sqlstore", "internal/pgtest"}, "one place opens PostgreSQL", false},
+	{module + "internal/store/sqlstore", []string{"internal/server"}, "the composition root alone picks the store", false},
+	{module + "internal/provider/lambda", []string{"internal/server"}, "the composition root alone picks the provider adapter", false},
+	{"github.com/aws/aws-sdk-go-v2/service/lambda", []string{"internal/provider/lambda"}, "the Lambda client is an adapter's, behind provider.Signer", false},
+	{module + "internal/lambdatest", nil, "test support: only tests run Lambda handlers", false},
+	{"github.com/aws/aws-lambda-go/lambda", []string{"internal/lambdatest", "examples/certificate-provider"}, "test support and the example provider function", false},
+	{module + "internal/pgtest", nil, "test support: only tests make throwaway schemas", false},
+	{"github.com/mochi-mqtt/server/v2", []string{"internal/mqttapi"}, "the broker is the MQTT front end's", false},
+	{module + "internal/mqttapi", []string{"internal/server"}, "front ends are composed by server alone", false},
+	{module + "internal/iotapi", []string{"internal/server"}, "front ends are composed by server alone", false},
+	{"github.com/prometheus/client_golang/prometheus", []string{"internal/telemetry"}, "metrics live behind the observer interfaces each layer declares", false},
+	{module + "internal/telemetry", []string{"internal/server"}, "nothing below server knows how it is observed, only that it is", false},
+	{"github.com/eclipse/paho.mqtt.golang", nil, "an MQTT client is for tests, never for the server", false},
 }
 
 // domain lists the packages below the front ends and adapters: they hold the
-// rules and must not know HTTP or MQTT.
+// rules and must not know HTTP or MQTT, so that a rule is the same whichever
+// front end asks.
 var domain = []string{
 	"internal/iot", "internal/apierr", "internal/pki", "internal/keys", "internal/store",
 	"internal/issuance", "internal/provider", "internal/registry", "internal/config",
 }
 
-// wireLibraries are the imports only front ends and adapters may use.
-var wireLibraries = []string{"net/http", "github.com/mochi-mqtt/server/v2", "github.com/eclipse/paho.golang"}
+// wireLibraries are what only front ends and adapters may reach.
+var wireLibraries = []string{"net/http", "github.com/mochi-mqtt/server/v2", "github.com/eclipse/paho.mqtt.golang"}
 
-func packages(t *testing.T) map[string]*build.Package {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkgs := map[string]*build.Package{}
-	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return err
-		}
-		if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "examples") {
-			return filepath.SkipDir
-		}
-		pkg, err := build.ImportDir(path, 0)
-		if err != nil {
-			if _, ok := err.(*build.NoGoError); ok {
-				return nil
-			}
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		pkgs[filepath.ToSlash(rel)] = pkg
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pkgs
+// backgroundAllowed may call context.Background: the program's entry, the
+// composition root, and test support. Everything else works on a context
+// it is given, so that shutdown and deadlines reach it.
+var backgroundAllowed = []string{"cmd/fleetca", "internal/server", "internal/lambdatest", "internal/pgtest", "internal/archtest", "examples/certificate-provider"}
+
+// pkg is what `go list -json` says of a package.
+type pkg struct {
+	ImportPath string
+	Dir        string
+	GoFiles    []string
+	Imports    []string
+	Deps       []string
+	Error      *struct{ Err string }
 }
 
-func TestDependenciesPointOneWay(t *testing.T) {
-	for rel, pkg := range packages(t) {
+var (
+	listOnce sync.Once
+	listed   map[string]*pkg // by path relative to the module
+	listErr  error
+)
+
+func goList(args ...string) ([]*pkg, error) {
+	cmd := exec.Command("go", append([]string{"list", "-e", "-json"}, args...)...)
+	cmd.Dir = "../.."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, &listError{err, stderr.String()}
+	}
+	var pkgs []*pkg
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		p := new(pkg)
+		if err := dec.Decode(p); err == io.EOF {
+			return pkgs, nil
+		} else if err != nil {
+			return nil, err
+		}
+		pkgs = append(pkgs, p)
+	}
+}
+
+type listError struct {
+	err    error
+	stderr string
+}
+
+func (e *listError) Error() string { return "go list: " + e.err.Error() + ": " + e.stderr }
+
+func packages(t *testing.T) map[string]*pkg {
+	t.Helper()
+	listOnce.Do(func() {
+		var pkgs []*pkg
+		pkgs, listErr = goList("./...")
+		listed = map[string]*pkg{}
+		for _, p := range pkgs {
+			listed[strings.TrimPrefix(p.ImportPath, module)] = p
+		}
+	})
+	if listErr != nil {
+		t.Fatal(listErr)
+	}
+	return listed
+}
+
+// under reports whether path is p or one of its subpackages.
+func under(path, p string) bool { return path == p || strings.HasPrefix(path, p+"/") }
+
+func TestDependenciesPointDown(t *testing.T) {
+	t.Parallel()
+	for rel, p := range packages(t) {
 		rank, ok := layer[rel]
 		if !ok {
 			t.Errorf("%s has no layer in archtest; add it and to ARCHITECTURE.md", rel)
 			continue
 		}
-		for _, imp := range pkg.Imports {
-			if allowed, ok := onlyFor[imp]; ok && !contains(allowed, rel) {
-				t.Errorf("%s imports %s, which only %v may", rel, imp, allowed)
-			}
-			for _, wire := range wireLibraries {
-				if contains(domain, rel) && (imp == wire || strings.HasPrefix(imp, wire+"/")) {
-					t.Errorf("%s is below the front ends and must not import %s", rel, imp)
-				}
-			}
+		for _, imp := range p.Imports {
 			if !strings.HasPrefix(imp, module) {
 				if (rel == "internal/iot" || rel == "internal/apierr") && strings.Contains(strings.Split(imp, "/")[0], ".") {
-					t.Errorf("%s must import only the standard library, not %s", rel, imp)
+					t.Errorf("%s must import only the standard library, not %s: it is the vocabulary every layer shares", rel, imp)
 				}
 				continue
 			}
@@ -131,11 +190,104 @@ func TestDependenciesPointOneWay(t *testing.T) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
+func TestRestrictedPackages(t *testing.T) {
+	t.Parallel()
+	pkgs := packages(t)
+	for rel, p := range pkgs {
+		for _, r := range rules {
+			if slices.Contains(r.only, rel) {
+				continue
+			}
+			deps := p.Deps
+			if r.direct {
+				deps = p.Imports
+			}
+			for _, dep := range deps {
+				if !under(dep, r.pkg) || throughAllowed(p, r) {
+					continue
+				}
+				how := "through its dependencies"
+				if slices.Contains(p.Imports, dep) {
+					how = "directly"
+				}
+				t.Errorf("%s reaches %s %s; only %v may (%s)", rel, dep, how, r.only, r.why)
+				break
+			}
+		}
+		if slices.Contains(domain, rel) {
+			for _, dep := range p.Deps {
+				for _, wire := range wireLibraries {
+					if under(dep, wire) {
+						t.Errorf("%s is below the front ends and must not reach %s", rel, dep)
+					}
+				}
+			}
+		}
+	}
+}
+
+// throughAllowed reports whether p reaches r's package through a package the
+// rule allows.
+func throughAllowed(p *pkg, r rule) bool {
+	for _, a := range r.only {
+		if slices.Contains(p.Deps, module+a) {
 			return true
 		}
 	}
 	return false
+}
+
+// TestRulesNameRealPackages: a rule about a package that is in neither the
+// standard library nor the module graph can never match, and hides the rule
+// that was meant (a ban on github.com/eclipse/paho.golang while the module
+// uses paho.mqtt.golang).
+func TestRulesNameRealPackages(t *testing.T) {
+	t.Parallel()
+	var names []string
+	for _, r := range rules {
+		names = append(names, r.pkg)
+	}
+	names = append(names, wireLibraries...)
+	pkgs, err := goList(names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkgs {
+		if p.Error != nil {
+			t.Errorf("archtest names %s, which is not in the module graph: %s", p.ImportPath, p.Error.Err)
+		}
+	}
+	for rel := range layer {
+		if _, ok := packages(t)[rel]; !ok {
+			t.Errorf("archtest ranks %s, which no longer exists", rel)
+		}
+	}
+}
+
+// TestNoBackgroundContext: below the composition root, work runs on a
+// context it was given, so that shutdown and deadlines reach it.
+func TestNoBackgroundContext(t *testing.T) {
+	t.Parallel()
+	for rel, p := range packages(t) {
+		if slices.Contains(backgroundAllowed, rel) {
+			continue
+		}
+		for _, name := range p.GoFiles {
+			path := filepath.Join(p.Dir, name)
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				sel, ok := n.(*ast.SelectorExpr)
+				if !ok {
+					return true
+				}
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == "context" && (sel.Sel.Name == "Background" || sel.Sel.Name == "TODO") {
+					t.Errorf("%s/%s calls context.%s; take a context from the caller instead", rel, name, sel.Sel.Name)
+				}
+				return true
+			})
+		}
+	}
 }
