@@ -24,6 +24,7 @@ import (
 )
 
 func TestCreateKeysAndCertificate(t *testing.T) {
+	t.Parallel()
 	for _, pool := range []int{0, 2} {
 		t.Run(fmt.Sprintf("key pool %d", pool), func(t *testing.T) { testCreateKeysAndCertificate(t, pool) })
 	}
@@ -109,6 +110,7 @@ func testCreateKeysAndCertificate(t *testing.T, pool int) {
 }
 
 func TestCreateCertificateFromCsr(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -169,6 +171,7 @@ func TestCreateCertificateFromCsr(t *testing.T) {
 // TestBadInputChangesNothing sends input AWS refuses and checks the error and
 // that no certificate appeared.
 func TestBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -265,6 +268,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 }
 
 func TestListCertificatesPagination(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -338,6 +342,7 @@ func TestListCertificatesPagination(t *testing.T) {
 }
 
 func TestUpdateCertificate(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -398,6 +403,7 @@ func TestUpdateCertificate(t *testing.T) {
 }
 
 func TestDeleteCertificate(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -434,6 +440,7 @@ func TestDeleteCertificate(t *testing.T) {
 // TestRestartKeepsEverything stops the server and starts another on the same
 // data directory.
 func TestRestartKeepsEverything(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ts := startServer(t, dir)
 	c := ts.iotClient()

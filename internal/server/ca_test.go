@@ -54,6 +54,7 @@ func caCount(t testing.TB, c *iot.Client) int {
 }
 
 func TestRegistrationCode(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -88,6 +89,7 @@ func normalizedHex(s string) (string, bool) {
 }
 
 func TestRegisterCACertificate(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -202,6 +204,7 @@ func TestRegisterCACertificate(t *testing.T) {
 }
 
 func TestCASubjectLimit(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	register := func() error {
@@ -225,6 +228,7 @@ func TestCASubjectLimit(t *testing.T) {
 }
 
 func TestCAAcrossAccounts(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	a := ts.iotClient()
 	credB, err := ts.CreateAccount(context.Background(), testOtherAcct)
@@ -280,6 +284,7 @@ func TestCAAcrossAccounts(t *testing.T) {
 }
 
 func TestRegisterCertificate(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -406,6 +411,7 @@ func TestRegisterCertificate(t *testing.T) {
 }
 
 func TestListCertificatesByCA(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -473,6 +479,7 @@ func TestListCertificatesByCA(t *testing.T) {
 }
 
 func TestUpdateAndDeleteCACertificate(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -556,6 +563,7 @@ func TestUpdateAndDeleteCACertificate(t *testing.T) {
 }
 
 func TestTags(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -646,6 +654,7 @@ func TestTags(t *testing.T) {
 }
 
 func TestCARegistrationSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ts := startServer(t, dir)
 	c := ts.iotClient()

@@ -12,6 +12,7 @@ import (
 // TestProfilerOnItsOwnAddress checks that --debug-addr serves Go's profiler
 // there and only there: the API's address, which faces the fleet, has none.
 func TestProfilerOnItsOwnAddress(t *testing.T) {
+	t.Parallel()
 	off := startServer(t, "")
 	if off.DebugURL() != "" {
 		t.Fatalf("profiler on %s without --debug-addr", off.DebugURL())

@@ -11,6 +11,7 @@ import (
 // TestLoadgen drives the real server with every operation of the load
 // command and checks what it measured.
 func TestLoadgen(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	for _, tc := range []struct {
 		op      string

@@ -14,6 +14,7 @@ import (
 // TestMetrics checks that /metrics counts requests of both front ends, the
 // certificates issued, the store's commits, and the process.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	claim := ts.claim(t, c)

@@ -15,6 +15,7 @@ import (
 // TestMosquittoRR drives both fleet-provisioning flows with Debian's
 // mosquitto_rr, the way the README shows, over MQTT 5 and 3.1.1.
 func TestMosquittoRR(t *testing.T) {
+	t.Parallel()
 	rr, err := exec.LookPath("mosquitto_rr")
 	if err != nil {
 		t.Skip("SKIPPED: mosquitto_rr is not installed (apt-get install mosquitto-clients); the mosquitto_rr flow was not tested")

@@ -53,6 +53,7 @@ func ecKeyPEM(t testing.TB, key *ecdsa.PrivateKey) string {
 // only a claim certificate gets its own certificate over MQTT, which is
 // PENDING_ACTIVATION until activated, and then connects with it.
 func TestFleetProvisioning(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	claim := ts.claim(t, c)
@@ -144,6 +145,7 @@ func activateAndConnect(t *testing.T, ts *testServer, c *iot.Client, kp keyPair)
 }
 
 func TestAdmission(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -224,6 +226,7 @@ func caLeaf(t testing.TB, ca *testCA, cn string) keyPair {
 }
 
 func TestJustInTimeRegistration(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -299,6 +302,7 @@ func TestJustInTimeRegistration(t *testing.T) {
 }
 
 func TestOwnershipTokenExpiry(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	d := ts.mustConnect(t, ts.claim(t, c))
@@ -326,6 +330,7 @@ func TestOwnershipTokenExpiry(t *testing.T) {
 // TestRepliesOnlyToRequester has two devices subscribe to the same reply
 // topic; each receives its own reply and nothing of the other's.
 func TestRepliesOnlyToRequester(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	a, b := ts.mustConnect(t, ts.claim(t, c)), ts.mustConnect(t, ts.claim(t, c))
@@ -342,6 +347,7 @@ func TestRepliesOnlyToRequester(t *testing.T) {
 }
 
 func TestDeactivationDisconnects(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	for _, change := range []string{"INACTIVE", "REVOKED", "deleted"} {
@@ -398,6 +404,7 @@ func TestDeactivationDisconnects(t *testing.T) {
 }
 
 func TestTopicRules(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	t.Run("reserved subscriptions", func(t *testing.T) {

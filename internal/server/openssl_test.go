@@ -16,6 +16,7 @@ import (
 // certificate" steps with the openssl commands it gives, and registers a
 // device certificate made the same way.
 func TestOpenSSLGuideFlow(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("SKIPPED: openssl is not installed; the guide's openssl flow was not tested")
 	}

@@ -27,6 +27,7 @@ func createProvider(name, arn, token string) *iot.CreateCertificateProviderInput
 }
 
 func TestCertificateProviderLifecycle(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
@@ -151,6 +152,7 @@ func TestCertificateProviderLifecycle(t *testing.T) {
 }
 
 func TestCertificateProviderPersists(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ts := startServer(t, dir)
 	const token = "9d7e0c52-2a61-4c1f-8d9e-3b2a1c0f9e8d"

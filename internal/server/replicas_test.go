@@ -55,6 +55,7 @@ func hammer(replicas []*testServer, perReplica int, f func(c *iot.Client, replic
 }
 
 func TestReplicasOnPostgres(t *testing.T) {
+	t.Parallel()
 	replicas := startReplicas(t, 2)
 	a, b := replicas[0].iotClient(), replicas[1].iotClient()
 	ctx := context.Background()

@@ -52,6 +52,7 @@ func requestLines(logs *syncBuffer) []map[string]any {
 // line (operation, status, latency, request ID, account, error code) and
 // that at warn level successful requests leave none.
 func TestRequestLogLines(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		level     slog.Level
 		wantLines int
@@ -86,6 +87,7 @@ func TestRequestLogLines(t *testing.T) {
 // the answer is recorded as 499, not as an internal failure: no error line,
 // no 5xx in the metrics, and no certificate left behind.
 func TestRequestLogClientGone(t *testing.T) {
+	t.Parallel()
 	srv, logs := startWithJSONLogs(t, slog.LevelInfo)
 	c := newIoTClient(srv.URL(), testKeyID, testSecret)
 

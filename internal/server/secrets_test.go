@@ -19,6 +19,7 @@ import (
 // keys) at debug level, including failures, and searches every log line for
 // them.
 func TestNoSecretsInLogs(t *testing.T) {
+	t.Parallel()
 	const passphrase = "log-test-passphrase-7f3a"
 	dir := t.TempDir()
 	ts := startServerWith(t, dir, func(c *config.Config) { c.CAKeyPassphrase = passphrase })

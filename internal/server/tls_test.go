@@ -28,6 +28,7 @@ import (
 // TestHTTPS serves the API with --tls-cert/--tls-key and drives it with the
 // SDK over TLS.
 func TestHTTPS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

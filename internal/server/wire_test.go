@@ -95,6 +95,7 @@ func (r rawResponse) check(t *testing.T, status int, code string) {
 // TestSigV4Refusals sends requests that must not get in, and checks that each
 // is refused with AWS's code and changes nothing.
 func TestSigV4Refusals(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	csr, _ := newCSR(t, "p256", pkixName("sigv4"))
@@ -159,6 +160,7 @@ func TestSigV4Refusals(t *testing.T) {
 // TestPresignedURLs authenticates with query-string signatures, which AWS
 // accepts too, and refuses them once expired or altered.
 func TestPresignedURLs(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	presign := func(secret string, signedAt time.Time, expires string) *http.Request {
 		t.Helper()
@@ -206,6 +208,7 @@ func TestPresignedURLs(t *testing.T) {
 }
 
 func TestWireErrors(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	cases := []struct {
 		name   string
@@ -246,6 +249,7 @@ func TestWireErrors(t *testing.T) {
 }
 
 func TestHealthAndCAUnauthenticated(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	resp, err := http.Get(ts.URL() + "/healthz")
 	if err != nil {
