@@ -7,20 +7,17 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"strings"
 	"testing"
+
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 func csrPEM(t *testing.T, key crypto.Signer) string {
 	t.Helper()
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "t"}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	return testpki.CSR(t, key, pkix.Name{CommonName: "t"})
 }
 
 func TestParseCSR(t *testing.T) {

@@ -2,15 +2,10 @@ package registry_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"path/filepath"
 	"testing"
 	"time"
@@ -27,6 +22,7 @@ import (
 	"github.com/fleetca/fleetca/internal/provider/lambda"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 var scope = iot.Scope{AccountID: "123456789012", Region: "us-east-1"}
@@ -34,23 +30,14 @@ var scope = iot.Scope{AccountID: "123456789012", Region: "us-east-1"}
 // providerCA is the CA of the example provider function.
 func providerCA(t *testing.T) (*x509.Certificate, string, []byte) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(99), Subject: pkix.Name{CommonName: "Provider CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	ca, _ := x509.ParseCertificate(der)
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	return ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	ca := testpki.NewRoot(t, "p256", "Provider CA")
+	return ca.Cert, ca.PEM, []byte(ca.KeyPEM(t))
 }
 
 func deviceCSR(t *testing.T) string {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device"}}, key)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	csr, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "device"})
+	return csr
 }
 
 // TestCreateDeviceCertificateFromCSR runs the device path of

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 func TestCreateKeysAndCertificate(t *testing.T) {
@@ -117,7 +118,7 @@ func TestCreateCertificateFromCsr(t *testing.T) {
 	subject := pkix.Name{CommonName: "thing-42", Organization: []string{"Acme"}, SerialNumber: "SN-42"}
 	for _, kind := range []string{"rsa-2048", "rsa-3072", "p256", "p384", "p521"} {
 		t.Run(kind, func(t *testing.T) {
-			csr, key := newCSR(t, kind, subject)
+			csr, key := testpki.NewCSR(t, kind, subject)
 			out, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr), SetAsActive: true})
 			if err != nil {
 				t.Fatal(err)
@@ -143,7 +144,7 @@ func TestCreateCertificateFromCsr(t *testing.T) {
 		})
 	}
 	t.Run("same CSR twice", func(t *testing.T) {
-		csr, _ := newCSR(t, "p256", subject)
+		csr, _ := testpki.NewCSR(t, "p256", subject)
 		ids := map[string]bool{}
 		for i := 0; i < 2; i++ {
 			out, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr)})
@@ -157,7 +158,7 @@ func TestCreateCertificateFromCsr(t *testing.T) {
 		}
 	})
 	t.Run("empty subject gets the default", func(t *testing.T) {
-		csr, _ := newCSR(t, "p256", pkix.Name{})
+		csr, _ := testpki.NewCSR(t, "p256", pkix.Name{})
 		out, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr)})
 		if err != nil {
 			t.Fatal(err)
@@ -175,17 +176,17 @@ func TestBadInputChangesNothing(t *testing.T) {
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
-	good, _ := newCSR(t, "p256", pkix.Name{CommonName: "x"})
+	good, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "x"})
 	existing, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(good), SetAsActive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsa1024, _ := newCSR(t, "rsa-1024", pkix.Name{CommonName: "weak"})
-	p224, _ := newCSR(t, "p224", pkix.Name{CommonName: "curve"})
-	nul, _ := newCSR(t, "p256", pkix.Name{CommonName: "local\x00host"})
-	integer, _ := newCSR(t, "p256", pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: 5}}})
-	long, _ := newCSR(t, "p256", pkix.Name{CommonName: strings.Repeat("n", 1500)})
-	oddSize, _ := newCSR(t, "rsa-2056", pkix.Name{CommonName: "odd"})
+	rsa1024, _ := testpki.NewCSR(t, "rsa-1024", pkix.Name{CommonName: "weak"})
+	p224, _ := testpki.NewCSR(t, "p224", pkix.Name{CommonName: "curve"})
+	nul, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "local\x00host"})
+	integer, _ := testpki.NewCSR(t, "p256", pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: 5}}})
+	long, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: strings.Repeat("n", 1500)})
+	oddSize, _ := testpki.NewCSR(t, "rsa-2056", pkix.Name{CommonName: "odd"})
 	csrCases := []struct {
 		name, csr, wantMessage string
 	}{
@@ -273,7 +274,7 @@ func TestListCertificatesPagination(t *testing.T) {
 	c := ts.iotClient()
 	ctx := context.Background()
 	const n = 600
-	csr, _ := newCSR(t, "p256", pkix.Name{CommonName: "paged"})
+	csr, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "paged"})
 	created := make(chan string, n)
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
@@ -450,7 +451,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, _ := newCSR(t, "p256", pkix.Name{CommonName: "persisted"})
+	csr, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "persisted"})
 	fromCSR, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr)})
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/fleetca/fleetca/internal/issuance"
 	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/pgtest"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // These benchmarks put each API operation beside its raw crypto cost, measured
@@ -117,7 +118,7 @@ func BenchmarkCreateCertificateFromCsrPostgres(b *testing.B) {
 
 func benchCreateFromCSR(b *testing.B, ts *testServer, kind string) {
 	issuing, signer := rawCA(b)
-	csr, _ := newCSR(b, kind, pkix.Name{CommonName: "bench"})
+	csr, _ := testpki.NewCSR(b, kind, pkix.Name{CommonName: "bench"})
 	c := ts.iotClient()
 	in := &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr), SetAsActive: true}
 	var rawCPU float64

@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // subackCodes subscribes to filters and returns the SUBACK code of each.
@@ -97,7 +98,7 @@ func TestBrokerLimits(t *testing.T) {
 		}
 	})
 	t.Run("wildcards do not reach reserved topics", func(t *testing.T) {
-		ca := newRootCA(t, "p256", "Events CA")
+		ca := testpki.NewRoot(t, "p256", "Events CA")
 		caID := registerCAWithAutoRegistration(t, c, ca)
 		// Separate clients: paho routes a message to every handler whose
 		// filter matches locally, whichever subscription brought it.
@@ -138,10 +139,10 @@ func TestBrokerLimits(t *testing.T) {
 
 // registerCAWithAutoRegistration registers ca in DEFAULT mode, ACTIVE, with
 // auto-registration.
-func registerCAWithAutoRegistration(t *testing.T, c *iot.Client, ca *testCA) string {
+func registerCAWithAutoRegistration(t *testing.T, c *iot.Client, ca *testpki.CA) string {
 	t.Helper()
 	out, err := c.RegisterCACertificate(context.Background(), &iot.RegisterCACertificateInput{
-		CaCertificate: aws.String(ca.pem), VerificationCertificate: aws.String(ca.verification(t, registrationCode(t, c))),
+		CaCertificate: aws.String(ca.PEM), VerificationCertificate: aws.String(ca.Verification(t, registrationCode(t, c))),
 		SetAsActive: true, AllowAutoRegistration: true,
 	})
 	if err != nil {
@@ -280,7 +281,7 @@ func TestProvisioningRateLimit(t *testing.T) {
 	c := ts.iotClient()
 	d := ts.mustConnect(t, ts.claim(t, c))
 	statuses := map[float64]int{}
-	csr, _ := newCSR(t, "p256", pkixName("rate"))
+	csr, _ := testpki.NewCSR(t, "p256", pkixName("rate"))
 	for range 4 {
 		topic, reply := d.request(t, "$aws/certificates/create-from-csr", "json", map[string]string{"certificateSigningRequest": csr})
 		if strings.HasSuffix(topic, "/accepted") {

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 func registrationCode(t testing.TB, c *iot.Client) string {
@@ -26,11 +28,11 @@ func registrationCode(t testing.TB, c *iot.Client) string {
 
 // registerCA registers ca in DEFAULT mode with a proper verification
 // certificate and returns its ID.
-func registerCA(t testing.TB, c *iot.Client, ca *testCA, active bool) string {
+func registerCA(t testing.TB, c *iot.Client, ca *testpki.CA, active bool) string {
 	t.Helper()
 	out, err := c.RegisterCACertificate(context.Background(), &iot.RegisterCACertificateInput{
-		CaCertificate:           aws.String(ca.pem),
-		VerificationCertificate: aws.String(ca.verification(t, registrationCode(t, c))),
+		CaCertificate:           aws.String(ca.PEM),
+		VerificationCertificate: aws.String(ca.Verification(t, registrationCode(t, c))),
 		SetAsActive:             active,
 	})
 	if err != nil {
@@ -97,10 +99,10 @@ func TestRegisterCACertificate(t *testing.T) {
 
 	for _, kind := range []string{"rsa-2048", "p256"} {
 		t.Run("accepted "+kind, func(t *testing.T) {
-			ca := newRootCA(t, kind, "Acme Root "+kind)
+			ca := testpki.NewRoot(t, kind, "Acme Root "+kind)
 			out, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{
-				CaCertificate:           aws.String(ca.pem),
-				VerificationCertificate: aws.String(ca.verification(t, code)),
+				CaCertificate:           aws.String(ca.PEM),
+				VerificationCertificate: aws.String(ca.Verification(t, code)),
 				RegistrationConfig:      &types.RegistrationConfig{TemplateName: aws.String("jitp-template")},
 				Tags:                    []types.Tag{{Key: aws.String("team"), Value: aws.String("devices")}},
 			})
@@ -117,7 +119,7 @@ func TestRegisterCACertificate(t *testing.T) {
 			cd := d.CertificateDescription
 			if cd.Status != types.CACertificateStatusInactive || cd.AutoRegistrationStatus != types.AutoRegistrationStatusDisable ||
 				cd.CertificateMode != types.CertificateModeDefault || *cd.OwnedBy != testAccount || *cd.CustomerVersion != 1 ||
-				parseCertPEM(t, *cd.CertificatePem).Equal(ca.cert) == false || !cd.Validity.NotAfter.Equal(ca.cert.NotAfter) {
+				parseCertPEM(t, *cd.CertificatePem).Equal(ca.Cert) == false || !cd.Validity.NotAfter.Equal(ca.Cert.NotAfter) {
 				t.Errorf("description %+v", cd)
 			}
 			if d.RegistrationConfig == nil || aws.ToString(d.RegistrationConfig.TemplateName) != "jitp-template" {
@@ -129,7 +131,7 @@ func TestRegisterCACertificate(t *testing.T) {
 			}
 			// The same CA again is refused, naming the existing one.
 			_, err = c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{
-				CaCertificate: aws.String(ca.pem), VerificationCertificate: aws.String(ca.verification(t, code)),
+				CaCertificate: aws.String(ca.PEM), VerificationCertificate: aws.String(ca.Verification(t, code)),
 			})
 			var exists *types.ResourceAlreadyExistsException
 			if !errors.As(err, &exists) || aws.ToString(exists.ResourceId) != *out.CertificateId || aws.ToString(exists.ResourceArn) != *out.CertificateArn {
@@ -138,9 +140,9 @@ func TestRegisterCACertificate(t *testing.T) {
 		})
 	}
 	t.Run("setAsActive and allowAutoRegistration", func(t *testing.T) {
-		ca := newRootCA(t, "p256", "Active Root")
+		ca := testpki.NewRoot(t, "p256", "Active Root")
 		out, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{
-			CaCertificate: aws.String(ca.pem), VerificationCertificate: aws.String(ca.verification(t, code)),
+			CaCertificate: aws.String(ca.PEM), VerificationCertificate: aws.String(ca.Verification(t, code)),
 			SetAsActive: true, AllowAutoRegistration: true,
 		})
 		if err != nil {
@@ -153,14 +155,14 @@ func TestRegisterCACertificate(t *testing.T) {
 	})
 
 	before := caCount(t, c)
-	other := newRootCA(t, "p256", "Other Root")
-	expired := newRootCAWithKey(t, newKey(t, "p256"), "Expired Root", func() *x509.Certificate {
-		tmpl := caTemplate("Expired Root")
+	other := testpki.NewRoot(t, "p256", "Other Root")
+	expired := testpki.NewRootWithKey(t, testpki.Key(t, "p256"), func() *x509.Certificate {
+		tmpl := testpki.CATemplate("Expired Root")
 		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
 		return tmpl
 	}())
-	notCA := newRootCA(t, "p256", "Not a CA")
-	leafOnly := notCA.leaf(t, "p256", "just a device")
+	notCA := testpki.NewRoot(t, "p256", "Not a CA")
+	leafOnly := notCA.Leaf(t, "p256", "just a device")
 	refusals := []struct {
 		name         string
 		ca, verify   string
@@ -168,14 +170,14 @@ func TestRegisterCACertificate(t *testing.T) {
 		isWantedType func(error) bool
 		message      string
 	}{
-		{"wrong CN", other.pem, other.verification(t, strings.Repeat("0", 64)), "", isErr[*types.RegistrationCodeValidationException], "registration code"},
-		{"verification signed by another key", other.pem, newRootCA(t, "p256", "Other Root").verification(t, code), "", isErr[*types.CertificateValidationException], "not signed"},
-		{"expired CA", expired.pem, expired.verification(t, code), "", isErr[*types.CertificateValidationException], "not valid now"},
-		{"not a CA", leafOnly, other.verification(t, code), "", isErr[*types.CertificateValidationException], "CA:TRUE"},
-		{"garbage CA", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", other.verification(t, code), "", isErr[*types.CertificateValidationException], "not valid"},
-		{"garbage verification", other.pem, "junk", "", isErr[*types.CertificateValidationException], "verification certificate"},
-		{"DEFAULT without verification", other.pem, "", "", isErr[*types.InvalidRequestException], "verification certificate"},
-		{"SNI_ONLY with verification", other.pem, other.verification(t, code), types.CertificateModeSniOnly, isErr[*types.InvalidRequestException], "SNI_ONLY"},
+		{"wrong CN", other.PEM, other.Verification(t, strings.Repeat("0", 64)), "", isErr[*types.RegistrationCodeValidationException], "registration code"},
+		{"verification signed by another key", other.PEM, testpki.NewRoot(t, "p256", "Other Root").Verification(t, code), "", isErr[*types.CertificateValidationException], "not signed"},
+		{"expired CA", expired.PEM, expired.Verification(t, code), "", isErr[*types.CertificateValidationException], "not valid now"},
+		{"not a CA", leafOnly, other.Verification(t, code), "", isErr[*types.CertificateValidationException], "CA:TRUE"},
+		{"garbage CA", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", other.Verification(t, code), "", isErr[*types.CertificateValidationException], "not valid"},
+		{"garbage verification", other.PEM, "junk", "", isErr[*types.CertificateValidationException], "verification certificate"},
+		{"DEFAULT without verification", other.PEM, "", "", isErr[*types.InvalidRequestException], "verification certificate"},
+		{"SNI_ONLY with verification", other.PEM, other.Verification(t, code), types.CertificateModeSniOnly, isErr[*types.InvalidRequestException], "SNI_ONLY"},
 	}
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,7 +195,7 @@ func TestRegisterCACertificate(t *testing.T) {
 		if _, err := c.DeleteRegistrationCode(ctx, &iot.DeleteRegistrationCodeInput{}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(other.pem), VerificationCertificate: aws.String(other.verification(t, code))})
+		_, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(other.PEM), VerificationCertificate: aws.String(other.Verification(t, code))})
 		if !isErr[*types.ResourceNotFoundException](err) {
 			t.Fatalf("err = %v, want ResourceNotFoundException", err)
 		}
@@ -208,9 +210,9 @@ func TestCASubjectLimit(t *testing.T) {
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	register := func() error {
-		ca := newRootCA(t, "p256", "Shared Subject CA")
+		ca := testpki.NewRoot(t, "p256", "Shared Subject CA")
 		_, err := c.RegisterCACertificate(context.Background(), &iot.RegisterCACertificateInput{
-			CaCertificate: aws.String(ca.pem), CertificateMode: types.CertificateModeSniOnly,
+			CaCertificate: aws.String(ca.PEM), CertificateMode: types.CertificateModeSniOnly,
 		})
 		return err
 	}
@@ -238,10 +240,10 @@ func TestCAAcrossAccounts(t *testing.T) {
 	b := ts.client(credB.AccessKeyID, credB.SecretAccessKey)
 	ctx := context.Background()
 
-	ca := newRootCA(t, "p256", "Contested Root")
+	ca := testpki.NewRoot(t, "p256", "Contested Root")
 	idA := registerCA(t, a, ca, true)
 	_, err = b.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{
-		CaCertificate: aws.String(ca.pem), VerificationCertificate: aws.String(ca.verification(t, registrationCode(t, b))),
+		CaCertificate: aws.String(ca.PEM), VerificationCertificate: aws.String(ca.Verification(t, registrationCode(t, b))),
 	})
 	if !isErr[*types.ResourceAlreadyExistsException](err) {
 		t.Fatalf("a second account registering a DEFAULT-mode CA: %v", err)
@@ -254,9 +256,9 @@ func TestCAAcrossAccounts(t *testing.T) {
 		t.Fatalf("account B updates account A's CA: %v", err)
 	}
 	// SNI_ONLY: both accounts may register the same CA.
-	sni := newRootCA(t, "p256", "Shared SNI Root")
+	sni := testpki.NewRoot(t, "p256", "Shared SNI Root")
 	for _, c := range []*iot.Client{a, b} {
-		if _, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(sni.pem), CertificateMode: types.CertificateModeSniOnly, SetAsActive: true}); err != nil {
+		if _, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(sni.PEM), CertificateMode: types.CertificateModeSniOnly, SetAsActive: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -265,7 +267,7 @@ func TestCAAcrossAccounts(t *testing.T) {
 	}
 	// A device certificate of the SNI_ONLY CA registers in both accounts, each
 	// under its own registration.
-	leaf := sni.leaf(t, "p256", "shared-device")
+	leaf := sni.Leaf(t, "p256", "shared-device")
 	for _, c := range []*iot.Client{a, b} {
 		out, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(leaf)})
 		if err != nil {
@@ -289,13 +291,13 @@ func TestRegisterCertificate(t *testing.T) {
 	c := ts.iotClient()
 	ctx := context.Background()
 
-	root := newRootCA(t, "rsa-2048", "Acme Root")
-	inter := root.intermediate(t, "p256", "Acme Devices Intermediate")
+	root := testpki.NewRoot(t, "rsa-2048", "Acme Root")
+	inter := root.Intermediate(t, "p256", "Acme Devices Intermediate")
 	interID := registerCA(t, c, inter, true) // the root itself is not registered
 
 	t.Run("leaf of a registered intermediate", func(t *testing.T) {
 		for _, kind := range []string{"rsa-2048", "p256"} {
-			out, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(inter.leaf(t, kind, "device-"+kind)), Status: types.CertificateStatusActive})
+			out, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(inter.Leaf(t, kind, "device-"+kind)), Status: types.CertificateStatusActive})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -319,8 +321,8 @@ func TestRegisterCertificate(t *testing.T) {
 			{iot.RegisterCertificateInput{Status: types.CertificateStatusInactive, SetAsActive: aws.Bool(true)}, types.CertificateStatusInactive},
 		} {
 			in := tc.in
-			in.CertificatePem = aws.String(inter.leaf(t, "p256", "status"))
-			in.CaCertificatePem = aws.String(inter.pem)
+			in.CertificatePem = aws.String(inter.Leaf(t, "p256", "status"))
+			in.CaCertificatePem = aws.String(inter.PEM)
 			out, err := c.RegisterCertificate(ctx, &in)
 			if err != nil {
 				t.Fatal(err)
@@ -333,12 +335,12 @@ func TestRegisterCertificate(t *testing.T) {
 	})
 
 	before := certificateCount(t, c)
-	inactive := newRootCA(t, "p256", "Inactive Root")
+	inactive := testpki.NewRoot(t, "p256", "Inactive Root")
 	registerCA(t, c, inactive, false)
-	unregistered := newRootCA(t, "p256", "Unregistered Root")
+	unregistered := testpki.NewRoot(t, "p256", "Unregistered Root")
 	// A CA with the intermediate's subject but another key is not its twin.
-	impostor := newRootCAWithKey(t, newKey(t, "p256"), "", caTemplate("Acme Devices Intermediate"))
-	dup := inter.leaf(t, "p256", "dup")
+	impostor := testpki.NewRootWithKey(t, testpki.Key(t, "p256"), testpki.CATemplate("Acme Devices Intermediate"))
+	dup := inter.Leaf(t, "p256", "dup")
 	if _, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(dup)}); err != nil {
 		t.Fatal(err)
 	}
@@ -348,13 +350,13 @@ func TestRegisterCertificate(t *testing.T) {
 		in   iot.RegisterCertificateInput
 		want func(error) bool
 	}{
-		{"CA inactive", iot.RegisterCertificateInput{CertificatePem: aws.String(inactive.leaf(t, "p256", "x"))}, isErr[*types.CertificateStateException]},
-		{"CA unregistered", iot.RegisterCertificateInput{CertificatePem: aws.String(unregistered.leaf(t, "p256", "x"))}, isErr[*types.CertificateValidationException]},
-		{"CA unregistered but given", iot.RegisterCertificateInput{CertificatePem: aws.String(unregistered.leaf(t, "p256", "x")), CaCertificatePem: aws.String(unregistered.pem)}, isErr[*types.CertificateValidationException]},
-		{"signed by a CA with the same subject", iot.RegisterCertificateInput{CertificatePem: aws.String(impostor.leaf(t, "p256", "x"))}, isErr[*types.CertificateValidationException]},
-		{"given CA did not sign it", iot.RegisterCertificateInput{CertificatePem: aws.String(unregistered.leaf(t, "p256", "x")), CaCertificatePem: aws.String(inter.pem)}, isErr[*types.CertificateValidationException]},
+		{"CA inactive", iot.RegisterCertificateInput{CertificatePem: aws.String(inactive.Leaf(t, "p256", "x"))}, isErr[*types.CertificateStateException]},
+		{"CA unregistered", iot.RegisterCertificateInput{CertificatePem: aws.String(unregistered.Leaf(t, "p256", "x"))}, isErr[*types.CertificateValidationException]},
+		{"CA unregistered but given", iot.RegisterCertificateInput{CertificatePem: aws.String(unregistered.Leaf(t, "p256", "x")), CaCertificatePem: aws.String(unregistered.PEM)}, isErr[*types.CertificateValidationException]},
+		{"signed by a CA with the same subject", iot.RegisterCertificateInput{CertificatePem: aws.String(impostor.Leaf(t, "p256", "x"))}, isErr[*types.CertificateValidationException]},
+		{"given CA did not sign it", iot.RegisterCertificateInput{CertificatePem: aws.String(unregistered.Leaf(t, "p256", "x")), CaCertificatePem: aws.String(inter.PEM)}, isErr[*types.CertificateValidationException]},
 		{"garbage", iot.RegisterCertificateInput{CertificatePem: aws.String("junk")}, isErr[*types.CertificateValidationException]},
-		{"status PENDING_TRANSFER", iot.RegisterCertificateInput{CertificatePem: aws.String(inter.leaf(t, "p256", "x")), Status: types.CertificateStatusPendingTransfer}, isErr[*types.InvalidRequestException]},
+		{"status PENDING_TRANSFER", iot.RegisterCertificateInput{CertificatePem: aws.String(inter.Leaf(t, "p256", "x")), Status: types.CertificateStatusPendingTransfer}, isErr[*types.InvalidRequestException]},
 		{"duplicate", iot.RegisterCertificateInput{CertificatePem: aws.String(dup)}, isErr[*types.ResourceAlreadyExistsException]},
 	}
 	for _, tc := range refusals {
@@ -371,19 +373,19 @@ func TestRegisterCertificate(t *testing.T) {
 	t.Run("two registered CAs with one subject and key", func(t *testing.T) {
 		// Re-issuing a self-signed CA with the same key gives a second
 		// certificate that verifies the same leaves.
-		key := newKey(t, "p256")
-		first := newRootCAWithKey(t, key, "", caTemplate("Twin Root"))
-		second := newRootCAWithKey(t, key, "", caTemplate("Twin Root"))
+		key := testpki.Key(t, "p256")
+		first := testpki.NewRootWithKey(t, key, testpki.CATemplate("Twin Root"))
+		second := testpki.NewRootWithKey(t, key, testpki.CATemplate("Twin Root"))
 		registerCA(t, c, first, true)
 		// The second is registered in SNI_ONLY mode; the ambiguity is the same.
-		if _, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(second.pem), CertificateMode: types.CertificateModeSniOnly, SetAsActive: true}); err != nil {
+		if _, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(second.PEM), CertificateMode: types.CertificateModeSniOnly, SetAsActive: true}); err != nil {
 			t.Fatal(err)
 		}
-		leaf := first.leaf(t, "p256", "twin-device")
+		leaf := first.Leaf(t, "p256", "twin-device")
 		if _, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(leaf)}); !isErr[*types.CertificateConflictException](err) {
 			t.Fatalf("ambiguous CA: %v, want CertificateConflictException", err)
 		}
-		out, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(leaf), CaCertificatePem: aws.String(second.pem)})
+		out, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(leaf), CaCertificatePem: aws.String(second.PEM)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -394,7 +396,7 @@ func TestRegisterCertificate(t *testing.T) {
 	})
 
 	t.Run("without CA", func(t *testing.T) {
-		selfSigned := newRootCA(t, "p256", "standalone device").pem
+		selfSigned := testpki.NewRoot(t, "p256", "standalone device").PEM
 		out, err := c.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{CertificatePem: aws.String(selfSigned), Status: types.CertificateStatusActive})
 		if err != nil {
 			t.Fatal(err)
@@ -415,20 +417,20 @@ func TestListCertificatesByCA(t *testing.T) {
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
-	ca := newRootCA(t, "p256", "Big Fleet Root")
+	ca := testpki.NewRoot(t, "p256", "Big Fleet Root")
 	caID := registerCA(t, c, ca, true)
-	other := newRootCA(t, "p256", "Small Fleet Root")
+	other := testpki.NewRoot(t, "p256", "Small Fleet Root")
 	registerCA(t, c, other, true)
 	const n = 300
 	want := map[string]bool{}
 	for i := 0; i < n; i++ {
-		out, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(ca.leaf(t, "p256", fmt.Sprint("device-", i)))})
+		out, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(ca.Leaf(t, "p256", fmt.Sprint("device-", i)))})
 		if err != nil {
 			t.Fatal(err)
 		}
 		want[*out.CertificateId] = true
 		if i%50 == 0 {
-			if _, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(other.leaf(t, "p256", "other"))}); err != nil {
+			if _, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(other.Leaf(t, "p256", "other"))}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -483,7 +485,7 @@ func TestUpdateAndDeleteCACertificate(t *testing.T) {
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
-	ca := newRootCA(t, "p256", "Lifecycle Root")
+	ca := testpki.NewRoot(t, "p256", "Lifecycle Root")
 	id := registerCA(t, c, ca, false)
 	describe := func() *iot.DescribeCACertificateOutput {
 		t.Helper()
@@ -532,13 +534,13 @@ func TestUpdateAndDeleteCACertificate(t *testing.T) {
 	if _, err := c.UpdateCACertificate(ctx, &iot.UpdateCACertificateInput{CertificateId: aws.String(id), RegistrationConfig: &types.RegistrationConfig{TemplateName: aws.String("fleet-jitp")}}); err != nil {
 		t.Fatal(err)
 	}
-	registerCA(t, c, newRootCA(t, "p256", "Unfiltered Root"), false)
+	registerCA(t, c, testpki.NewRoot(t, "p256", "Unfiltered Root"), false)
 	list, err := c.ListCACertificates(ctx, &iot.ListCACertificatesInput{TemplateName: aws.String("fleet-jitp")})
 	if err != nil || len(list.Certificates) != 1 || *list.Certificates[0].CertificateId != id {
 		t.Fatalf("templateName filter: %v %+v", err, list)
 	}
 
-	leaf, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(ca.leaf(t, "p256", "stays"))})
+	leaf, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(ca.Leaf(t, "p256", "stays"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,8 +569,8 @@ func TestTags(t *testing.T) {
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
-	ca := newRootCA(t, "p256", "Tagged Root")
-	out, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(ca.pem), CertificateMode: types.CertificateModeSniOnly})
+	ca := testpki.NewRoot(t, "p256", "Tagged Root")
+	out, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(ca.PEM), CertificateMode: types.CertificateModeSniOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -645,7 +647,7 @@ func TestTags(t *testing.T) {
 	if _, err := c.DeleteCACertificate(ctx, &iot.DeleteCACertificateInput{CertificateId: out.CertificateId}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(ca.pem), CertificateMode: types.CertificateModeSniOnly}); err != nil {
+	if _, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(ca.PEM), CertificateMode: types.CertificateModeSniOnly}); err != nil {
 		t.Fatal(err)
 	}
 	if got := list(); len(got) != 0 {
@@ -659,13 +661,13 @@ func TestCARegistrationSurvivesRestart(t *testing.T) {
 	ts := startServer(t, dir)
 	c := ts.iotClient()
 	ctx := context.Background()
-	ca := newRootCA(t, "rsa-2048", "Durable Root")
+	ca := testpki.NewRoot(t, "rsa-2048", "Durable Root")
 	id := registerCA(t, c, ca, true)
 	code := registrationCode(t, c)
 	if _, err := c.TagResource(ctx, &iot.TagResourceInput{ResourceArn: aws.String("arn:aws:iot:" + testRegion + ":" + testAccount + ":cacert/" + id), Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}}); err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(ca.leaf(t, "p256", "durable")), Status: types.CertificateStatusActive})
+	leaf, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(ca.Leaf(t, "p256", "durable")), Status: types.CertificateStatusActive})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -689,7 +691,7 @@ func TestCARegistrationSurvivesRestart(t *testing.T) {
 		t.Fatalf("device certificate after restart: %v", err)
 	}
 	// And the CA keeps vouching for new device certificates.
-	if _, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(ca.leaf(t, "p256", "after-restart"))}); err != nil {
+	if _, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(ca.Leaf(t, "p256", "after-restart"))}); err != nil {
 		t.Fatal(err)
 	}
 }

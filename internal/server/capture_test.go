@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
+
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // TestAnotherAccountCannotLockOutADevice: account B registers a copy of
@@ -63,10 +65,10 @@ func TestAnotherAccountCannotCaptureDevices(t *testing.T) {
 	ctx := context.Background()
 	c := ts.iotClient()
 	cB := ts.accountClient(t, testOtherAcct)
-	ca := newRootCA(t, "p256", "A's fleet CA")
+	ca := testpki.NewRoot(t, "p256", "A's fleet CA")
 	caID := registerCA(t, c, ca, true)
 	if _, err := cB.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{
-		CaCertificate: aws.String(ca.pem), CertificateMode: types.CertificateModeSniOnly,
+		CaCertificate: aws.String(ca.PEM), CertificateMode: types.CertificateModeSniOnly,
 		SetAsActive: true, AllowAutoRegistration: true,
 	}); err != nil {
 		t.Fatal(err)
@@ -112,7 +114,7 @@ func TestFleetcasOwnCAsCannotBeRegistered(t *testing.T) {
 	ctx := context.Background()
 	cB := ts.accountClient(t, testOtherAcct)
 	code := registrationCode(t, cB)
-	csr, _ := newCSR(t, "p256", pkixName(code))
+	csr, _ := testpki.NewCSR(t, "p256", pkixName(code))
 	verification, err := cB.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr)})
 	if err != nil {
 		t.Fatal(err)

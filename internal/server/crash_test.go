@@ -22,6 +22,7 @@ import (
 
 	"github.com/fleetca/fleetca/internal/pgtest"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // buildFleetca returns the fleetca binary, built once for the whole package
@@ -118,7 +119,7 @@ type ledger struct {
 // the server stops answering.
 func (l *ledger) load(t *testing.T, c *iot.Client, workers int) {
 	var wg sync.WaitGroup
-	csr, _ := newCSR(t, "p256", pkix.Name{CommonName: "crash"})
+	csr, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "crash"})
 	ctx := context.Background()
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -166,9 +167,9 @@ func (l *ledger) load(t *testing.T, c *iot.Client, workers int) {
 					}
 					l.mu.Unlock()
 				case 3:
-					ca := newRootCA(t, "p256", fmt.Sprint("crash CA ", w, " ", i))
+					ca := testpki.NewRoot(t, "p256", fmt.Sprint("crash CA ", w, " ", i))
 					var out *iot.RegisterCACertificateOutput
-					out, err = c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(ca.pem), CertificateMode: types.CertificateModeSniOnly})
+					out, err = c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(ca.PEM), CertificateMode: types.CertificateModeSniOnly})
 					if err == nil {
 						l.mu.Lock()
 						l.cas[*out.CertificateId] = true

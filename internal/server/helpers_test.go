@@ -3,12 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -228,41 +224,6 @@ func parseCertFile(t testing.TB, path string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return parseCertPEM(t, string(data))
-}
-
-// newCSR makes a PEM CSR for a new key of the given kind.
-func newCSR(t testing.TB, kind string, subject pkix.Name) (string, crypto.Signer) {
-	t.Helper()
-	var key crypto.Signer
-	var err error
-	switch kind {
-	case "rsa-1024":
-		key, err = rsa.GenerateKey(rand.Reader, 1024)
-	case "rsa-2048":
-		key, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "rsa-2056":
-		key, err = rsa.GenerateKey(rand.Reader, 2056)
-	case "rsa-3072":
-		key, err = rsa.GenerateKey(rand.Reader, 3072)
-	case "p224":
-		key, err = ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
-	case "p256":
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "p384":
-		key, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case "p521":
-		key, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	default:
-		t.Fatalf("unknown key kind %q", kind)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), key
 }
 
 // isErr reports whether err's chain holds a T, the SDK's typed error.

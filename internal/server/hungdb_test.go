@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/pgtest"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // freezingProxy forwards TCP connections to target until Freeze, after which
@@ -116,7 +117,7 @@ func TestHungPostgres(t *testing.T) {
 	})
 	c := ts.iotClient()
 	ctx := context.Background()
-	csr, _ := newCSR(t, "p256", pkixName("before the hang"))
+	csr, _ := testpki.NewCSR(t, "p256", pkixName("before the hang"))
 	if _, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr)}); err != nil {
 		t.Fatal(err)
 	}

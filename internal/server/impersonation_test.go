@@ -17,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
+
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // TestDeviceCertificateCannotImpersonateTheBroker is the attack of a device
@@ -29,7 +31,7 @@ func TestDeviceCertificateCannotImpersonateTheBroker(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
-	csrPEM, key := newCSR(t, "p256", pkixName("localhost"))
+	csrPEM, key := testpki.NewCSR(t, "p256", pkixName("localhost"))
 	out, err := c.CreateCertificateFromCsr(context.Background(), &iot.CreateCertificateFromCsrInput{
 		CertificateSigningRequest: aws.String(csrPEM), SetAsActive: true,
 	})

@@ -1,8 +1,8 @@
 package server_test
 
 import (
-	"crypto/elliptic"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"os"
@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // TestMosquittoRR drives both fleet-provisioning flows with Debian's
@@ -35,7 +37,7 @@ func TestMosquittoRR(t *testing.T) {
 	rootPath := write("root.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})))
 	certPath, keyPath := write("claim.pem", claim.certPEM), write("claim.key", claim.keyPEM)
 	_, port, _ := splitHostPort(ts.MQTTAddr())
-	csr, _ := ecCSR(t, elliptic.P256())
+	csr, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "provisioned-device"})
 	csrPayload, _ := json.Marshal(map[string]string{"certificateSigningRequest": csr})
 	for _, version := range []string{"mqttv5", "mqttv311"} {
 		for _, tc := range []struct{ topic, payload string }{

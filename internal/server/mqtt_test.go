@@ -2,13 +2,9 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"testing"
 	"time"
@@ -20,6 +16,7 @@ import (
 	"github.com/fleetca/fleetca/examples/certificate-provider/signer"
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/lambdatest"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 func describeStatus(t testing.TB, c *iot.Client, id string) (types.CertificateStatus, *types.CertificateDescription) {
@@ -29,24 +26,6 @@ func describeStatus(t testing.TB, c *iot.Client, id string) (types.CertificateSt
 		t.Fatalf("describe %s: %v", id, err)
 	}
 	return d.CertificateDescription.Status, d.CertificateDescription
-}
-
-func ecCSR(t testing.TB, curve elliptic.Curve) (string, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(curve, rand.Reader)
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "provisioned-device"}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), key
-}
-
-func ecKeyPEM(t testing.TB, key *ecdsa.PrivateKey) string {
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
 }
 
 // TestFleetProvisioning follows the AWS fleet-provisioning flow: a device with
@@ -76,13 +55,13 @@ func TestFleetProvisioning(t *testing.T) {
 		})
 		t.Run("CreateCertificateFromCsr/"+format, func(t *testing.T) {
 			d := ts.mustConnect(t, claim)
-			csr, key := ecCSR(t, elliptic.P256())
+			csr, key := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "provisioned-device"})
 			topic, reply := d.request(t, "$aws/certificates/create-from-csr", format, map[string]string{"certificateSigningRequest": csr})
 			if topic != "$aws/certificates/create-from-csr/"+format+"/accepted" {
 				t.Fatalf("reply on %s: %v", topic, reply)
 			}
 			certPEM, _ := reply["certificatePem"].(string)
-			kp := newKeyPair(t, certPEM, ecKeyPEM(t, key))
+			kp := newKeyPair(t, certPEM, testpki.KeyPEM(t, key))
 			if reply["certificateId"] != kp.id || reply["certificateOwnershipToken"] == "" {
 				t.Fatalf("reply %v", reply)
 			}
@@ -169,13 +148,13 @@ func TestAdmission(t *testing.T) {
 		}
 	})
 	t.Run("unknown self-signed", func(t *testing.T) {
-		ca := newRootCA(t, "p256", "nobody")
-		if _, err := ts.connect(t, newKeyPair(t, ca.pem, pkcs8PEM(t, ca.key)), ""); err == nil {
+		ca := testpki.NewRoot(t, "p256", "nobody")
+		if _, err := ts.connect(t, newKeyPair(t, ca.PEM, testpki.KeyPEM(t, ca.Key)), ""); err == nil {
 			t.Fatal("an unknown certificate connected")
 		}
 	})
 	t.Run("registered CA", func(t *testing.T) {
-		ca := newRootCA(t, "p256", "Device Fleet CA")
+		ca := testpki.NewRoot(t, "p256", "Device Fleet CA")
 		caID := registerCA(t, c, ca, true)
 		kp := caLeaf(t, ca, "fleet-device")
 		if _, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(kp.certPEM), Status: types.CertificateStatusActive}); err != nil {
@@ -191,9 +170,9 @@ func TestAdmission(t *testing.T) {
 		}
 	})
 	t.Run("SNI_ONLY without CA", func(t *testing.T) {
-		self := newRootCA(t, "p256", "self-signed device")
-		kp := newKeyPair(t, self.pem, pkcs8PEM(t, self.key))
-		if _, err := c.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{CertificatePem: aws.String(self.pem), Status: types.CertificateStatusActive}); err != nil {
+		self := testpki.NewRoot(t, "p256", "self-signed device")
+		kp := newKeyPair(t, self.PEM, testpki.KeyPEM(t, self.Key))
+		if _, err := c.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{CertificatePem: aws.String(self.PEM), Status: types.CertificateStatusActive}); err != nil {
 			t.Fatal(err)
 		}
 		// As at AWS, an SNI_ONLY certificate names its account's endpoint.
@@ -206,23 +185,15 @@ func TestAdmission(t *testing.T) {
 	})
 }
 
-func pkcs8PEM(t testing.TB, key any) string {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-}
-
 // caLeaf issues a client certificate from ca with a key the test keeps.
-func caLeaf(t testing.TB, ca *testCA, cn string) keyPair {
+func caLeaf(t testing.TB, ca *testpki.CA, cn string) keyPair {
 	t.Helper()
-	key := newKey(t, "p256")
-	_, p := sign(t, &x509.Certificate{
+	key := testpki.Key(t, "p256")
+	_, p := testpki.Sign(t, &x509.Certificate{
 		Subject: pkix.Name{CommonName: cn}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, ca.cert, key.Public(), ca.key)
-	return newKeyPair(t, p, pkcs8PEM(t, key))
+	}, ca.Cert, key.Public(), ca.Key)
+	return newKeyPair(t, p, testpki.KeyPEM(t, key))
 }
 
 func TestJustInTimeRegistration(t *testing.T) {
@@ -230,9 +201,9 @@ func TestJustInTimeRegistration(t *testing.T) {
 	ts := startServer(t, "")
 	c := ts.iotClient()
 	ctx := context.Background()
-	ca := newRootCA(t, "p256", "JITR Root")
+	ca := testpki.NewRoot(t, "p256", "JITR Root")
 	out, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{
-		CaCertificate: aws.String(ca.pem), VerificationCertificate: aws.String(ca.verification(t, registrationCode(t, c))),
+		CaCertificate: aws.String(ca.PEM), VerificationCertificate: aws.String(ca.Verification(t, registrationCode(t, c))),
 		SetAsActive: true, AllowAutoRegistration: true,
 	})
 	if err != nil {
@@ -376,7 +347,7 @@ func TestDeactivationDisconnects(t *testing.T) {
 	for _, change := range []string{"CA INACTIVE", "CA deleted"} {
 		t.Run(change, func(t *testing.T) {
 			t.Parallel()
-			ca := newRootCA(t, "p256", "Fleet CA "+change)
+			ca := testpki.NewRoot(t, "p256", "Fleet CA "+change)
 			caID := registerCA(t, c, ca, true)
 			kp := caLeaf(t, ca, "device")
 			if _, err := c.RegisterCertificate(context.Background(), &iot.RegisterCertificateInput{CertificatePem: aws.String(kp.certPEM), Status: types.CertificateStatusActive}); err != nil {
@@ -501,7 +472,8 @@ func TestTopicRules(t *testing.T) {
 // TestProvisioningWithProvider has the account's certificate provider (the
 // example function behind the Lambda Invoke API) sign device CSRs.
 func TestProvisioningWithProvider(t *testing.T) {
-	_, pcaPEM, pcaKey := providerCAForTest(t)
+	pca := testpki.NewRoot(t, "p256", "Provider CA")
+	pcaPEM, pcaKey := pca.PEM, []byte(pca.KeyPEM(t))
 	example, err := signer.New([]byte(pcaPEM), pcaKey, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -524,12 +496,12 @@ func TestProvisioningWithProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, key := ecCSR(t, elliptic.P256())
+	csr, key := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "provisioned-device"})
 	topic, reply := d.request(t, "$aws/certificates/create-from-csr", "json", map[string]string{"certificateSigningRequest": csr})
 	if topic != "$aws/certificates/create-from-csr/json/accepted" {
 		t.Fatalf("reply on %s: %v", topic, reply)
 	}
-	kp := newKeyPair(t, reply["certificatePem"].(string), ecKeyPEM(t, key))
+	kp := newKeyPair(t, reply["certificatePem"].(string), testpki.KeyPEM(t, key))
 	issuer := kp.tls.Leaf
 	if issuer == nil {
 		issuer, _ = x509.ParseCertificate(kp.tls.Certificate[0])
@@ -556,7 +528,7 @@ func TestProvisioningWithProvider(t *testing.T) {
 
 	before := certificateCount(t, c)
 	// The example refuses P-521 keys: the device's fault, 400.
-	p521, _ := ecCSR(t, elliptic.P521())
+	p521, _ := testpki.NewCSR(t, "p521", pkix.Name{CommonName: "provisioned-device"})
 	_, reply = d.request(t, "$aws/certificates/create-from-csr", "json", map[string]string{"certificateSigningRequest": p521})
 	if toInt(reply["statusCode"]) != 400 || reply["errorCode"] != "InvalidRequest" {
 		t.Fatalf("refused CSR: %v", reply)
@@ -574,10 +546,4 @@ func TestProvisioningWithProvider(t *testing.T) {
 	if after := certificateCount(t, c); after != before {
 		t.Fatalf("failed provider calls registered %d certificates", after-before)
 	}
-}
-
-func providerCAForTest(t testing.TB) (*x509.Certificate, string, []byte) {
-	t.Helper()
-	ca := newRootCA(t, "p256", "Provider CA")
-	return ca.cert, ca.pem, []byte(pkcs8PEM(t, ca.key))
 }

@@ -17,13 +17,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // flood sends n signed CreateCertificateFromCsr requests from each of the
 // workers and counts the answers by status and error code.
 func flood(t *testing.T, ts *testServer, workers, n int) map[string]int {
 	t.Helper()
-	csr, _ := newCSR(t, "p256", pkix.Name{CommonName: "flood"})
+	csr, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "flood"})
 	body, _ := json.Marshal(map[string]string{"certificateSigningRequest": csr})
 	var mu sync.Mutex
 	answers := map[string]int{}
@@ -126,7 +127,7 @@ func TestStalledBodiesDoNotStarveSignedRequests(t *testing.T) {
 	}
 	// Give the server time to take the stalled requests in.
 	time.Sleep(200 * time.Millisecond)
-	csr, _ := newCSR(t, "p256", pkix.Name{CommonName: "while stalled"})
+	csr, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "while stalled"})
 	for i := 0; i < 8; i++ {
 		if _, err := ts.iotClient().CreateCertificateFromCsr(context.Background(), &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr)}); err != nil {
 			t.Fatalf("a signed request while 40 bodies stall: %v", err)

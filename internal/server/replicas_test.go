@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/pgtest"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 const testPassphrase = "replica test passphrase"
@@ -76,7 +77,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 
 	t.Run("concurrent creates", func(t *testing.T) {
 		before := certificateCount(t, a)
-		csr, _ := newCSR(t, "p256", pkix.Name{CommonName: "replica"})
+		csr, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "replica"})
 		var mu sync.Mutex
 		ids := map[string]bool{}
 		hammer(replicas, 60, func(c *iot.Client, _, _ int) {
@@ -103,8 +104,8 @@ func TestReplicasOnPostgres(t *testing.T) {
 		var mu sync.Mutex
 		ok, limited := 0, 0
 		hammer(replicas, 7, func(c *iot.Client, _, _ int) {
-			ca := newRootCA(t, "p256", "Replicated Subject")
-			_, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(ca.pem), CertificateMode: types.CertificateModeSniOnly})
+			ca := testpki.NewRoot(t, "p256", "Replicated Subject")
+			_, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(ca.PEM), CertificateMode: types.CertificateModeSniOnly})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -215,7 +216,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		}
 		stop := make(chan struct{})
 		done := make(chan struct{})
-		csr, _ := newCSR(t, "p256", pkix.Name{CommonName: "inserted"})
+		csr, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "inserted"})
 		go func() {
 			defer close(done)
 			for {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // TestNoSecretsInLogs runs everything that handles a secret (private keys
@@ -49,7 +50,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, _ := newCSR(t, "p256", pkix.Name{CommonName: "logged?"})
+	csr, _ := testpki.NewCSR(t, "p256", pkix.Name{CommonName: "logged?"})
 	c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr + "junk")})
 	ts.client(testKeyID, "wrong-"+testSecret).ListCertificates(ctx, &iot.ListCertificatesInput{})
 	// The sealed CA keys, opened with the passphrase.

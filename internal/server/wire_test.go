@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
+
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // rawRequest is an HTTP request built and signed by hand, for what the SDK
@@ -98,9 +100,9 @@ func TestSigV4Refusals(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "")
 	c := ts.iotClient()
-	csr, _ := newCSR(t, "p256", pkixName("sigv4"))
+	csr, _ := testpki.NewCSR(t, "p256", pkixName("sigv4"))
 	body, _ := json.Marshal(map[string]string{"certificateSigningRequest": csr})
-	other, _ := newCSR(t, "p256", pkixName("other"))
+	other, _ := testpki.NewCSR(t, "p256", pkixName("other"))
 	otherBody, _ := json.Marshal(map[string]string{"certificateSigningRequest": other})
 	cases := []struct {
 		name string

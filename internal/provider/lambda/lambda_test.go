@@ -4,14 +4,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"testing"
 	"time"
 
@@ -21,6 +17,7 @@ import (
 	"github.com/fleetca/fleetca/internal/lambdatest"
 	"github.com/fleetca/fleetca/internal/provider"
 	"github.com/fleetca/fleetca/internal/provider/lambda"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 const functionARN = "arn:aws:lambda:us-east-1:123456789012:function:"
@@ -28,29 +25,14 @@ const functionARN = "arn:aws:lambda:us-east-1:123456789012:function:"
 // exampleCA makes the CA the example provider signs with.
 func exampleCA(t *testing.T) (*x509.Certificate, []byte, []byte) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Provider CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	return ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	ca := testpki.NewRoot(t, "p256", "Provider CA")
+	return ca.Cert, []byte(ca.PEM), []byte(ca.KeyPEM(t))
 }
 
-func csr(t *testing.T, curve elliptic.Curve) (string, crypto.PublicKey) {
+func csr(t *testing.T, kind string) (string, crypto.PublicKey) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(curve, rand.Reader)
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device-7"}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), key.Public()
+	csr, key := testpki.NewCSR(t, kind, pkix.Name{CommonName: "device-7"})
+	return csr, key.Public()
 }
 
 func invoker(t *testing.T, endpoint string, timeout time.Duration) *lambda.Invoker {
@@ -71,7 +53,7 @@ func TestSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherKeyCSR, _ := csr(t, elliptic.P256())
+	otherKeyCSR, _ := csr(t, "p256")
 	srv := lambdatest.NewServer(t, map[string]any{
 		"signer": example.Handle,
 		"broken": func(context.Context, signer.Event) (signer.Response, error) {
@@ -91,7 +73,7 @@ func TestSign(t *testing.T) {
 	inv := invoker(t, srv.URL, 500*time.Millisecond)
 	ctx := context.Background()
 
-	goodCSR, goodKey := csr(t, elliptic.P256())
+	goodCSR, goodKey := csr(t, "p256")
 	der, err := inv.Sign(ctx, provider.Request{FunctionARN: functionARN + "signer", CSRPEM: goodCSR, PrincipalID: "claim-cert-id", ClientID: "device-7"}, goodKey)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +93,7 @@ func TestSign(t *testing.T) {
 		t.Fatalf("the function received %s", srv.LastEvent())
 	}
 
-	p521CSR, p521Key := csr(t, elliptic.P521()) // the example accepts P-256 and P-384 only
+	p521CSR, p521Key := csr(t, "p521") // the example accepts P-256 and P-384 only
 	failures := []struct {
 		name     string
 		function string
