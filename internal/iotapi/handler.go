@@ -177,10 +177,13 @@ func (h *Handler) serve(op operation) http.Handler {
 				// server's readiness watch, not once per request.
 				err = apierr.New(apierr.ServiceUnavailable, "The service could not complete the request in time; retry later.")
 			}
-			if _, ok := apierr.As(err); !ok {
+			if e, ok := apierr.As(err); !ok {
 				// Only the log sees what went wrong inside.
 				h.log.Error("internal failure", "operation", op.name, "request_id", requestID, "err", err)
 				err = apierr.New(apierr.InternalFailure, "An internal error occurred; request ID %s.", requestID)
+			} else if e.Cause != nil {
+				// The client sees the message; the cause is for the log.
+				h.log.Error("request failed", "operation", op.name, "request_id", requestID, "err", err)
 			}
 			status, errCode = writeError(w, err)
 			return

@@ -14,11 +14,13 @@ type epoch time.Time
 
 func (t epoch) MarshalJSON() ([]byte, error) {
 	ms := time.Time(t).UnixMilli()
-	sec, frac := ms/1000, ms%1000
-	if frac < 0 {
-		sec, frac = sec-1, frac+1000
+	var b []byte
+	if ms < 0 {
+		// Seconds and milliseconds share the sign: -0.5 s is -0.500.
+		b, ms = append(b, '-'), -ms
 	}
-	b := strconv.AppendInt(nil, sec, 10)
+	b = strconv.AppendInt(b, ms/1000, 10)
+	frac := ms % 1000
 	b = append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 	return b, nil
 }
