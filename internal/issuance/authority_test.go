@@ -1,6 +1,7 @@
 package issuance
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -81,7 +82,7 @@ func TestProfilesLintClean(t *testing.T) {
 				t.Fatal(err)
 			}
 			csr, _ := x509.ParseCertificateRequest(csrDER)
-			fromCSR, err := a.IssueForCSR(csr)
+			fromCSR, err := a.IssueForCSR(context.Background(), csr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +90,7 @@ func TestProfilesLintClean(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			forKey, err := a.IssueForKey(&rsaKey.PublicKey)
+			forKey, err := a.IssueForKey(context.Background(), &rsaKey.PublicKey)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +120,7 @@ func TestDeviceProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issued, err := a.IssueForKey(&rsaKey.PublicKey)
+	issued, err := a.IssueForKey(context.Background(), &rsaKey.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func TestDeviceCertificateCannotServeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	csr, _ := x509.ParseCertificateRequest(csrDER)
-	issued, err := a.IssueForCSR(csr)
+	issued, err := a.IssueForCSR(context.Background(), csr)
 	if err != nil {
 		t.Fatal(err)
 	}

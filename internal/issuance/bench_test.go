@@ -1,6 +1,7 @@
 package issuance
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -41,7 +42,7 @@ func BenchmarkIssueForCSR(b *testing.B) {
 			b.Run(string(alg)+" CA/"+csrName, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := a.IssueForCSR(csr); err != nil {
+					if _, err := a.IssueForCSR(context.Background(), csr); err != nil {
 						b.Fatal(err)
 					}
 				}

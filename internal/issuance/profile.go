@@ -1,6 +1,7 @@
 package issuance
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -40,8 +41,9 @@ type Issued struct {
 // IssueForCSR signs a certificate for the key of a checked CSR (see
 // pki.ParseCSR), keeping the CSR's subject. Everything else follows the
 // profile of AWS-issued certificates; the CSR's requested extensions are not
-// honoured.
-func (a *Authority) IssueForCSR(csr *x509.CertificateRequest) (*Issued, error) {
+// honoured. ctx bounds the signing: a key behind a network (a PKCS#11 token,
+// a KMS) takes its time; a request already gone is not signed.
+func (a *Authority) IssueForCSR(ctx context.Context, csr *x509.CertificateRequest) (*Issued, error) {
 	tmpl := a.deviceTemplate()
 	if len(csr.Subject.Names) > 0 {
 		tmpl.RawSubject = csr.RawSubject
@@ -49,18 +51,18 @@ func (a *Authority) IssueForCSR(csr *x509.CertificateRequest) (*Issued, error) {
 		// An empty subject would need a critical SAN; use AWS's default instead.
 		tmpl.Subject = defaultSubject
 	}
-	return a.issue(tmpl, csr.PublicKey)
+	return a.issue(ctx, tmpl, csr.PublicKey)
 }
 
 // IssueForKey signs a certificate for a public key fleetca generated, with the
 // subject AWS IoT uses for such keys.
-func (a *Authority) IssueForKey(pub crypto.PublicKey) (*Issued, error) {
+func (a *Authority) IssueForKey(ctx context.Context, pub crypto.PublicKey) (*Issued, error) {
 	if err := pki.CheckPublicKey(pub); err != nil {
 		return nil, err
 	}
 	tmpl := a.deviceTemplate()
 	tmpl.Subject = defaultSubject
-	return a.issue(tmpl, pub)
+	return a.issue(ctx, tmpl, pub)
 }
 
 func (a *Authority) deviceTemplate() *x509.Certificate {
@@ -79,7 +81,12 @@ func (a *Authority) deviceTemplate() *x509.Certificate {
 	}
 }
 
-func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey) (*Issued, error) {
+func (a *Authority) issue(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey) (*Issued, error) {
+	// The key is in memory, so signing cannot be interrupted; it is not
+	// started for a request that has already ended.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	der, err := sign(tmpl, a.issuing, pub, a.signer)
 	if err != nil {
 		return nil, err

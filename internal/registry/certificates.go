@@ -25,7 +25,7 @@ type CreatedCertificate struct {
 // CreateKeysAndCertificate makes an RSA-2048 key pair and a certificate for it.
 // The key is returned and then forgotten.
 func (s *Service) CreateKeysAndCertificate(ctx context.Context, scope iot.Scope, setAsActive bool) (*CreatedCertificate, error) {
-	key, issued, err := s.keyAndCertificate()
+	key, issued, err := s.keyAndCertificate(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -42,12 +42,12 @@ func (s *Service) CreateKeysAndCertificate(ctx context.Context, scope iot.Scope,
 
 // keyAndCertificate makes an RSA-2048 key and a certificate for it with the
 // profile AWS IoT gives the keys it makes.
-func (s *Service) keyAndCertificate() (*rsa.PrivateKey, *issuance.Issued, error) {
+func (s *Service) keyAndCertificate(ctx context.Context) (*rsa.PrivateKey, *issuance.Issued, error) {
 	key, err := s.newDeviceKey()
 	if err != nil {
 		return nil, nil, internal("generating a key", err)
 	}
-	issued, err := s.authority.IssueForKey(&key.PublicKey)
+	issued, err := s.authority.IssueForKey(ctx, &key.PublicKey)
 	if err != nil {
 		return nil, nil, internal("issuing", err)
 	}
@@ -61,7 +61,7 @@ func (s *Service) CreateCertificateFromCSR(ctx context.Context, scope iot.Scope,
 	if err != nil {
 		return nil, apierr.New(apierr.InvalidRequest, "Invalid certificate signing request: %v", err)
 	}
-	issued, err := s.authority.IssueForCSR(csr)
+	issued, err := s.authority.IssueForCSR(ctx, csr)
 	if err != nil {
 		return nil, internal("issuing", err)
 	}

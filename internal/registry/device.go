@@ -46,7 +46,7 @@ type ProvisionedCertificate struct {
 // CreateKeysAndCertificate: a new key and a certificate from fleetca's CA,
 // registered PENDING_ACTIVATION with an ownership token.
 func (s *Service) CreateDeviceKeysAndCertificate(ctx context.Context, scope iot.Scope) (*ProvisionedCertificate, error) {
-	key, issued, err := s.keyAndCertificate()
+	key, issued, err := s.keyAndCertificate(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.
 	}
 	p, err := s.store.ScopeCertificateProvider(ctx, scope)
 	if errors.Is(err, store.ErrNotFound) {
-		issued, err := s.authority.IssueForCSR(csr)
+		issued, err := s.authority.IssueForCSR(ctx, csr)
 		if err != nil {
 			return nil, internal("issuing", err)
 		}

@@ -33,8 +33,10 @@ type Store interface {
 
 // Authority signs certificates; *issuance.Authority is one.
 type Authority interface {
-	IssueForCSR(csr *x509.CertificateRequest) (*issuance.Issued, error)
-	IssueForKey(pub crypto.PublicKey) (*issuance.Issued, error)
+	// IssueForCSR and IssueForKey take a context: a signing key may live
+	// behind a network (a PKCS#11 token, a KMS).
+	IssueForCSR(ctx context.Context, csr *x509.CertificateRequest) (*issuance.Issued, error)
+	IssueForKey(ctx context.Context, pub crypto.PublicKey) (*issuance.Issued, error)
 	// Issuing is the CA certificate that signs what the Authority issues.
 	Issuing() *x509.Certificate
 	// OwnCA reports whether c is one of the Authority's CAs (same key).
