@@ -6,9 +6,6 @@ import (
 	"github.com/fleetca/fleetca/internal/registry"
 )
 
-// maxPEMLength is the model's bound on every certificate PEM member.
-const maxPEMLength = 65536
-
 func (h *Handler) caOperations() []operation {
 	return []operation{
 		{"GetRegistrationCode", "GET /registrationcode", h.getRegistrationCode},
@@ -18,12 +15,6 @@ func (h *Handler) caOperations() []operation {
 		{"ListCACertificates", "GET /cacertificates", h.listCACertificates},
 		{"UpdateCACertificate", "PUT /cacertificate/{caCertificateId}", h.updateCACertificate},
 		{"DeleteCACertificate", "DELETE /cacertificate/{caCertificateId}", h.deleteCACertificate},
-		{"RegisterCertificate", "POST /certificate/register", h.registerCertificate},
-		{"RegisterCertificateWithoutCA", "POST /certificate/register-no-ca", h.registerCertificateWithoutCA},
-		{"ListCertificatesByCA", "GET /certificates-by-ca/{caCertificateId}", h.listCertificatesByCA},
-		{"TagResource", "POST /tags", h.tagResource},
-		{"UntagResource", "POST /untag", h.untagResource},
-		{"ListTagsForResource", "GET /tags", h.listTagsForResource},
 	}
 }
 
@@ -101,41 +92,6 @@ func checkTemplateName(s, member string) error {
 		return validation(s, member, "Member must satisfy regular expression pattern: ^[0-9A-Za-z_-]+$ and have length between 1 and 36")
 	}
 	return nil
-}
-
-// tag is the wire form of iot.Tag; its members are PascalCase in the model.
-type tag struct {
-	Key   *string `json:"Key"`
-	Value *string `json:"Value,omitempty"`
-}
-
-func decodeTags(in []tag, member string) ([]iot.Tag, error) {
-	out := make([]iot.Tag, 0, len(in))
-	for _, t := range in {
-		if t.Key == nil {
-			return nil, validation("null", member+".member.Key", "Member must not be null")
-		}
-		v := ""
-		if t.Value != nil {
-			v = *t.Value
-		}
-		out = append(out, iot.Tag{Key: *t.Key, Value: v})
-	}
-	return out, nil
-}
-
-// pemMember checks a required or optional PEM member's length.
-func pemMember(p *string, member string, required bool) (string, error) {
-	if p == nil {
-		if required {
-			return "", validation("null", member, "Member must not be null")
-		}
-		return "", nil
-	}
-	if n := len(*p); n < 1 || n > maxPEMLength {
-		return "", validation(*p, member, "Member must have length between 1 and 65536")
-	}
-	return *p, nil
 }
 
 type registerCACertificateInput struct {
@@ -323,155 +279,4 @@ func (h *Handler) deleteCACertificate(c *call) (any, error) {
 		return nil, err
 	}
 	return nil, h.reg.DeleteCACertificate(c.r.Context(), c.scope, id)
-}
-
-type registerCertificateInput struct {
-	CertificatePem   *string `json:"certificatePem"`
-	CACertificatePem *string `json:"caCertificatePem"`
-	Status           *string `json:"status"`
-}
-
-// status reads the optional status member.
-func (in *registerCertificateInput) status() (iot.Status, error) {
-	if in.Status == nil {
-		return "", nil
-	}
-	st, ok := iot.ParseStatus(*in.Status)
-	if !ok {
-		return "", validation(*in.Status, "status", "Member must satisfy enum value set: [ACTIVE, INACTIVE, REVOKED, PENDING_TRANSFER, REGISTER_INACTIVE, PENDING_ACTIVATION]")
-	}
-	return st, nil
-}
-
-func (h *Handler) registerCertificate(c *call) (any, error) {
-	var in registerCertificateInput
-	if err := c.decodeBody(&in); err != nil {
-		return nil, err
-	}
-	var req registry.RegisterCertificateInput
-	var err error
-	if req.SetAsActive, err = c.boolQuery("setAsActive"); err != nil {
-		return nil, err
-	}
-	if req.CertificatePEM, err = pemMember(in.CertificatePem, "certificatePem", true); err != nil {
-		return nil, err
-	}
-	if req.CACertificatePEM, err = pemMember(in.CACertificatePem, "caCertificatePem", false); err != nil {
-		return nil, err
-	}
-	if req.Status, err = in.status(); err != nil {
-		return nil, err
-	}
-	cert, err := h.reg.RegisterCertificate(c.r.Context(), c.scope, req)
-	if err != nil {
-		return nil, err
-	}
-	return certificateRef{CertificateArn: cert.ARN(), CertificateID: cert.ID}, nil
-}
-
-func (h *Handler) registerCertificateWithoutCA(c *call) (any, error) {
-	var in registerCertificateInput
-	if err := c.decodeBody(&in); err != nil {
-		return nil, err
-	}
-	certPEM, err := pemMember(in.CertificatePem, "certificatePem", true)
-	if err != nil {
-		return nil, err
-	}
-	st, err := in.status()
-	if err != nil {
-		return nil, err
-	}
-	cert, err := h.reg.RegisterCertificateWithoutCA(c.r.Context(), c.scope, certPEM, st)
-	if err != nil {
-		return nil, err
-	}
-	return certificateRef{CertificateArn: cert.ARN(), CertificateID: cert.ID}, nil
-}
-
-func (h *Handler) listCertificatesByCA(c *call) (any, error) {
-	caID, err := c.certificateIDLabel("caCertificateId")
-	if err != nil {
-		return nil, err
-	}
-	opts, err := c.listOptions()
-	if err != nil {
-		return nil, err
-	}
-	list, err := h.reg.ListCertificatesByCA(c.r.Context(), c.scope, caID, opts)
-	if err != nil {
-		return nil, err
-	}
-	return encodeCertificateList(list), nil
-}
-
-type tagResourceInput struct {
-	ResourceArn *string `json:"resourceArn"`
-	Tags        []tag   `json:"tags"`
-}
-
-func (h *Handler) tagResource(c *call) (any, error) {
-	var in tagResourceInput
-	if err := c.decodeBody(&in); err != nil {
-		return nil, err
-	}
-	if in.ResourceArn == nil {
-		return nil, validation("null", "resourceArn", "Member must not be null")
-	}
-	if in.Tags == nil {
-		return nil, validation("null", "tags", "Member must not be null")
-	}
-	tags, err := decodeTags(in.Tags, "tags")
-	if err != nil {
-		return nil, err
-	}
-	return nil, h.reg.TagResource(c.r.Context(), c.scope, *in.ResourceArn, tags)
-}
-
-type untagResourceInput struct {
-	ResourceArn *string  `json:"resourceArn"`
-	TagKeys     []string `json:"tagKeys"`
-}
-
-func (h *Handler) untagResource(c *call) (any, error) {
-	var in untagResourceInput
-	if err := c.decodeBody(&in); err != nil {
-		return nil, err
-	}
-	if in.ResourceArn == nil {
-		return nil, validation("null", "resourceArn", "Member must not be null")
-	}
-	if in.TagKeys == nil {
-		return nil, validation("null", "tagKeys", "Member must not be null")
-	}
-	for _, k := range in.TagKeys {
-		if n := len([]rune(k)); n < 1 || n > 128 {
-			return nil, validation(k, "tagKeys.member", "Member must have length between 1 and 128")
-		}
-	}
-	return nil, h.reg.UntagResource(c.r.Context(), c.scope, *in.ResourceArn, in.TagKeys)
-}
-
-type listTagsForResourceOutput struct {
-	Tags []tag `json:"tags"`
-}
-
-func (h *Handler) listTagsForResource(c *call) (any, error) {
-	if !c.query.Has("resourceArn") {
-		return nil, validation("null", "resourceArn", "Member must not be null")
-	}
-	// Every tag fits in one answer (at most 50), so no nextToken is ever
-	// handed out; one that is sent is not ours.
-	if c.query.Get("nextToken") != "" {
-		return nil, validation(c.query.Get("nextToken"), "nextToken", "The token was not issued by this service")
-	}
-	tags, err := h.reg.ListTagsForResource(c.r.Context(), c.scope, c.query.Get("resourceArn"))
-	if err != nil {
-		return nil, err
-	}
-	out := listTagsForResourceOutput{Tags: make([]tag, len(tags))}
-	for i := range tags {
-		out.Tags[i] = tag{Key: &tags[i].Key, Value: &tags[i].Value}
-	}
-	return out, nil
 }

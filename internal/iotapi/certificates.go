@@ -16,6 +16,8 @@ func (h *Handler) operations() []operation {
 		{"DeleteCertificate", "DELETE /certificates/{certificateId}", h.deleteCertificate},
 	}
 	ops = append(ops, h.caOperations()...)
+	ops = append(ops, h.registerOperations()...)
+	ops = append(ops, h.tagOperations()...)
 	return append(ops, h.providerOperations()...)
 }
 

@@ -6,8 +6,6 @@ package store
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"time"
 
@@ -204,38 +202,6 @@ type Tags interface {
 	UntagResource(ctx context.Context, r iot.Resource, keys []string) error
 }
 
-// CAMaterial is fleetca's CA as kept in a shared database, so that every
-// replica signs with the same CA. The keys are sealed by the caller before
-// they reach the store.
-type CAMaterial struct {
-	RootCertPEM      []byte
-	IssuingCertPEM   []byte
-	RootKeySealed    []byte
-	IssuingKeySealed []byte
-	// The server CA signs the MQTT endpoint's certificate and nothing else.
-	// A CA stored before the server CA existed has neither field.
-	ServerCACertPEM   []byte
-	ServerCAKeySealed []byte
-}
-
-// Complete reports whether m holds every part of the CA.
-func (m *CAMaterial) Complete() bool {
-	return len(m.RootCertPEM) > 0 && len(m.IssuingCertPEM) > 0 && len(m.RootKeySealed) > 0 && len(m.IssuingKeySealed) > 0 &&
-		len(m.ServerCACertPEM) > 0 && len(m.ServerCAKeySealed) > 0
-}
-
-// CAKeeper keeps the CA material of replicas that share a database.
-type CAKeeper interface {
-	// LoadCA returns the stored CA, or ErrNotFound when there is none.
-	LoadCA(ctx context.Context) (*CAMaterial, error)
-	// StoreCA stores m, which must be Complete, unless a CA is stored
-	// already, and returns the CA stored once it is done: m, or the one
-	// another replica stored first. A stored CA that is not Complete gains
-	// m's server CA if m has the same root. Keys are made and sealed before
-	// the call, never inside the store's transaction.
-	StoreCA(ctx context.Context, m *CAMaterial) (*CAMaterial, error)
-}
-
 // ClientToken makes a create call idempotent: Hash identifies the request's
 // parameters, so a retry can be told from a different request under the same
 // token.
@@ -265,36 +231,4 @@ type CertificateProviders interface {
 	UpdateCertificateProvider(ctx context.Context, scope iot.Scope, name string, change func(*iot.CertificateProvider) error) (*iot.CertificateProvider, error)
 	// DeleteCertificateProvider deletes the provider and its tags; ErrNotFound if absent.
 	DeleteCertificateProvider(ctx context.Context, scope iot.Scope, name string) error
-}
-
-// Cursor is a keyset position: the sort key of the last row of a page.
-type Cursor struct {
-	Time time.Time
-	ID   string
-}
-
-const cursorVersion = 1
-
-// Marker encodes the cursor as the opaque base64 token the API hands out.
-func (c Cursor) Marker() string {
-	b := make([]byte, 0, 9+len(c.ID))
-	b = append(b, cursorVersion)
-	b = binary.BigEndian.AppendUint64(b, uint64(c.Time.UnixMicro()))
-	b = append(b, c.ID...)
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-// ParseMarker decodes a marker made by Cursor.Marker; ErrBadCursor otherwise.
-func ParseMarker(s string) (Cursor, error) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(b) < 10 || len(b) > 9+256 || b[0] != cursorVersion {
-		return Cursor{}, ErrBadCursor
-	}
-	id := string(b[9:])
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x21 || id[i] > 0x7e {
-			return Cursor{}, ErrBadCursor
-		}
-	}
-	return Cursor{Time: time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:9]))).UTC(), ID: id}, nil
 }

@@ -145,33 +145,6 @@ func (s *Store) ListCACertificates(ctx context.Context, q store.CACertificateQue
 	return page, nil
 }
 
-// trimPage cuts the extra row keysetQuery asks for and, when there was one,
-// returns the cursor of the page's last item.
-func trimPage[T any](items []T, limit int, cursor func(*T) store.Cursor) ([]T, *store.Cursor) {
-	if len(items) <= limit {
-		return items, nil
-	}
-	items = items[:limit]
-	next := cursor(&items[limit-1])
-	return items, &next
-}
-
-// keysetQuery completes a SELECT whose WHERE clause is open with the keyset
-// condition, the order and the limit of one page (plus one row, to learn
-// whether another page follows).
-func keysetQuery(base, idColumn string, args []any, after *store.Cursor, ascending bool, limit int) (string, []any) {
-	cmp, order := "<", "DESC"
-	if ascending {
-		cmp, order = ">", "ASC"
-	}
-	if after != nil {
-		base += ` AND (created_us, ` + idColumn + `) ` + cmp + ` (?, ?)`
-		args = append(args, after.Time.UnixMicro(), after.ID)
-	}
-	base += ` ORDER BY created_us ` + order + `, ` + idColumn + ` ` + order + ` LIMIT ?`
-	return base, append(args, limit+1)
-}
-
 // UpdateCACertificate implements store.CACertificates.
 func (s *Store) UpdateCACertificate(ctx context.Context, scope iot.Scope, id string, change func(*iot.CACertificate) error) (*iot.CACertificate, error) {
 	var updated *iot.CACertificate
@@ -222,45 +195,5 @@ func (s *Store) DeleteCACertificate(ctx context.Context, scope iot.Scope, id str
 			return err
 		}
 		return deleteAllTags(tx, iot.Resource{Scope: scope, Type: iot.TypeCACertificate, ID: id})
-	})
-}
-
-// RegistrationCode implements store.RegistrationCodes. The common case, a
-// code that exists, is a read; only the first call of a scope writes.
-func (s *Store) RegistrationCode(ctx context.Context, scope iot.Scope, newCode string) (string, error) {
-	var code string
-	err := s.read.QueryRowContext(ctx, `SELECT code FROM registration_codes WHERE account_id = ? AND region = ?`,
-		scope.AccountID, scope.Region).Scan(&code)
-	if err == nil {
-		return code, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return "", err
-	}
-	if newCode == "" {
-		return "", store.ErrNotFound
-	}
-	err = s.write.do(ctx, func(tx txn) error {
-		if _, err := tx.Exec(`INSERT INTO registration_codes (account_id, region, code, created_us) VALUES (?, ?, ?, ?)
-			ON CONFLICT (account_id, region) DO NOTHING`, scope.AccountID, scope.Region, newCode, time.Now().UnixMicro()); err != nil {
-			return err
-		}
-		return tx.QueryRow(`SELECT code FROM registration_codes WHERE account_id = ? AND region = ?`,
-			scope.AccountID, scope.Region).Scan(&code)
-	})
-	return code, err
-}
-
-// DeleteRegistrationCode implements store.RegistrationCodes.
-func (s *Store) DeleteRegistrationCode(ctx context.Context, scope iot.Scope) error {
-	return s.write.do(ctx, func(tx txn) error {
-		res, err := tx.Exec(`DELETE FROM registration_codes WHERE account_id = ? AND region = ?`, scope.AccountID, scope.Region)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
 	})
 }

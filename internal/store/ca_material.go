@@ -1,0 +1,35 @@
+package store
+
+import "context"
+
+// CAMaterial is fleetca's CA as kept in a shared database, so that every
+// replica signs with the same CA. The keys are sealed by the caller before
+// they reach the store.
+type CAMaterial struct {
+	RootCertPEM      []byte
+	IssuingCertPEM   []byte
+	RootKeySealed    []byte
+	IssuingKeySealed []byte
+	// The server CA signs the MQTT endpoint's certificate and nothing else.
+	// A CA stored before the server CA existed has neither field.
+	ServerCACertPEM   []byte
+	ServerCAKeySealed []byte
+}
+
+// Complete reports whether m holds every part of the CA.
+func (m *CAMaterial) Complete() bool {
+	return len(m.RootCertPEM) > 0 && len(m.IssuingCertPEM) > 0 && len(m.RootKeySealed) > 0 && len(m.IssuingKeySealed) > 0 &&
+		len(m.ServerCACertPEM) > 0 && len(m.ServerCAKeySealed) > 0
+}
+
+// CAKeeper keeps the CA material of replicas that share a database.
+type CAKeeper interface {
+	// LoadCA returns the stored CA, or ErrNotFound when there is none.
+	LoadCA(ctx context.Context) (*CAMaterial, error)
+	// StoreCA stores m, which must be Complete, unless a CA is stored
+	// already, and returns the CA stored once it is done: m, or the one
+	// another replica stored first. A stored CA that is not Complete gains
+	// m's server CA if m has the same root. Keys are made and sealed before
+	// the call, never inside the store's transaction.
+	StoreCA(ctx context.Context, m *CAMaterial) (*CAMaterial, error)
+}
