@@ -262,7 +262,7 @@ func (h *hook) publishRegistered(r *registry.JITRegistration) {
 		Timestamp:                        time.Now().UnixMilli(),
 		CertificateStatus:                string(iot.StatusPendingActivation),
 		AWSAccountID:                     r.Scope.AccountID,
-		CertificateRegistrationTimestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		CertificateRegistrationTimestamp: r.RegisteredAt.UTC().Format("2006-01-02T15:04:05.000Z"),
 	})
 	topic := inNamespace(namespace(r.Scope), "$aws/events/certificates/registered/"+r.CACertificateID)
 	if err := h.broker.Publish(topic, payload, false, 1); err != nil {

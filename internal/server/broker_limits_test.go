@@ -305,7 +305,6 @@ func TestProvisioningRateLimit(t *testing.T) {
 // the publisher: once a write to it has waited --mqtt-write-timeout, it is
 // disconnected. Not parallel: it measures the heap.
 func TestDeviceMemoryIsBounded(t *testing.T) {
-	t.Parallel()
 	ts := startServerWith(t, "", func(c *config.Config) { c.MQTTWriteTimeout = time.Second })
 	c := ts.iotClient()
 	block := make(chan struct{})

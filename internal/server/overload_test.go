@@ -63,7 +63,7 @@ func heapInUse() uint64 {
 // ThrottlingException, which the SDKs retry, instead of queueing, keeps its
 // memory bounded, and serves again when the flood ends.
 func TestOverload(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it measures the heap, which other tests would grow.
 	t.Run("requests in flight", func(t *testing.T) {
 		ts := startServerWith(t, "", func(c *config.Config) { c.MaxInFlight = 2 })
 		before := heapInUse()
