@@ -40,6 +40,7 @@ type Store interface {
 	RegistrationCodes
 	Tags
 	CertificateProviders
+	CAKeeper
 	// Close waits for pending writes and releases the backend.
 	Close() error
 }

@@ -187,7 +187,10 @@ func testCAListAndUpdate(t *testing.T, s store.Store) {
 	if err != nil || got.CustomerVersion != 2 {
 		t.Fatalf("UpdateCACertificate: %v %+v", err, got)
 	}
-	stored, _ := s.CACertificate(ctx, scopeA, id)
+	stored, err := s.CACertificate(ctx, scopeA, id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if stored.Status != iot.CAStatusActive || stored.AutoRegistration != iot.AutoRegistrationEnable || stored.RegistrationConfig.TemplateName != "other" || stored.CustomerVersion != 2 {
 		t.Fatalf("after update: %+v", stored)
 	}
@@ -265,8 +268,8 @@ func testRegistrationCodes(t *testing.T, s store.Store) {
 	if _, err := s.RegistrationCode(ctx, scopeB, ""); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("reading a missing code = %v, want ErrNotFound", err)
 	}
-	if c, _ := s.RegistrationCode(ctx, scopeB, "b"); c != "b" {
-		t.Fatalf("scope B's code %q, want its own", c)
+	if c, err := s.RegistrationCode(ctx, scopeB, "b"); err != nil || c != "b" {
+		t.Fatalf("scope B's code %q, %v; want its own", c, err)
 	}
 	if err := s.DeleteRegistrationCode(ctx, scopeA); err != nil {
 		t.Fatal(err)
@@ -274,8 +277,8 @@ func testRegistrationCodes(t *testing.T, s store.Store) {
 	if err := s.DeleteRegistrationCode(ctx, scopeA); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleting a missing code = %v, want ErrNotFound", err)
 	}
-	if c, _ := s.RegistrationCode(ctx, scopeA, "fresh"); c != "fresh" {
-		t.Fatalf("after delete the code is %q, want the new one", c)
+	if c, err := s.RegistrationCode(ctx, scopeA, "fresh"); err != nil || c != "fresh" {
+		t.Fatalf("after delete the code is %q, %v; want the new one", c, err)
 	}
 }
 

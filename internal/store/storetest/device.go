@@ -19,8 +19,8 @@ func testCertificatesByID(t *testing.T, s store.Store) {
 	if err != nil || len(got) != 2 || got[0].DER == nil {
 		t.Fatalf("CertificatesByID = %d registrations, %v; want 2 with DER", len(got), err)
 	}
-	if got, _ := s.CertificatesByID(ctx, cert(scopeA, 3, base).ID); len(got) != 0 {
-		t.Fatalf("an unknown ID has %d registrations", len(got))
+	if got, err := s.CertificatesByID(ctx, cert(scopeA, 3, base).ID); err != nil || len(got) != 0 {
+		t.Fatalf("an unknown ID has %d registrations, %v", len(got), err)
 	}
 	// CA certificates by subject in every scope.
 	mustCreateCA(t, s, caCert(scopeA, 1, "shared", iot.ModeSNIOnly, base))
@@ -70,7 +70,7 @@ func testProvisioningTokens(t *testing.T, s store.Store) {
 			t.Fatalf("%s was deleted: %v", c.ID, err)
 		}
 	}
-	if deleted, _ := s.ExpireProvisioningTokens(ctx, expiry.Add(2*time.Hour)); len(deleted) != 1 || deleted[0].ID != later.ID {
-		t.Fatalf("later expiry deleted %v", deleted)
+	if deleted, err := s.ExpireProvisioningTokens(ctx, expiry.Add(2*time.Hour)); err != nil || len(deleted) != 1 || deleted[0].ID != later.ID {
+		t.Fatalf("later expiry deleted %v, %v", deleted, err)
 	}
 }

@@ -71,15 +71,15 @@ func testProviders(t *testing.T, s store.Store) {
 	if err != nil || up.LambdaFunctionARN != "arn:aws:lambda:us-east-1:111111111111:function:v2" {
 		t.Fatalf("UpdateCertificateProvider = %+v, %v", up, err)
 	}
-	if got, _ := s.CertificateProvider(ctx, scopeA, "signer"); !got.LastModifiedAt.Equal(later) || !got.CreatedAt.Equal(base) {
-		t.Fatalf("after update: %+v", got)
+	if got, err := s.CertificateProvider(ctx, scopeA, "signer"); err != nil || !got.LastModifiedAt.Equal(later) || !got.CreatedAt.Equal(base) {
+		t.Fatalf("after update: %+v, %v", got, err)
 	}
 	list, more, err := s.ListCertificateProviders(ctx, scopeA, "", true, 10)
 	if err != nil || more || len(list) != 1 || list[0].Name != "signer" {
 		t.Fatalf("ListCertificateProviders = %+v, %v, %v", list, more, err)
 	}
-	if list, _, _ := s.ListCertificateProviders(ctx, scopeA, "signer", true, 10); len(list) != 0 {
-		t.Fatalf("listing after the last name: %+v", list)
+	if list, more, err := s.ListCertificateProviders(ctx, scopeA, "signer", true, 10); err != nil || more || len(list) != 0 {
+		t.Fatalf("listing after the last name: %+v, %v, %v", list, more, err)
 	}
 	r := iot.Resource{Scope: scopeA, Type: iot.TypeCertificateProvider, ID: "signer"}
 	if tags, err := s.Tags(ctx, r); err != nil || len(tags) != 1 {
@@ -99,8 +99,8 @@ func testProviders(t *testing.T, s store.Store) {
 	if _, err := s.CreateCertificateProvider(ctx, provider(scopeA, "second"), nil, store.ClientToken{Value: "token-4", Hash: "h4"}); err != nil {
 		t.Fatal(err)
 	}
-	if tags, _ := s.Tags(ctx, iot.Resource{Scope: scopeA, Type: iot.TypeCertificateProvider, ID: "second"}); len(tags) != 0 {
-		t.Fatalf("a new provider inherited tags: %v", tags)
+	if tags, err := s.Tags(ctx, iot.Resource{Scope: scopeA, Type: iot.TypeCertificateProvider, ID: "second"}); err != nil || len(tags) != 0 {
+		t.Fatalf("a new provider inherited tags: %v, %v", tags, err)
 	}
 	if replayed, err := s.CreateCertificateProvider(ctx, p, nil, store.ClientToken{Value: "token-1", Hash: "h1"}); err != nil || !replayed {
 		t.Fatalf("replaying the first token later: %v %v", replayed, err)

@@ -25,11 +25,16 @@ func RunReplicas(t *testing.T, newStores func(t *testing.T) (store.Store, store.
 		{"OneRegistrationCode", replicaRegistrationCodes},
 		{"FirstAccountOnce", replicaFirstAccount},
 		{"PagingWhileInserting", replicaPaging},
+		{"OneCAWhenStartingTogether", replicaCAKeeper},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := newStores(t)
-			t.Cleanup(func() { a.Close(); b.Close() })
+			t.Cleanup(func() {
+				if err := errors.Join(a.Close(), b.Close()); err != nil {
+					t.Error(err)
+				}
+			})
 			tc.fn(t, a, b)
 		})
 	}

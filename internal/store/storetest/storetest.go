@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CertificateProviders", testProviders},
 		{"ConcurrentProviderCreates", testConcurrentProviderCreates},
 		{"CertificatesByID", testCertificatesByID},
+		{"CAKeeper", testCAKeeper},
 		{"ProvisioningTokens", testProvisioningTokens},
 	}
 	for _, tc := range tests {
@@ -301,8 +302,8 @@ func testUpdate(t *testing.T, s store.Store) {
 	if !errors.Is(err, refuse) {
 		t.Fatalf("UpdateCertificate with a refusing change = %v, want its error", err)
 	}
-	if stored, _ := s.Certificate(ctx, scopeA, c.ID); stored.Status != iot.StatusActive {
-		t.Fatalf("a refused change was written: status %s", stored.Status)
+	if stored, err := s.Certificate(ctx, scopeA, c.ID); err != nil || stored.Status != iot.StatusActive {
+		t.Fatalf("a refused change was written: %+v, %v", stored, err)
 	}
 	if _, err := s.UpdateCertificate(ctx, scopeB, c.ID, func(*iot.Certificate) error { return nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("UpdateCertificate in another scope = %v, want ErrNotFound", err)
