@@ -350,31 +350,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// KeyPoolStats reports what the CreateKeysAndCertificate key pool has done;
-// zeros without a pool.
-func (s *Server) KeyPoolStats() issuance.KeyPoolStats {
-	if s.keyPool == nil {
-		return issuance.KeyPoolStats{}
-	}
-	return s.keyPool.Stats()
-}
-
 // MQTTAddr is the address of the MQTT device endpoint; empty when disabled.
 func (s *Server) MQTTAddr() string {
 	if s.mqtt == nil {
 		return ""
 	}
 	return s.mqtt.Addr()
-}
-
-// ExpireProvisionedCertificates deletes the certificates whose ownership token
-// expired before at while they were still PENDING_ACTIVATION (the janitor does
-// this every minute with the current time).
-func (s *Server) ExpireProvisionedCertificates(ctx context.Context, at time.Time) (int, error) {
-	if s.mqtt == nil {
-		return 0, errors.New("the MQTT endpoint is disabled")
-	}
-	return s.mqtt.ExpireNow(ctx, at)
 }
 
 // Stopped is closed when the HTTP server stops, on Shutdown or on its own (for
