@@ -115,20 +115,14 @@ func (s *Service) RegisterCACertificate(ctx context.Context, scope iot.Scope, in
 	if in.AllowAutoRegistration {
 		c.AutoRegistration = iot.AutoRegistrationEnable
 	}
-	err = s.store.CreateCACertificate(ctx, c, in.Tags, func(sameSubject int) error {
-		if sameSubject >= MaxCAsPerSubject {
-			return apierr.New(apierr.LimitExceeded, "An account may register at most %d CA certificates with the same subject in a region.", MaxCAsPerSubject)
-		}
-		return nil
-	})
+	err = s.store.CreateCACertificate(ctx, c, in.Tags, MaxCAsPerSubject)
 	switch {
+	case errors.Is(err, store.ErrLimit):
+		return nil, apierr.New(apierr.LimitExceeded, "An account may register at most %d CA certificates with the same subject in a region.", MaxCAsPerSubject)
 	case errors.Is(err, store.ErrExists):
 		return nil, apierr.AlreadyExists(c.ID, c.ARN(), "The CA certificate %s is already registered.", c.ID)
 	case errors.Is(err, store.ErrConflict):
 		return nil, apierr.AlreadyExists(c.ID, "", "The CA certificate %s is registered in DEFAULT mode by another account in this region; register it in SNI_ONLY mode instead.", c.ID)
-	}
-	if _, ok := apierr.As(err); ok {
-		return nil, err
 	}
 	if err != nil {
 		return nil, internal("registering a CA certificate", err)

@@ -26,7 +26,11 @@ var (
 	// ErrConflict is a uniqueness rule that spans scopes: a DEFAULT-mode CA
 	// registered in another account of the same region.
 	ErrConflict = errors.New("store: conflicts with another account's resource")
-	// ErrLimit is a limit the caller set for the store to enforce atomically.
+	// ErrLimit is a limit the store enforces atomically: a bound the caller
+	// passes (the maxSameSubject and max parameters), counted in the write
+	// transaction, or one the schema holds (one provider per scope). It is
+	// the one way limits are enforced, so every limit is safe across
+	// replicas.
 	ErrLimit = errors.New("store: limit exceeded")
 	// ErrTokenMismatch is a client token used before with other parameters.
 	ErrTokenMismatch = errors.New("store: client token reused with different parameters")
@@ -140,13 +144,12 @@ type CertificatePage struct {
 
 // CACertificates keeps registered CA certificates.
 type CACertificates interface {
-	// CreateCACertificate stores a CA certificate and its tags. In the same
-	// transaction it calls admit with the number of the scope's CA
-	// certificates that have the same subject, and writes nothing if admit
-	// returns an error. ErrExists if the scope has this CA already;
-	// ErrConflict if the CA is DEFAULT-mode and another account of the region
-	// has it in DEFAULT mode.
-	CreateCACertificate(ctx context.Context, ca *iot.CACertificate, tags []iot.Tag, admit func(sameSubject int) error) error
+	// CreateCACertificate stores a CA certificate and its tags. ErrExists if
+	// the scope has this CA already; ErrConflict if the CA is DEFAULT-mode
+	// and another account of the region has it in DEFAULT mode; ErrLimit if
+	// the scope would then have more than maxSameSubject CA certificates
+	// with its subject (counted in the write transaction).
+	CreateCACertificate(ctx context.Context, ca *iot.CACertificate, tags []iot.Tag, maxSameSubject int) error
 	// CACertificate returns the CA certificate, DER included, or ErrNotFound.
 	CACertificate(ctx context.Context, scope iot.Scope, id string) (*iot.CACertificate, error)
 	// CACertificatesBySubject returns the scope's CA certificates, DER

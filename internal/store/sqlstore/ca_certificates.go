@@ -34,7 +34,7 @@ func scanCA(r rowScanner) (*iot.CACertificate, error) {
 }
 
 // CreateCACertificate implements store.CACertificates.
-func (s *Store) CreateCACertificate(ctx context.Context, ca *iot.CACertificate, tags []iot.Tag, admit func(sameSubject int) error) error {
+func (s *Store) CreateCACertificate(ctx context.Context, ca *iot.CACertificate, tags []iot.Tag, maxSameSubject int) error {
 	return s.write.do(ctx, func(tx txn) error {
 		// Registrations of one subject in one scope take turns, so the
 		// subject limit holds across replicas.
@@ -65,8 +65,8 @@ func (s *Store) CreateCACertificate(ctx context.Context, ca *iot.CACertificate, 
 		if err != nil {
 			return err
 		}
-		if err := admit(n); err != nil {
-			return err
+		if n >= maxSameSubject {
+			return fmt.Errorf("%d CA certificates with subject %s: %w", n, ca.SubjectKey, store.ErrLimit)
 		}
 		rc := ca.RegistrationConfig
 		_, err = tx.Exec(`INSERT INTO ca_certificates (`+caColumns+`)

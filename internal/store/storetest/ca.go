@@ -31,11 +31,12 @@ func caCert(scope iot.Scope, n int, subject string, mode iot.Mode, created time.
 	}
 }
 
-func admitAll(int) error { return nil }
+// noLimit is a subject limit no test reaches.
+const noLimit = 1 << 20
 
 func mustCreateCA(t *testing.T, s store.Store, ca *iot.CACertificate, tags ...iot.Tag) {
 	t.Helper()
-	if err := s.CreateCACertificate(t.Context(), ca, tags, admitAll); err != nil {
+	if err := s.CreateCACertificate(t.Context(), ca, tags, noLimit); err != nil {
 		t.Fatalf("CreateCACertificate(%s): %v", ca.ID, err)
 	}
 }
@@ -55,7 +56,7 @@ func testCACreateAndGet(t *testing.T, s store.Store) {
 		got.GenerationID != ca.GenerationID || !got.NotAfter.Equal(ca.NotAfter) {
 		t.Fatalf("CACertificate =\n%+v\nwant\n%+v", got, ca)
 	}
-	if err := s.CreateCACertificate(ctx, ca, nil, admitAll); !errors.Is(err, store.ErrExists) {
+	if err := s.CreateCACertificate(ctx, ca, nil, noLimit); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("registering a CA twice = %v, want ErrExists", err)
 	}
 	if _, err := s.CACertificate(ctx, scopeB, ca.ID); !errors.Is(err, store.ErrNotFound) {
@@ -75,7 +76,7 @@ func testCAModesAcrossAccounts(t *testing.T, s store.Store) {
 	mustCreateCA(t, s, def)
 	inB := *def
 	inB.Scope, inB.OwnedBy = scopeB, scopeB.AccountID
-	if err := s.CreateCACertificate(ctx, &inB, nil, admitAll); !errors.Is(err, store.ErrConflict) {
+	if err := s.CreateCACertificate(ctx, &inB, nil, noLimit); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("a DEFAULT CA in a second account of the region = %v, want ErrConflict", err)
 	}
 	inC := *def
@@ -91,27 +92,21 @@ func testCAModesAcrossAccounts(t *testing.T, s store.Store) {
 func testCASubjectLimit(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	const limit = 3
-	admit := func(n int) error {
-		if n >= limit {
-			return store.ErrLimit
-		}
-		return nil
-	}
 	for i := 0; i < limit; i++ {
-		if err := s.CreateCACertificate(ctx, caCert(scopeA, i, "same", iot.ModeSNIOnly, base), nil, admit); err != nil {
+		if err := s.CreateCACertificate(ctx, caCert(scopeA, i, "same", iot.ModeSNIOnly, base), nil, limit); err != nil {
 			t.Fatal(err)
 		}
 	}
 	extra := caCert(scopeA, limit, "same", iot.ModeSNIOnly, base)
-	if err := s.CreateCACertificate(ctx, extra, nil, admit); !errors.Is(err, store.ErrLimit) {
-		t.Fatalf("CA over the subject limit = %v, want admit's error", err)
+	if err := s.CreateCACertificate(ctx, extra, nil, limit); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("CA over the subject limit = %v, want ErrLimit", err)
 	}
 	if _, err := s.CACertificate(ctx, scopeA, extra.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("a refused CA was stored")
 	}
 	// Another subject, and the same subject in another account, are separate.
 	mustCreateCA(t, s, caCert(scopeA, 100, "other", iot.ModeSNIOnly, base))
-	if err := s.CreateCACertificate(ctx, caCert(scopeB, 101, "same", iot.ModeSNIOnly, base), nil, admit); err != nil {
+	if err := s.CreateCACertificate(ctx, caCert(scopeB, 101, "same", iot.ModeSNIOnly, base), nil, limit); err != nil {
 		t.Fatal(err)
 	}
 	same, err := s.CACertificatesBySubject(ctx, scopeA, "same")
@@ -126,7 +121,7 @@ func testCASubjectLimit(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if s.CreateCACertificate(ctx, caCert(scopeC, 200+i, "race", iot.ModeSNIOnly, base), nil, admit) == nil {
+			if s.CreateCACertificate(ctx, caCert(scopeC, 200+i, "race", iot.ModeSNIOnly, base), nil, limit) == nil {
 				mu.Lock()
 				stored++
 				mu.Unlock()

@@ -87,12 +87,7 @@ func replicaSubjectLimit(t *testing.T, a, b store.Store) {
 		if s == b {
 			n += 100
 		}
-		err := s.CreateCACertificate(ctx, caCert(scopeA, n, "contested", iot.ModeSNIOnly, base), nil, func(same int) error {
-			if same >= limit {
-				return store.ErrLimit
-			}
-			return nil
-		})
+		err := s.CreateCACertificate(ctx, caCert(scopeA, n, "contested", iot.ModeSNIOnly, base), nil, limit)
 		if err == nil {
 			mu.Lock()
 			stored++
