@@ -35,3 +35,28 @@ func TestARNs(t *testing.T) {
 		t.Errorf("CertificateARN = %s, want %s", got, want)
 	}
 }
+
+func TestNames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"signer", true}, {"a=b,c@d-e_f", true}, {strings.Repeat("p", 128), true},
+		{"", false}, {strings.Repeat("p", 129), false}, {"bad name", false}, {"naïve", false}, {"a/b", false},
+	} {
+		if got := ValidProviderName(tc.name); got != tc.ok {
+			t.Errorf("ValidProviderName(%q) = %v", tc.name, got)
+		}
+	}
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"env", true}, {"team/owner:name=x+y-z@w_v.u", true}, {"Größe 1", true}, {"", true},
+		{"semi;colon", false}, {"a|b", false}, {"tab\tkey", false}, {"\xff", false},
+	} {
+		if got := ValidTagKeyChars(tc.key); got != tc.ok {
+			t.Errorf("ValidTagKeyChars(%q) = %v", tc.key, got)
+		}
+	}
+}

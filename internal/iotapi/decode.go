@@ -21,9 +21,15 @@ func decodeTags(in []tag, member string) ([]iot.Tag, error) {
 		if t.Key == nil {
 			return nil, validation("null", member+".member.Key", "Member must not be null")
 		}
+		if err := checkTagKey(*t.Key, member+".member.Key"); err != nil {
+			return nil, err
+		}
 		v := ""
 		if t.Value != nil {
 			v = *t.Value
+		}
+		if err := checkTagValue(v, member+".member.Value"); err != nil {
+			return nil, err
 		}
 		out = append(out, iot.Tag{Key: *t.Key, Value: v})
 	}

@@ -40,12 +40,24 @@ func (h *Handler) createCertificateProvider(c *call) (any, error) {
 	if in.AccountDefaultForOperations == nil {
 		return nil, validation("null", "accountDefaultForOperations", "Member must not be null")
 	}
+	if err := checkDefaultOperations(in.AccountDefaultForOperations); err != nil {
+		return nil, err
+	}
+	if in.ClientToken != nil {
+		if err := checkClientToken(*in.ClientToken); err != nil {
+			return nil, err
+		}
+	}
+	name, err := c.providerName()
+	if err != nil {
+		return nil, err
+	}
 	tags, err := decodeTags(in.Tags, "tags")
 	if err != nil {
 		return nil, err
 	}
 	req := registry.CreateProviderInput{
-		Name:                        c.r.PathValue("certificateProviderName"),
+		Name:                        name,
 		LambdaFunctionARN:           *in.LambdaFunctionArn,
 		AccountDefaultForOperations: in.AccountDefaultForOperations,
 		Tags:                        tags,
@@ -70,7 +82,11 @@ type describeCertificateProviderOutput struct {
 }
 
 func (h *Handler) describeCertificateProvider(c *call) (any, error) {
-	p, err := h.reg.DescribeCertificateProvider(c.r.Context(), c.scope, c.r.PathValue("certificateProviderName"))
+	name, err := c.providerName()
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.reg.DescribeCertificateProvider(c.r.Context(), c.scope, name)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +135,16 @@ func (h *Handler) updateCertificateProvider(c *call) (any, error) {
 	if err := c.decodeBody(&in); err != nil {
 		return nil, err
 	}
-	p, err := h.reg.UpdateCertificateProvider(c.r.Context(), c.scope, c.r.PathValue("certificateProviderName"), registry.UpdateProviderInput{
+	name, err := c.providerName()
+	if err != nil {
+		return nil, err
+	}
+	if in.AccountDefaultForOperations != nil {
+		if err := checkDefaultOperations(in.AccountDefaultForOperations); err != nil {
+			return nil, err
+		}
+	}
+	p, err := h.reg.UpdateCertificateProvider(c.r.Context(), c.scope, name, registry.UpdateProviderInput{
 		LambdaFunctionARN:           in.LambdaFunctionArn,
 		AccountDefaultForOperations: in.AccountDefaultForOperations,
 	})
@@ -130,5 +155,9 @@ func (h *Handler) updateCertificateProvider(c *call) (any, error) {
 }
 
 func (h *Handler) deleteCertificateProvider(c *call) (any, error) {
-	return nil, h.reg.DeleteCertificateProvider(c.r.Context(), c.scope, c.r.PathValue("certificateProviderName"))
+	name, err := c.providerName()
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.reg.DeleteCertificateProvider(c.r.Context(), c.scope, name)
 }

@@ -48,8 +48,8 @@ func (h *Handler) untagResource(c *call) (any, error) {
 		return nil, validation("null", "tagKeys", "Member must not be null")
 	}
 	for _, k := range in.TagKeys {
-		if n := len([]rune(k)); n < 1 || n > 128 {
-			return nil, validation(k, "tagKeys.member", "Member must have length between 1 and 128")
+		if err := checkTagKey(k, "tagKeys.member"); err != nil {
+			return nil, err
 		}
 	}
 	return nil, h.reg.UntagResource(c.r.Context(), c.scope, *in.ResourceArn, in.TagKeys)

@@ -15,22 +15,9 @@ import (
 	"github.com/fleetca/fleetca/internal/store"
 )
 
-var (
-	// providerName is the model's pattern for certificate provider names.
-	providerName = regexp.MustCompile(`^[\w=,@-]{1,128}$`)
-	// lambdaFunctionARN is a Lambda function ARN, optionally with a version
-	// or alias.
-	lambdaFunctionARN = regexp.MustCompile(`^arn:aws[a-z-]*:lambda:[a-z]{2}(-[a-z]+)+-\d:\d{12}:function:[a-zA-Z0-9_-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?$`)
-	// clientToken is the model's pattern for idempotency tokens.
-	clientToken = regexp.MustCompile(`^\S{36,64}$`)
-)
-
-func checkProviderName(name string) error {
-	if !providerName.MatchString(name) {
-		return apierr.New(apierr.InvalidRequest, "A certificate provider name has 1 to 128 letters, digits and _=,@- characters.")
-	}
-	return nil
-}
+// lambdaFunctionARN is a Lambda function ARN, optionally with a version or
+// alias: the model takes any string, the provider needs a function.
+var lambdaFunctionARN = regexp.MustCompile(`^arn:aws[a-z-]*:lambda:[a-z]{2}(-[a-z]+)+-\d:\d{12}:function:[a-zA-Z0-9_-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?$`)
 
 func checkLambdaARN(arn string) error {
 	if len(arn) > 2048 || !lambdaFunctionARN.MatchString(arn) {
@@ -65,13 +52,6 @@ func functionAccount(arn string) string {
 	return fields[4]
 }
 
-func checkDefaultOperations(ops []string) error {
-	if len(ops) != 1 || ops[0] != iot.OperationCreateCertificateFromCsr {
-		return apierr.New(apierr.InvalidRequest, "accountDefaultForOperations must be [\"%s\"].", iot.OperationCreateCertificateFromCsr)
-	}
-	return nil
-}
-
 // CreateProviderInput is what CreateCertificateProvider needs.
 type CreateProviderInput struct {
 	Name                        string
@@ -99,20 +79,11 @@ func (in CreateProviderInput) hash() string {
 // has at most one. The same client token with the same parameters returns the
 // first answer again, even after the call that created it.
 func (s *Service) CreateCertificateProvider(ctx context.Context, scope iot.Scope, in CreateProviderInput) (*iot.CertificateProvider, error) {
-	if err := checkProviderName(in.Name); err != nil {
-		return nil, err
-	}
 	if err := checkLambdaARN(in.LambdaFunctionARN); err != nil {
 		return nil, err
 	}
 	if err := s.checkFunctionAccount(scope, in.LambdaFunctionARN); err != nil {
 		return nil, err
-	}
-	if err := checkDefaultOperations(in.AccountDefaultForOperations); err != nil {
-		return nil, err
-	}
-	if in.ClientToken != "" && !clientToken.MatchString(in.ClientToken) {
-		return nil, apierr.New(apierr.InvalidRequest, "clientToken must have 36 to 64 characters and no white space.")
 	}
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
@@ -139,9 +110,6 @@ func (s *Service) CreateCertificateProvider(ctx context.Context, scope iot.Scope
 
 // DescribeCertificateProvider returns the scope's provider of that name.
 func (s *Service) DescribeCertificateProvider(ctx context.Context, scope iot.Scope, name string) (*iot.CertificateProvider, error) {
-	if err := checkProviderName(name); err != nil {
-		return nil, err
-	}
 	p, err := s.store.CertificateProvider(ctx, scope, name)
 	return p, providerError(err, name)
 }
@@ -181,19 +149,11 @@ type UpdateProviderInput struct {
 
 // UpdateCertificateProvider changes a provider's function or operations.
 func (s *Service) UpdateCertificateProvider(ctx context.Context, scope iot.Scope, name string, in UpdateProviderInput) (*iot.CertificateProvider, error) {
-	if err := checkProviderName(name); err != nil {
-		return nil, err
-	}
 	if in.LambdaFunctionARN != nil {
 		if err := checkLambdaARN(*in.LambdaFunctionARN); err != nil {
 			return nil, err
 		}
 		if err := s.checkFunctionAccount(scope, *in.LambdaFunctionARN); err != nil {
-			return nil, err
-		}
-	}
-	if in.AccountDefaultForOperations != nil {
-		if err := checkDefaultOperations(in.AccountDefaultForOperations); err != nil {
 			return nil, err
 		}
 	}
@@ -213,9 +173,6 @@ func (s *Service) UpdateCertificateProvider(ctx context.Context, scope iot.Scope
 // DeleteCertificateProvider deletes a provider; device CSRs are then signed by
 // fleetca's CA again.
 func (s *Service) DeleteCertificateProvider(ctx context.Context, scope iot.Scope, name string) error {
-	if err := checkProviderName(name); err != nil {
-		return err
-	}
 	return providerError(s.store.DeleteCertificateProvider(ctx, scope, name), name)
 }
 

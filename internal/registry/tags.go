@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/iot"
@@ -15,28 +13,14 @@ import (
 // MaxTags is how many tags a resource may have, as at AWS.
 const MaxTags = 50
 
-// checkTags applies the model's rules to tags: keys of 1 to 128 characters of
-// letters, digits, white space and _.:/=+-@, not starting with aws:, and
-// values of at most 256 characters; at most MaxTags distinct keys.
+// checkTags applies the rules beyond the model's (which the API checks):
+// keys starting with aws: are reserved, and a resource has at most MaxTags
+// distinct keys.
 func checkTags(tags []iot.Tag) error {
 	keys := map[string]bool{}
 	for _, t := range tags {
-		if n := utf8.RuneCountInString(t.Key); n < 1 || n > 128 {
-			return apierr.New(apierr.InvalidRequest, "Tag keys must have 1 to 128 characters.")
-		}
-		if !utf8.ValidString(t.Key) || !utf8.ValidString(t.Value) {
-			return apierr.New(apierr.InvalidRequest, "Tags must be valid UTF-8.")
-		}
-		for _, r := range t.Key {
-			if !(unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.Is(unicode.Z, r) || strings.ContainsRune("_.:/=+-@", r)) {
-				return apierr.New(apierr.InvalidRequest, "The tag key %q has a character that is not allowed.", t.Key)
-			}
-		}
 		if strings.HasPrefix(strings.ToLower(t.Key), "aws:") {
 			return apierr.New(apierr.InvalidRequest, "Tag keys starting with aws: are reserved.")
-		}
-		if utf8.RuneCountInString(t.Value) > 256 {
-			return apierr.New(apierr.InvalidRequest, "Tag values must have at most 256 characters.")
 		}
 		keys[t.Key] = true
 	}
@@ -70,8 +54,8 @@ func resource(scope iot.Scope, arn string) (iot.Resource, error) {
 			return iot.Resource{}, apierr.New(apierr.InvalidRequest, "The ARN's CA certificate ID is not 64 hexadecimal characters.")
 		}
 	case iot.TypeCertificateProvider:
-		if err := checkProviderName(id); err != nil {
-			return iot.Resource{}, err
+		if !iot.ValidProviderName(id) {
+			return iot.Resource{}, apierr.New(apierr.InvalidRequest, "The ARN's certificate provider name is not a valid name.")
 		}
 	}
 	return iot.Resource{Scope: scope, Type: p.ResourceType, ID: id}, nil
