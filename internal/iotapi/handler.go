@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +69,8 @@ type Handler struct {
 	log      *slog.Logger
 	observer Observer
 	mux      *http.ServeMux
+	// unknown answers whatever matches no operation.
+	unknown http.Handler
 	// inFlight is a semaphore of MaxInFlight slots; nil when unbounded.
 	inFlight chan struct{}
 	// serving counts the requests being served, admitted or not.
@@ -102,17 +106,42 @@ func New(opts Options) *Handler {
 	}
 	// Whatever matches no operation is answered like AWS answers an unknown
 	// route, after authentication, so the API's shape is not shown to strangers.
-	h.mux.Handle("/", h.serve(operation{name: "Unknown", handle: func(c *call) (any, error) {
+	h.unknown = h.serve(operation{name: "Unknown", handle: func(c *call) (any, error) {
 		path := c.r.URL.Path
 		if len(path) > 256 {
 			path = path[:256] + "..."
 		}
 		return nil, apierr.New(apierr.UnknownOperation, "No operation matches %s %s.", c.r.Method, path)
-	}}))
+	}})
+	h.mux.Handle("/", h.unknown)
 	return h
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP routes the request. A path that is not clean (//, /./, /../)
+// matches no operation: ServeMux would redirect it, unauthenticated, which
+// shows strangers the API's routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p != cleanPath(p) {
+		h.unknown.ServeHTTP(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// cleanPath is path.Clean keeping a trailing slash, as ServeMux compares.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
 
 // operation is one API operation: its route and its handler.
 type operation struct {

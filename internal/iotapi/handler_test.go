@@ -790,6 +790,11 @@ func TestUnknownOperation(t *testing.T) {
 		{"PATCH", "/certificates", "No operation matches PATCH /certificates."},
 		{"POST", "/certificates/" + testID, "No operation matches POST /certificates/" + testID + "."},
 		{"GET", long, "No operation matches GET " + long[:256] + "...."},
+		// Paths that are not clean are not redirected (unauthenticated)
+		// to their clean form: they match nothing.
+		{"GET", "//certificates", "No operation matches GET //certificates."},
+		{"GET", "/./certificates", "No operation matches GET /./certificates."},
+		{"POST", "/certificates/../keys-and-certificate", "No operation matches POST /certificates/../keys-and-certificate."},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.target[:min(len(tc.target), 30)], func(t *testing.T) {
