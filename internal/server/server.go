@@ -151,16 +151,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			return nil, fmt.Errorf("mqtt endpoint: %w", err)
 		}
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.health)
-	mux.HandleFunc("GET /readyz", s.ready)
-	mux.HandleFunc("GET /ca.pem", s.rootPEM)
-	mux.HandleFunc("GET /ca-chain.pem", s.chainPEM)
-	mux.Handle("GET /metrics", metrics.Handler())
-	mux.Handle("/", api)
+	public := map[string]http.Handler{
+		"/healthz":      http.HandlerFunc(s.health),
+		"/readyz":       http.HandlerFunc(s.ready),
+		"/ca.pem":       http.HandlerFunc(s.rootPEM),
+		"/ca-chain.pem": http.HandlerFunc(s.chainPEM),
+		"/metrics":      metrics.Handler(),
+	}
 	s.apiConnections = budget.api
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           routes(public, api),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -169,6 +169,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// routes serves the public paths (GET or HEAD, no authentication) and hands
+// everything else to the API, which authenticates it. It is not a ServeMux:
+// one would redirect a path that is not clean (//x, /./x) before the API
+// could refuse it, showing strangers its routes.
+func routes(public map[string]http.Handler, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := public[r.URL.Path]; ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }
 
 // openStoreAndCA opens the database and the CA. With SQLite the CA lives in

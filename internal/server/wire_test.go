@@ -265,4 +265,35 @@ func TestHealthAndCAUnauthenticated(t *testing.T) {
 	if !root.IsCA || root.CheckSignatureFrom(root) != nil {
 		t.Fatal("/ca.pem is not a self-signed CA")
 	}
+	// Only these paths are public, and only to GET and HEAD. A path that is
+	// not clean is neither redirected nor public: the API refuses it
+	// unauthenticated, as any route it does not know.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"HEAD", "/healthz", 200},
+		{"GET", "/readyz", 200},
+		{"POST", "/healthz", 403},
+		{"GET", "//certificates", 403},
+		{"GET", "/./ca.pem", 403},
+		{"GET", "/certificates/../ca.pem", 403},
+	} {
+		req, err := http.NewRequest(tc.method, ts.URL()+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+		}
+		if tc.status == 403 && resp.Header.Get("x-amzn-ErrorType") != "MissingAuthenticationTokenException:" {
+			t.Errorf("%s %s: error type %q", tc.method, tc.path, resp.Header.Get("x-amzn-ErrorType"))
+		}
+	}
 }
