@@ -43,7 +43,7 @@ func (c *Config) settings() []setting {
 		{"max-in-flight", "FLEETCA_MAX_IN_FLIGHT", "API requests served at once; more are answered ThrottlingException (0: no bound)", &c.MaxInFlight},
 		{"account-rate", "FLEETCA_ACCOUNT_RATE", "API requests per second per account; more are answered ThrottlingException (0: no bound)", &c.AccountRate},
 		{"account-burst", "FLEETCA_ACCOUNT_BURST", "burst of --account-rate (default: one second's worth)", &c.AccountBurst},
-		{"mqtt-provisioning-rate", "FLEETCA_MQTT_PROVISIONING_RATE", "fleet-provisioning requests over MQTT per second per account; more are rejected 429 Throttled", &c.MQTTProvisioningRate},
+		{"mqtt-provisioning-rate", "FLEETCA_MQTT_PROVISIONING_RATE", "fleet-provisioning requests over MQTT per second per account and region; more are rejected 429 Throttled", &c.MQTTProvisioningRate},
 		{"mqtt-provisioning-burst", "FLEETCA_MQTT_PROVISIONING_BURST", "burst of --mqtt-provisioning-rate", &c.MQTTProvisioningBurst},
 		{"mqtt-write-timeout", "FLEETCA_MQTT_WRITE_TIMEOUT", "time a write to a device may take; a device that stops reading is disconnected after it", &c.MQTTWriteTimeout},
 		{"log-format", "FLEETCA_LOG_FORMAT", "text or json", &c.LogFormat},

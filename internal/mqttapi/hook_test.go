@@ -764,7 +764,9 @@ func TestProvisioningRateLimit(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
 	issuedDER := p.device(t, "issued").Certificate[0]
-	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope2})}
+	// scope1 in another region: AWS limits each account per region.
+	otherRegion := iot.Scope{AccountID: scope1.AccountID, Region: "ap-southeast-2"}
+	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope2, "r": otherRegion})}
 	fake.createKeys = func(_ context.Context, scope iot.Scope) (*registry.ProvisionedCertificate, error) {
 		return &registry.ProvisionedCertificate{
 			Certificate:    &iot.Certificate{Scope: scope, ID: iot.CertificateID(issuedDER), DER: issuedDER},
@@ -777,7 +779,8 @@ func TestProvisioningRateLimit(t *testing.T) {
 	a1 := connectOne(t, s, "a1", p.device(t, "a"))
 	a2 := connectOne(t, s, "a2", p.device(t, "a"))
 	b1 := connectOne(t, s, "b1", p.device(t, "b"))
-	for _, d := range []*pipeDevice{a1, a2, b1} {
+	r1 := connectOne(t, s, "r1", p.device(t, "r"))
+	for _, d := range []*pipeDevice{a1, a2, b1, r1} {
 		d.subscribe(t, keysJSON+"/accepted", keysJSON+"/rejected")
 	}
 	throttled := map[string]string{"statusCode": "429", "errorCode": "Throttled",
@@ -785,7 +788,7 @@ func TestProvisioningRateLimit(t *testing.T) {
 	for i, step := range []struct {
 		d        *pipeDevice
 		accepted bool
-	}{{a1, true}, {a1, true}, {a1, false}, {a2, false}, {b1, true}, {a1, false}} {
+	}{{a1, true}, {a1, true}, {a1, false}, {a2, false}, {b1, true}, {r1, true}, {a1, false}} {
 		reply := step.d.request(t, keysJSON, nil)
 		switch {
 		case step.accepted && reply.TopicName != keysJSON+"/accepted":
@@ -798,14 +801,14 @@ func TestProvisioningRateLimit(t *testing.T) {
 			}
 		}
 	}
-	if got := calls(fake, &fake.keysCalls); !reflect.DeepEqual(got, []iot.Scope{scope1, scope1, scope2}) {
-		t.Errorf("the registry was asked for %v, want the 3 requests within the bursts", got)
+	if got := calls(fake, &fake.keysCalls); !reflect.DeepEqual(got, []iot.Scope{scope1, scope1, scope2, otherRegion}) {
+		t.Errorf("the registry was asked for %v, want the 4 requests within the bursts", got)
 	}
 	var statuses []int
 	for _, o := range obs.observed() {
 		statuses = append(statuses, o.status)
 	}
-	if want := []int{200, 200, 429, 429, 200, 429}; !reflect.DeepEqual(statuses, want) {
+	if want := []int{200, 200, 429, 429, 200, 200, 429}; !reflect.DeepEqual(statuses, want) {
 		t.Errorf("observed statuses %v, want %v", statuses, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/pki"
 	"github.com/fleetca/fleetca/internal/registry"
 )
@@ -78,7 +79,7 @@ func (h *hook) serve(cl *mqtt.Client, sess *session, op operation, payload []byt
 	defer cancel()
 	var reply any
 	var err error
-	if h.limiter.allow(sess.scope.AccountID) {
+	if h.limiter.allow(sess.scope) {
 		reply, err = h.handle(ctx, sess, op, payload)
 	} else {
 		err = apierr.New(apierr.Throttling, "Rate exceeded for the account's fleet-provisioning requests.")
@@ -183,6 +184,11 @@ func rejection(err error) rejectedReply {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return rejectedReply{StatusCode: http.StatusServiceUnavailable, ErrorCode: "ServiceUnavailable", ErrorMessage: "The service could not complete the request in time; retry later."}
 	}
+	if errors.Is(err, context.Canceled) {
+		// The server is shutting down; another replica, or this one
+		// restarted, will answer a retry.
+		return rejectedReply{StatusCode: http.StatusServiceUnavailable, ErrorCode: "ServiceUnavailable", ErrorMessage: "The service is shutting down; retry later."}
+	}
 	return internalRejection
 }
 
@@ -233,22 +239,23 @@ func (h *hook) reply(cl *mqtt.Client, sess *session, topic string, payload []byt
 	return err == nil
 }
 
-// accountLimiter bounds each account's fleet-provisioning requests, as AWS
-// bounds them per account: one device cannot spend the CA for all.
+// accountLimiter bounds each account's fleet-provisioning requests in each
+// region, as AWS bounds them per account and region: one device cannot
+// spend the CA for all.
 type accountLimiter struct {
 	rate     rate.Limit
 	burst    int
-	limiters sync.Map // account ID -> *rate.Limiter
+	limiters sync.Map // iot.Scope -> *rate.Limiter
 }
 
 func newAccountLimiter(perSecond float64, burst int) *accountLimiter {
 	return &accountLimiter{rate: rate.Limit(perSecond), burst: max(burst, 1)}
 }
 
-func (a *accountLimiter) allow(account string) bool {
-	l, ok := a.limiters.Load(account)
+func (a *accountLimiter) allow(scope iot.Scope) bool {
+	l, ok := a.limiters.Load(scope)
 	if !ok {
-		l, _ = a.limiters.LoadOrStore(account, rate.NewLimiter(a.rate, a.burst))
+		l, _ = a.limiters.LoadOrStore(scope, rate.NewLimiter(a.rate, a.burst))
 	}
 	return l.(*rate.Limiter).Allow()
 }

@@ -36,6 +36,7 @@ func TestRejection(t *testing.T) {
 		{apierr.Wrap(apierr.InternalFailure, errors.New("secret detail"), "The certificate provider did not sign the certificate signing request."), 500, "InternalError", "The certificate provider did not sign the certificate signing request."},
 		{apierr.New(apierr.ResourceNotFound, "internal detail"), 500, "InternalError", "An internal error occurred."},
 		{context.DeadlineExceeded, 503, "ServiceUnavailable", "The service could not complete the request in time; retry later."},
+		{fmt.Errorf("storing: %w", context.Canceled), 503, "ServiceUnavailable", "The service is shutting down; retry later."},
 		{provider.Errorf(provider.TimedOut, nil, "not through the registry"), 500, "InternalError", "An internal error occurred."},
 		{errors.New("disk on fire"), 500, "InternalError", "An internal error occurred."},
 	} {
