@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -43,6 +44,9 @@ var (
 	issuingNotAfter = time.Date(2052, 12, 31, 23, 59, 59, 0, time.UTC)
 )
 
+// ErrNoCA is Open's answer, with MustExist, when there is no CA to load.
+var ErrNoCA = errors.New("issuance: no CA")
+
 // Options configure Open.
 type Options struct {
 	// Dir holds the CA certificates and keys.
@@ -51,6 +55,9 @@ type Options struct {
 	Algorithm keys.Algorithm
 	// Passphrase, when set, seals the CA keys at rest (and must open them).
 	Passphrase string
+	// MustExist refuses to create a CA when Dir does not exist (ErrNoCA):
+	// the caller has data that belongs to a CA already.
+	MustExist bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -79,6 +86,9 @@ func Open(opts Options) (*Authority, error) {
 		opts.Now = time.Now
 	}
 	if _, err := os.Stat(opts.Dir); errors.Is(err, fs.ErrNotExist) {
+		if opts.MustExist {
+			return nil, fmt.Errorf("%w: %s does not exist", ErrNoCA, opts.Dir)
+		}
 		if err := createDir(opts); err != nil {
 			return nil, fmt.Errorf("issuance: creating the CA: %w", err)
 		}
@@ -491,6 +501,13 @@ func newSerial() (*big.Int, error) {
 
 // Root returns the root CA certificate.
 func (a *Authority) Root() *x509.Certificate { return a.root }
+
+// RootFingerprint is the SHA-256 of the root certificate, in hex: what
+// clients pin and what the database records as the CA its data belongs to.
+func (a *Authority) RootFingerprint() string {
+	sum := sha256.Sum256(a.root.Raw)
+	return hex.EncodeToString(sum[:])
+}
 
 // Issuing returns the issuing CA certificate.
 func (a *Authority) Issuing() *x509.Certificate { return a.issuing }

@@ -71,12 +71,9 @@ func startServer(t testing.TB, dir string) *testServer {
 	return startServerWith(t, dir, nil)
 }
 
-// startServerWith is startServer with a chance to change the configuration.
-func startServerWith(t testing.TB, dir string, configure func(*config.Config)) *testServer {
-	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
+// testConfig is the configuration of a test server on dir: loopback ports
+// the system chooses, the test account and key pair.
+func testConfig(dir string) config.Config {
 	cfg := config.Default(func(string) string { return "" })
 	cfg.DataDir = dir
 	cfg.APIAddr = "127.0.0.1:0"
@@ -84,6 +81,16 @@ func startServerWith(t testing.TB, dir string, configure func(*config.Config)) *
 	cfg.AccountID = testAccount
 	cfg.AccessKeyID = testKeyID
 	cfg.SecretAccessKey = testSecret
+	return cfg
+}
+
+// startServerWith is startServer with a chance to change the configuration.
+func startServerWith(t testing.TB, dir string, configure func(*config.Config)) *testServer {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	cfg := testConfig(dir)
 	if configure != nil {
 		configure(&cfg)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/fleetca/fleetca/internal/provider/lambda"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/sigv4"
+	"github.com/fleetca/fleetca/internal/store"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
 	"github.com/fleetca/fleetca/internal/telemetry"
 )
@@ -42,6 +43,9 @@ type Server struct {
 	debug     *http.Server // the profiler, when DebugAddr is set
 	debugAddr string
 	keyPool   *issuance.KeyPool // nil unless --key-pool
+	// lock is the data directory's lock file, held while the server lives
+	// (SQLite only; see lockDataDir).
+	lock *os.File
 	// apiConnections bounds the API's open connections.
 	apiConnections int
 	// watchStop ends watchHealth, which closes watchDone.
@@ -69,11 +73,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, fmt.Errorf("CA key passphrase: %w", err)
 	}
+	var lock *os.File
+	if cfg.Database == "" {
+		// One server per SQLite data directory. PostgreSQL replicas share
+		// their database by design and keep nothing in the directory
+		// that two of them could not share.
+		if lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				lock.Close()
+			}
+		}()
+	}
 	metrics := telemetry.New()
 	// The API counts the requests it is serving; the store's writer reads
 	// the count to decide when to gather writes into one commit.
 	serving := new(atomic.Int64)
-	st, authority, err := openStoreAndCA(ctx, cfg, passphrase,
+	st, authority, err := openStoreAndCA(ctx, cfg, passphrase, log,
 		sqlstore.WithWriteTimeout(cfg.DatabaseTimeout),
 		sqlstore.WithCommitObserver(metrics.ObserveCommit),
 		sqlstore.WithLoad(func() int { return int(serving.Load()) }))
@@ -115,7 +133,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	} else if n > 0 {
 		log.Info("sealed secret access keys stored in the clear", "keys", n)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool}
+	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool, lock: lock}
 	if err := s.bootstrapAccount(ctx); err != nil {
 		return nil, err
 	}
@@ -188,15 +206,19 @@ func routes(public map[string]http.Handler, api http.Handler) http.Handler {
 // openStoreAndCA opens the database and the CA. With SQLite the CA lives in
 // the data directory; with PostgreSQL it lives, sealed, in the database, so
 // every replica signs with the one CA that the first replica created.
-func openStoreAndCA(ctx context.Context, cfg config.Config, passphrase string, opts ...sqlstore.Option) (*sqlstore.Store, *issuance.Authority, error) {
+func openStoreAndCA(ctx context.Context, cfg config.Config, passphrase string, log *slog.Logger, opts ...sqlstore.Option) (*sqlstore.Store, *issuance.Authority, error) {
 	alg := keys.Algorithm(cfg.CAKeyAlgorithm)
 	if cfg.Database == "" {
-		authority, err := issuance.Open(issuance.Options{Dir: cfg.CADir(), Algorithm: alg, Passphrase: passphrase})
+		st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath(), opts...)
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath(), opts...)
-		return st, authority, err
+		authority, err := openLocalCA(ctx, cfg, st, alg, passphrase, log)
+		if err != nil {
+			st.Close()
+			return nil, nil, err
+		}
+		return st, authority, nil
 	}
 	st, err := sqlstore.OpenPostgres(ctx, cfg.Database, opts...)
 	if err != nil {
@@ -208,6 +230,60 @@ func openStoreAndCA(ctx context.Context, cfg config.Config, passphrase string, o
 		return nil, nil, err
 	}
 	return st, authority, nil
+}
+
+// openLocalCA opens the CA in the data directory, creating it only for a
+// database that holds nothing yet, and never serves a database with
+// another CA than the one it was made with: a database restored without
+// its ca/ directory, or a server started in another directory, would
+// otherwise get a brand-new CA, and every certificate it holds would stop
+// chaining.
+func openLocalCA(ctx context.Context, cfg config.Config, st *sqlstore.Store, alg keys.Algorithm, passphrase string, log *slog.Logger) (*issuance.Authority, error) {
+	pinned, err := st.PinnedRoot(ctx)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	// Certificates chain to a CA; accounts alone do not (an operator may
+	// make them before the first start), and a database of a version that
+	// pinned no root is known by its certificates.
+	certified, err := st.AnyCertificates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	caDir, dbPath := absolute(cfg.CADir()), absolute(cfg.DatabasePath())
+	authority, err := issuance.Open(issuance.Options{Dir: cfg.CADir(), Algorithm: alg, Passphrase: passphrase,
+		MustExist: pinned != "" || certified})
+	if errors.Is(err, issuance.ErrNoCA) {
+		return nil, fmt.Errorf("the database %s belongs to a CA (it holds certificates, or records the CA's root), but the CA directory %s is missing: "+
+			"restore it from the backup the database came from (or start in the data directory that has it); "+
+			"fleetca does not make a new CA for existing data, since nothing it issued would chain to it", dbPath, caDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fingerprint := authority.RootFingerprint()
+	if pinned == "" {
+		// A new database, or one of a version that pinned nothing.
+		if pinned, err = st.PinRoot(ctx, fingerprint); err != nil {
+			return nil, err
+		}
+		if !certified {
+			log.Info("pinned the CA; clients may pin its root too", "data_dir", absolute(cfg.DataDir), "root_sha256", fingerprint)
+		}
+	}
+	if pinned != fingerprint {
+		return nil, fmt.Errorf("the CA in %s (root SHA-256 %s) is not the CA the database %s was made with (root SHA-256 %s): "+
+			"restore that CA's directory, or use the database that belongs to this CA", caDir, fingerprint, dbPath, pinned)
+	}
+	return authority, nil
+}
+
+// absolute is path made absolute for messages; as it is if that fails.
+func absolute(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }
 
 // bootstrapAccount makes the default account and its first access key on first
@@ -324,7 +400,8 @@ func (s *Server) logReady() {
 		}
 		try = "AWS_SHARED_CREDENTIALS_FILE=" + credentials + " " + try
 	}
-	attrs := []any{"endpoint", s.URL(), "account", s.AccountID, "credentials", credentials, "data_dir", s.cfg.DataDir}
+	attrs := []any{"endpoint", s.URL(), "account", s.AccountID, "credentials", credentials, "data_dir", absolute(s.cfg.DataDir),
+		"root_sha256", s.authority.RootFingerprint()}
 	if s.mqtt != nil {
 		attrs = append(attrs, "mqtt", "mqtts://"+s.mqtt.Addr())
 	}
@@ -361,6 +438,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.keyPool.Close()
 	}
 	errs = append(errs, s.store.Close())
+	if s.lock != nil {
+		// Last: the next server may open the directory once the store is
+		// closed.
+		errs = append(errs, s.lock.Close())
+	}
 	return errors.Join(errs...)
 }
 

@@ -33,3 +33,14 @@ type CAKeeper interface {
 	// the call, never inside the store's transaction.
 	StoreCA(ctx context.Context, m *CAMaterial) (*CAMaterial, error)
 }
+
+// RootPin records which root CA a database's data belongs to, so that the
+// data is never served with another CA.
+type RootPin interface {
+	// PinnedRoot returns the recorded SHA-256 (hex) of the root
+	// certificate, or ErrNotFound when none is recorded yet.
+	PinnedRoot(ctx context.Context) (string, error)
+	// PinRoot records sha256 unless a root is recorded already, and returns
+	// the one recorded once it is done.
+	PinRoot(ctx context.Context, sha256 string) (string, error)
+}

@@ -45,6 +45,7 @@ type Store interface {
 	Tags
 	CertificateProviders
 	CAKeeper
+	RootPin
 	// Close waits for pending writes and releases the backend.
 	Close() error
 }
@@ -93,6 +94,8 @@ type Certificates interface {
 	CreateCertificate(ctx context.Context, c *iot.Certificate) error
 	// Certificate returns the certificate, DER included, or ErrNotFound.
 	Certificate(ctx context.Context, scope iot.Scope, id string) (*iot.Certificate, error)
+	// AnyCertificates reports whether any scope holds a certificate.
+	AnyCertificates(ctx context.Context) (bool, error)
 	// ListCertificates returns one page of the scope's certificates, ordered by
 	// creation time then ID. Listed certificates carry no DER.
 	ListCertificates(ctx context.Context, q CertificateQuery) (CertificatePage, error)

@@ -64,3 +64,26 @@ func (s *Store) StoreCA(ctx context.Context, m *store.CAMaterial) (*store.CAMate
 	})
 	return stored, err
 }
+
+// PinnedRoot implements store.RootPin.
+func (s *Store) PinnedRoot(ctx context.Context) (string, error) {
+	var fp string
+	err := s.read.QueryRowContext(ctx, `SELECT sha256 FROM root_pin WHERE id = 1`).Scan(&fp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", store.ErrNotFound
+	}
+	return fp, err
+}
+
+// PinRoot implements store.RootPin.
+func (s *Store) PinRoot(ctx context.Context, sha256 string) (string, error) {
+	var pinned string
+	err := s.write.do(ctx, func(tx txn) error {
+		if _, err := tx.Exec(`INSERT INTO root_pin (id, sha256, created_us) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			sha256, time.Now().UnixMicro()); err != nil {
+			return err
+		}
+		return tx.QueryRow(`SELECT sha256 FROM root_pin WHERE id = 1`).Scan(&pinned)
+	})
+	return pinned, err
+}

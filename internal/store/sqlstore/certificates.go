@@ -176,6 +176,13 @@ func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id strin
 	})
 }
 
+// AnyCertificates implements store.Certificates.
+func (s *Store) AnyCertificates(ctx context.Context) (bool, error) {
+	var found bool
+	err := s.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM certificates)`).Scan(&found)
+	return found, err
+}
+
 // CertificatesByID implements store.Certificates.
 func (s *Store) CertificatesByID(ctx context.Context, id string) ([]iot.Certificate, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT `+certificateColumns+` FROM certificates WHERE certificate_id = ?

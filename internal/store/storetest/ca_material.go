@@ -83,3 +83,27 @@ func replicaCAKeeper(t *testing.T, a, b store.Store) {
 		}
 	}
 }
+
+func testRootPin(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if found, err := s.AnyCertificates(ctx); err != nil || found {
+		t.Fatalf("AnyCertificates of an empty store = %v, %v", found, err)
+	}
+	mustCreate(t, s, cert(scopeB, 1, base))
+	if found, err := s.AnyCertificates(ctx); err != nil || !found {
+		t.Fatalf("AnyCertificates with one certificate = %v, %v", found, err)
+	}
+	if _, err := s.PinnedRoot(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("PinnedRoot of an empty store: %v, want ErrNotFound", err)
+	}
+	if got, err := s.PinRoot(ctx, "first"); err != nil || got != "first" {
+		t.Fatalf("PinRoot(first) = %q, %v", got, err)
+	}
+	// The first pin stays: data is never re-pinned to another root.
+	if got, err := s.PinRoot(ctx, "second"); err != nil || got != "first" {
+		t.Fatalf("PinRoot(second) = %q, %v; want first", got, err)
+	}
+	if got, err := s.PinnedRoot(ctx); err != nil || got != "first" {
+		t.Fatalf("PinnedRoot = %q, %v; want first", got, err)
+	}
+}

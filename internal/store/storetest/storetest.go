@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentProviderCreates", testConcurrentProviderCreates},
 		{"CertificatesByID", testCertificatesByID},
 		{"CAKeeper", testCAKeeper},
+		{"RootPin", testRootPin},
 		{"ProvisioningTokens", testProvisioningTokens},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,108 @@
+package server_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fleetca/fleetca/internal/registry"
+	"github.com/fleetca/fleetca/internal/server"
+)
+
+// TestOneServerPerDataDirectory: a second server on a SQLite data directory
+// in use refuses to start, naming the directory; once the first stops, it
+// starts.
+func TestOneServerPerDataDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	first := startServer(t, dir)
+	_, err := server.New(t.Context(), testConfig(dir), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "another fleetca") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("a second server on %s: %v, want a refusal naming the directory", dir, err)
+	}
+	if pid, _ := os.ReadFile(filepath.Join(dir, "lock")); strings.TrimSpace(string(pid)) == "" {
+		t.Error("the lock file does not name its holder")
+	}
+	first.stop(t)
+	startServer(t, dir) // the lock went with the first server
+}
+
+// TestNoSecondCA: data that belongs to a CA is never served with another.
+// A database whose ca/ directory is missing (restored alone, or a server
+// started in another directory) refuses to start instead of making a new
+// CA, and a database given another CA's directory refuses too; both say
+// what is missing and where. A first start logs the root's fingerprint.
+func TestNoSecondCA(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ts := startServer(t, dir)
+	rootSum := sha256.Sum256(ts.rootCA(t).Raw)
+	fingerprint := hex.EncodeToString(rootSum[:])
+	if !strings.Contains(ts.logs.String(), fingerprint) || !strings.Contains(ts.logs.String(), dir) {
+		t.Errorf("the first start did not log the data directory and root fingerprint %s:\n%s", fingerprint, ts.logs)
+	}
+	if _, err := ts.iotClient().CreateKeysAndCertificate(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	ts.stop(t)
+
+	start := func() error {
+		srv, err := server.New(t.Context(), testConfig(dir), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil {
+			srv.Shutdown(t.Context())
+		}
+		return err
+	}
+	// The CA directory moved away: no new CA.
+	caDir := filepath.Join(dir, "ca")
+	if err := os.Rename(caDir, caDir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	err := start()
+	if err == nil || !strings.Contains(err.Error(), caDir) || !strings.Contains(err.Error(), "is missing") {
+		t.Fatalf("a database without its CA: %v, want a refusal naming %s", err, caDir)
+	}
+	if _, statErr := os.Stat(caDir); statErr == nil {
+		t.Fatal("a new CA was made for the existing data")
+	}
+
+	// Another CA's directory in its place.
+	other := startServer(t, "")
+	other.stop(t)
+	if err := os.Rename(filepath.Join(other.dir, "ca"), caDir); err != nil {
+		t.Fatal(err)
+	}
+	err = start()
+	if err == nil || !strings.Contains(err.Error(), fingerprint) || !strings.Contains(err.Error(), "is not the CA") {
+		t.Fatalf("a database with another CA: %v, want a refusal naming the pinned root %s", err, fingerprint)
+	}
+
+	// Its own CA back: it serves again.
+	if err := os.RemoveAll(caDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(caDir+".away", caDir); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, dir)
+}
+
+// TestAccountsBeforeTheFirstStart: accounts an operator makes before the
+// first start belong to no CA yet, so the first start still makes one.
+func TestAccountsBeforeTheFirstStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	if err := server.Admin(t.Context(), cfg, func(reg *registry.Service) error {
+		_, err := reg.CreateAccount(t.Context(), "222233334444")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, dir)
+}
