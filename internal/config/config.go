@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ type Config struct {
 	// MQTTHosts are the host names (or addresses) in the MQTT endpoint's
 	// certificate, comma-separated.
 	MQTTHosts string
+	// MQTTEndpoint is the host DescribeEndpoint answers for the data
+	// endpoint; empty means the first of MQTTHosts.
+	MQTTEndpoint string
 	// TLSCert and TLSKey, when both set, make the API listen with HTTPS.
 	TLSCert string
 	TLSKey  string
@@ -170,6 +174,9 @@ func (c *Config) Validate() error {
 		if len(c.MQTTHostList()) == 0 {
 			errs = append(errs, errors.New("the MQTT endpoint needs at least one host name"))
 		}
+		if c.MQTTEndpoint != "" && !slices.Contains(c.MQTTHostList(), c.MQTTEndpoint) {
+			errs = append(errs, fmt.Errorf("--mqtt-endpoint %q is not one of --mqtt-hosts, so the endpoint's certificate would not name it", c.MQTTEndpoint))
+		}
 	}
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
@@ -269,6 +276,21 @@ func (c *Config) Passphrase() (string, error) {
 		return "", fmt.Errorf("%s is empty", c.CAKeyPassphraseFile)
 	}
 	return p, nil
+}
+
+// DataEndpoint is the host DescribeEndpoint answers: MQTTEndpoint, or the
+// first of MQTTHosts; empty when the MQTT endpoint is disabled.
+func (c *Config) DataEndpoint() string {
+	if c.MQTTAddr == "" {
+		return ""
+	}
+	if c.MQTTEndpoint != "" {
+		return c.MQTTEndpoint
+	}
+	if hosts := c.MQTTHostList(); len(hosts) > 0 {
+		return hosts[0]
+	}
+	return ""
 }
 
 // MQTTHostList is MQTTHosts split and trimmed.

@@ -160,3 +160,22 @@ func TestProviderCrossAccounts(t *testing.T) {
 		t.Fatalf("%v %v", m, err)
 	}
 }
+
+func TestDataEndpoint(t *testing.T) {
+	c := Default(func(string) string { return "" })
+	if got := c.DataEndpoint(); got != "localhost" {
+		t.Errorf("default DataEndpoint = %q, want the first --mqtt-hosts", got)
+	}
+	c.MQTTHosts, c.MQTTEndpoint = "localhost,mqtt.example.com", "mqtt.example.com"
+	if got := c.DataEndpoint(); got != "mqtt.example.com" || c.Validate() != nil {
+		t.Errorf("DataEndpoint = %q, %v", got, c.Validate())
+	}
+	c.MQTTEndpoint = "elsewhere.example.com"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--mqtt-endpoint") {
+		t.Errorf("an endpoint the certificate does not name: %v", err)
+	}
+	c.MQTTAddr = ""
+	if got := c.DataEndpoint(); got != "" {
+		t.Errorf("DataEndpoint without MQTT = %q", got)
+	}
+}

@@ -26,6 +26,7 @@ func (c *Config) settings() []setting {
 		{"api-addr", "FLEETCA_API_ADDR", "address of the AWS IoT API", &c.APIAddr},
 		{"mqtt-addr", "FLEETCA_MQTT_ADDR", "address of the MQTT device endpoint, mutual TLS; empty disables it", &c.MQTTAddr},
 		{"mqtt-hosts", "FLEETCA_MQTT_HOSTS", "comma-separated host names and addresses in the MQTT endpoint's certificate", &c.MQTTHosts},
+		{"mqtt-endpoint", "FLEETCA_MQTT_ENDPOINT", "host name describe-endpoint answers, one of --mqtt-hosts (default: the first); a DNS name is answered as <account-id>.<name>, which needs a wildcard DNS record", &c.MQTTEndpoint},
 		{"tls-cert", "FLEETCA_TLS_CERT", "PEM certificate chain for HTTPS on the API", &c.TLSCert},
 		{"tls-key", "FLEETCA_TLS_KEY", "PEM private key for HTTPS on the API", &c.TLSKey},
 		{"account-id", "FLEETCA_ACCOUNT_ID", "12-digit ID of the default account made on first start", &c.AccountID},

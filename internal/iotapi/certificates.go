@@ -18,6 +18,7 @@ func (h *Handler) operations() []operation {
 	ops = append(ops, h.caOperations()...)
 	ops = append(ops, h.registerOperations()...)
 	ops = append(ops, h.tagOperations()...)
+	ops = append(ops, h.endpointOperations()...)
 	return append(ops, h.providerOperations()...)
 }
 

@@ -53,6 +53,9 @@ type Options struct {
 	// AccountBurst; zero means no bound.
 	AccountRate  float64
 	AccountBurst int
+	// MQTTEndpoint is the MQTT endpoint's host, which DescribeEndpoint
+	// answers; empty when there is none.
+	MQTTEndpoint string
 	// Serving, if set, counts the requests being served (Handler.Serving),
 	// so that others can read the load before the Handler exists.
 	Serving *atomic.Int64
@@ -69,6 +72,7 @@ type Handler struct {
 	log      *slog.Logger
 	observer Observer
 	mux      *http.ServeMux
+	endpoint string
 	// unknown answers whatever matches no operation.
 	unknown http.Handler
 	// inFlight is a semaphore of MaxInFlight slots; nil when unbounded.
@@ -87,7 +91,7 @@ type Handler struct {
 // New returns a Handler with every operation routed.
 func New(opts Options) *Handler {
 	h := &Handler{reg: opts.Registry, verifier: opts.Verifier, log: opts.Logger, observer: opts.Observer, mux: http.NewServeMux(),
-		requestTimeout: opts.RequestTimeout, serving: opts.Serving}
+		requestTimeout: opts.RequestTimeout, serving: opts.Serving, endpoint: opts.MQTTEndpoint}
 	if h.serving == nil {
 		h.serving = new(atomic.Int64)
 	}

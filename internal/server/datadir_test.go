@@ -10,6 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+	"github.com/aws/aws-sdk-go-v2/service/iot/types"
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/server"
 )
@@ -105,4 +111,34 @@ func TestAccountsBeforeTheFirstStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	startServer(t, dir)
+}
+
+// TestDescribeEndpoint: the SDK's DescribeEndpoint answers the MQTT
+// endpoint's host, the account's own for a DNS name, and a device connects
+// to what it answers.
+func TestDescribeEndpoint(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	out, err := ts.iotClient().DescribeEndpoint(t.Context(), &iot.DescribeEndpointInput{EndpointType: aws.String("iot:Data-ATS")})
+	if err != nil || *out.EndpointAddress != "localhost" {
+		t.Fatalf("DescribeEndpoint = %v, %v; want localhost", out, err)
+	}
+	named := startServerWith(t, "", func(c *config.Config) {
+		c.MQTTHosts = "localhost,mqtt.example.com"
+		c.MQTTEndpoint = "mqtt.example.com"
+	})
+	out, err = named.iotClient().DescribeEndpoint(t.Context(), &iot.DescribeEndpointInput{EndpointType: aws.String("iot:Data-ATS")})
+	if err != nil || *out.EndpointAddress != testAccount+".mqtt.example.com" {
+		t.Fatalf("DescribeEndpoint = %v, %v; want the account's host", out, err)
+	}
+	// The endpoint's certificate names the account's host, which picks the
+	// account: a device that connects to it (by its address here, for want
+	// of DNS) is admitted.
+	kp := named.claim(t, named.iotClient())
+	if _, err := named.connectWith(t, kp, "", func(o *paho.ClientOptions) { o.TLSConfig.ServerName = *out.EndpointAddress }); err != nil {
+		t.Fatalf("connecting to %s: %v", *out.EndpointAddress, err)
+	}
+	if _, err := named.iotClient().DescribeEndpoint(t.Context(), &iot.DescribeEndpointInput{EndpointType: aws.String("iot:CredentialProvider")}); !isErr[*types.InvalidRequestException](err) {
+		t.Fatalf("iot:CredentialProvider: %v, want InvalidRequestException", err)
+	}
 }

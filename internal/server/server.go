@@ -152,6 +152,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		AccountBurst:   burst,
 		RequestTimeout: cfg.DatabaseTimeout + 5*time.Second,
 		Serving:        serving,
+		MQTTEndpoint:   cfg.DataEndpoint(),
 	})
 	budget := connectionBudget()
 	if cfg.MQTTAddr != "" {
