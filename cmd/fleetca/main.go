@@ -4,6 +4,8 @@
 //	fleetca serve [flags]                     run the server
 //	fleetca account create [--account-id ID]  add an account and print its key pair
 //	fleetca account add-key --account-id ID   add a key pair to an account
+//	fleetca backup --out FILE                 back up the data directory, while the server runs
+//	fleetca restore --from FILE [--force]     restore a backup into the data directory
 //	fleetca bench [flags]                     drive an AWS IoT endpoint and measure it
 //	fleetca version                           print the version
 package main
@@ -49,6 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "account":
 		return account(args[1:], stdout, stderr)
+	case "backup":
+		return backup(args[1:], stdout, stderr)
+	case "restore":
+		return restore(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
 	case "version":
@@ -70,10 +76,12 @@ Usage:
   fleetca serve [flags]                       run the server (fleetca serve -h lists the flags)
   fleetca account create [--account-id ID]    add an account and print its access key pair
   fleetca account add-key --account-id ID     add an access key pair to an account
+  fleetca backup --out FILE                   back up the data directory (database, CA, credentials), while the server runs
+  fleetca restore --from FILE [--force]       restore a backup into the data directory (--force moves a non-empty one aside)
   fleetca bench [flags]                       drive an AWS IoT endpoint and measure it (fleetca bench -h)
   fleetca version                             print the version
 
-The account commands take --data-dir too, and work whether or not the server runs.
+The account, backup and restore commands take --data-dir too; account and backup work whether or not the server runs.
 `)
 }
 
@@ -198,6 +206,74 @@ func account(args []string, stdout, stderr io.Writer) int {
 	// The secret goes to the operator's terminal once, like aws iam create-access-key.
 	fmt.Fprintf(stdout, "# fleetca account %s\n[fleetca-%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
 		cred.AccountID, cred.AccountID, cred.AccessKeyID, cred.SecretAccessKey)
+	return 0
+}
+
+// dataDirFlags parses the flags of an operator command that works on a data
+// directory; positional arguments are errors.
+func dataDirFlags(name string, args []string, stderr io.Writer, define func(*flag.FlagSet)) (config.Config, int, bool) {
+	cfg := config.FromEnv()
+	fs := flag.NewFlagSet("fleetca "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory of the server (FLEETCA_DATA_DIR)")
+	define(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, 0, false
+		}
+		return cfg, 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fleetca %s: unexpected argument %q\n", name, fs.Arg(0))
+		return cfg, 2, false
+	}
+	return cfg, 0, true
+}
+
+func backup(args []string, stdout, stderr io.Writer) int {
+	var out string
+	cfg, code, ok := dataDirFlags("backup", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&out, "out", "", "file to write (must not exist); it holds the CA keys: keep it as safe as the data directory")
+	})
+	if !ok {
+		return code
+	}
+	if out == "" {
+		fmt.Fprintln(stderr, "fleetca backup: --out is required")
+		return 2
+	}
+	sum, err := server.Backup(context.Background(), cfg, out)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetca backup: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s: %s (database %d bytes)\n", cfg.DataDir, out, strings.Join(sum.Files, ", "), sum.DatabaseBytes)
+	return 0
+}
+
+func restore(args []string, stdout, stderr io.Writer) int {
+	var from string
+	var force bool
+	cfg, code, ok := dataDirFlags("restore", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&from, "from", "", "backup file written by fleetca backup")
+		fs.BoolVar(&force, "force", false, "restore over a non-empty data directory, which is moved aside, not deleted")
+	})
+	if !ok {
+		return code
+	}
+	if from == "" {
+		fmt.Fprintln(stderr, "fleetca restore: --from is required")
+		return 2
+	}
+	replaced, err := server.Restore(context.Background(), cfg, from, force)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetca restore: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "restored %s into %s\n", from, cfg.DataDir)
+	if replaced != "" {
+		fmt.Fprintf(stdout, "the directory that was there is now %s\n", replaced)
+	}
 	return 0
 }
 

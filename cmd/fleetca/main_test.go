@@ -32,6 +32,9 @@ func TestRun(t *testing.T) {
 		{"bad account", []string{"serve", "--account-id", "12"}, 2, "not 12 digits"},
 		{"bad algorithm", []string{"serve", "--ca-key-algorithm", "dsa"}, 2, "CA key algorithm"},
 		{"bad address", []string{"serve", "--api-addr", "nowhere"}, 2, "api address"},
+		{"backup without --out", []string{"backup"}, 2, "--out is required"},
+		{"backup with a stray argument", []string{"backup", "--out", "x", "extra"}, 2, `unexpected argument "extra"`},
+		{"restore without --from", []string{"restore"}, 2, "--from is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -245,6 +245,9 @@ func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
 		return err
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	if err := refuseNewerSchema(ctx, db, entries); err != nil {
+		return err
+	}
 	for _, e := range entries {
 		version, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
 		if err != nil {
@@ -271,6 +274,28 @@ func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
 		if err != nil {
 			return fmt.Errorf("migration %s: %w", e.Name(), err)
 		}
+	}
+	return nil
+}
+
+// ErrNewerSchema is a database migrated by a newer fleetca than this one.
+var ErrNewerSchema = errors.New("sqlstore: the database was migrated by a newer fleetca")
+
+// refuseNewerSchema refuses a database that has migrations this version
+// does not know: running on a schema it does not understand, an older
+// fleetca could ignore what the newer one relies on. There are no
+// downgrades; backups are the way back.
+func refuseNewerSchema(ctx context.Context, db *sql.DB, known []fs.DirEntry) error {
+	var newest sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
+		return err
+	}
+	ours := 0
+	if len(known) > 0 {
+		ours, _ = strconv.Atoi(strings.SplitN(known[len(known)-1].Name(), "_", 2)[0])
+	}
+	if newest.Valid && int(newest.Int64) > ours {
+		return fmt.Errorf("%w (schema version %d; this one knows up to %d): run that version, or restore a backup taken before the upgrade", ErrNewerSchema, newest.Int64, ours)
 	}
 	return nil
 }

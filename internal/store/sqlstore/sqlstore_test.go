@@ -386,3 +386,22 @@ func countCertificates(t *testing.T, s *Store, scope iot.Scope) int {
 	}
 	return n
 }
+
+// TestRefusesANewerSchema: a database a newer fleetca migrated is refused,
+// not served by a version that does not know its schema.
+func TestRefusesANewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleetca.db")
+	s := openTemp(t, path)
+	if err := s.write.do(t.Context(), func(tx txn) error {
+		_, err := tx.Exec(`INSERT INTO schema_migrations (version) VALUES (9999)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSQLite(t.Context(), path); !errors.Is(err, ErrNewerSchema) || !strings.Contains(err.Error(), "9999") {
+		t.Fatalf("OpenSQLite of a newer schema: %v, want ErrNewerSchema naming its version", err)
+	}
+}
