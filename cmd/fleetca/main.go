@@ -4,6 +4,7 @@
 //	fleetca serve [flags]                     run the server
 //	fleetca account create [--account-id ID]  add an account and print its key pair
 //	fleetca account add-key --account-id ID   add a key pair to an account
+//	fleetca account list                      list the accounts and their access key IDs
 //	fleetca backup --out FILE                 back up the data directory, while the server runs
 //	fleetca restore --from FILE [--force]     restore a backup into the data directory
 //	fleetca bench [flags]                     drive an AWS IoT endpoint and measure it
@@ -57,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return restore(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
-	case "version":
+	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "fleetca", versionString())
 		return 0
 	case "help", "-h", "-help", "--help":
@@ -76,10 +77,11 @@ Usage:
   fleetca serve [flags]                       run the server (fleetca serve -h lists the flags)
   fleetca account create [--account-id ID]    add an account and print its access key pair
   fleetca account add-key --account-id ID     add an access key pair to an account
+  fleetca account list                        list the accounts and their access key IDs
   fleetca backup --out FILE                   back up the data directory (database, CA, credentials), while the server runs
   fleetca restore --from FILE [--force]       restore a backup into the data directory (--force moves a non-empty one aside)
   fleetca bench [flags]                       drive an AWS IoT endpoint and measure it (fleetca bench -h)
-  fleetca version                             print the version
+  fleetca version (or --version)              print the version
 
 The account, backup and restore commands take --data-dir too; account and backup work whether or not the server runs.
 `)
@@ -110,6 +112,10 @@ func serve(args []string, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fleetca serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	if err := cfg.Validate(); err != nil {
@@ -159,23 +165,23 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 }
 
 func account(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "create" && args[0] != "add-key") {
-		fmt.Fprintln(stderr, "fleetca: usage: fleetca account create|add-key [--data-dir DIR] [--account-id ID]")
+	if len(args) == 0 || (args[0] != "create" && args[0] != "add-key" && args[0] != "list") {
+		fmt.Fprintln(stderr, "fleetca: usage: fleetca account create|add-key|list [--data-dir DIR] [--database URL] [--account-id ID]")
 		return 2
 	}
-	cfg := config.FromEnv()
-	fs := flag.NewFlagSet("fleetca account "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory of the server (FLEETCA_DATA_DIR)")
-	fs.StringVar(&cfg.Database, "database", cfg.Database, "PostgreSQL URL of the servers, if they use one (FLEETCA_DATABASE_URL)")
-	accountID := fs.String("account-id", "", "12-digit account ID (random for create when empty)")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	verb := args[0]
+	var accountID, database string
+	cfg, code, ok := dataDirFlags("account "+verb, args[1:], stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&database, "database", os.Getenv("FLEETCA_DATABASE_URL"), "PostgreSQL URL of the servers, if they use one (FLEETCA_DATABASE_URL)")
+		if verb != "list" {
+			fs.StringVar(&accountID, "account-id", "", "12-digit account ID (random for create when empty)")
 		}
-		return 2
+	})
+	if !ok {
+		return code
 	}
-	if args[0] == "add-key" && *accountID == "" {
+	cfg.Database = database
+	if verb == "add-key" && accountID == "" {
 		fmt.Fprintln(stderr, "fleetca: add-key needs --account-id")
 		return 2
 	}
@@ -184,28 +190,45 @@ func account(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var cred *registry.Credential
-	err := server.Admin(context.Background(), cfg, func(reg *registry.Service) error {
+	var accounts []registry.AccountSummary
+	ctx := context.Background()
+	err := server.Admin(ctx, cfg, func(reg *registry.Service) error {
 		var err error
-		if args[0] == "add-key" {
-			cred, err = reg.CreateAccessKey(context.Background(), *accountID)
-			return err
-		}
-		id := *accountID
-		if id == "" {
-			if id, err = registry.RandomAccountID(); err != nil {
-				return err
+		switch verb {
+		case "list":
+			accounts, err = reg.Accounts(ctx)
+		case "add-key":
+			cred, err = reg.CreateAccessKey(ctx, accountID)
+		default:
+			id := accountID
+			if id == "" {
+				if id, err = registry.RandomAccountID(); err != nil {
+					return err
+				}
 			}
+			cred, err = reg.CreateAccount(ctx, id)
 		}
-		cred, err = reg.CreateAccount(context.Background(), id)
 		return err
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetca: %v\n", err)
 		return 1
 	}
-	// The secret goes to the operator's terminal once, like aws iam create-access-key.
-	fmt.Fprintf(stdout, "# fleetca account %s\n[fleetca-%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
-		cred.AccountID, cred.AccountID, cred.AccessKeyID, cred.SecretAccessKey)
+	if verb == "list" {
+		for _, a := range accounts {
+			fmt.Fprintf(stdout, "%s\tcreated %s\taccess keys %s\n", a.ID, a.CreatedAt.UTC().Format(time.RFC3339), strings.Join(a.AccessKeyIDs, ","))
+		}
+		return 0
+	}
+	// The secret goes to the operator's terminal once, like aws iam
+	// create-access-key. Each key gets a profile of its own, so pasting a
+	// second key of an account does not overwrite the first's section.
+	profile := "fleetca-" + cred.AccountID
+	if verb == "add-key" {
+		profile += "-" + strings.ToLower(cred.AccessKeyID[max(0, len(cred.AccessKeyID)-6):])
+	}
+	fmt.Fprintf(stdout, "# fleetca account %s\n[%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+		cred.AccountID, profile, cred.AccessKeyID, cred.SecretAccessKey)
 	return 0
 }
 

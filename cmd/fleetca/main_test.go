@@ -25,6 +25,8 @@ func TestRun(t *testing.T) {
 		wantOutput string
 	}{
 		{"version", []string{"version"}, 0, "fleetca "},
+		{"--version", []string{"--version"}, 0, "fleetca "},
+		{"serve with a stray argument", []string{"serve", "now"}, 2, `unexpected argument "now"`},
 		{"help", []string{"help"}, 0, "fleetca serve"},
 		{"no command", nil, 2, "Usage"},
 		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
@@ -84,8 +86,19 @@ func TestAccountCommands(t *testing.T) {
 	if code := run([]string{"account", "add-key", "--data-dir", dir, "--account-id", "555555555555"}, &out, &errOut); code != 0 {
 		t.Fatalf("account add-key: %d %s", code, errOut.String())
 	}
-	if k2, _ := parseProfile(t, out.String()); k2 == keyID {
+	k2, _ := parseProfile(t, out.String())
+	if k2 == keyID {
 		t.Fatal("add-key returned the existing key")
+	}
+	if strings.Contains(out.String(), "[fleetca-555555555555]\n") {
+		t.Errorf("add-key's profile has create's name, so pasting it overwrites the first key's section:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run([]string{"account", "list", "--data-dir", dir}, &out, &errOut); code != 0 {
+		t.Fatalf("account list: %d %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "555555555555\t") || !strings.Contains(out.String(), keyID) || !strings.Contains(out.String(), k2) || strings.Contains(out.String(), secret) {
+		t.Errorf("account list shows %q; want the account with both key IDs and no secret", out.String())
 	}
 	for _, tc := range []struct {
 		args []string
@@ -97,6 +110,7 @@ func TestAccountCommands(t *testing.T) {
 		{[]string{"account", "add-key", "--data-dir", dir}, 2, "needs --account-id"},
 		{[]string{"account", "create", "--data-dir", filepath.Join(dir, "nowhere")}, 1, "no fleetca database"},
 		{[]string{"account"}, 2, "usage"},
+		{[]string{"account", "list", "--data-dir", dir, "stray"}, 2, `unexpected argument "stray"`},
 	} {
 		errOut.Reset()
 		if code := run(tc.args, io.Discard, &errOut); code != tc.code || !strings.Contains(errOut.String(), tc.msg) {

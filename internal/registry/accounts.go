@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/iot"
@@ -20,6 +21,35 @@ type Credential struct {
 	AccountID       string
 	AccessKeyID     string
 	SecretAccessKey string
+}
+
+// AccountSummary is an account as an operator lists it: its ID, when it was
+// made, and the IDs of its access keys (never their secrets).
+type AccountSummary struct {
+	ID           string
+	CreatedAt    time.Time
+	AccessKeyIDs []string
+}
+
+// Accounts lists the accounts, oldest first, with their access key IDs.
+func (s *Service) Accounts(ctx context.Context) ([]AccountSummary, error) {
+	accounts, err := s.store.Accounts(ctx)
+	if err != nil {
+		return nil, internal("listing accounts", err)
+	}
+	keys, err := s.store.AccessKeys(ctx)
+	if err != nil {
+		return nil, internal("listing access keys", err)
+	}
+	byAccount := map[string][]string{}
+	for _, k := range keys {
+		byAccount[k.AccountID] = append(byAccount[k.AccountID], k.ID)
+	}
+	out := make([]AccountSummary, len(accounts))
+	for i, a := range accounts {
+		out[i] = AccountSummary{ID: a.ID, CreatedAt: a.CreatedAt, AccessKeyIDs: byAccount[a.ID]}
+	}
+	return out, nil
 }
 
 // DefaultAccount returns the oldest account, creating it with an access key
