@@ -5,6 +5,7 @@
 //	fleetca account create [--account-id ID]  add an account and print its key pair
 //	fleetca account add-key --account-id ID   add a key pair to an account
 //	fleetca account list                      list the accounts and their access key IDs
+//	fleetca ca seal                           seal the CA key files with the passphrase
 //	fleetca backup --out FILE                 back up the data directory, while the server runs
 //	fleetca restore --from FILE [--force]     restore a backup into the data directory
 //	fleetca bench [flags]                     drive an AWS IoT endpoint and measure it
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "account":
 		return account(args[1:], stdout, stderr)
+	case "ca":
+		return ca(args[1:], stdout, stderr)
 	case "backup":
 		return backup(args[1:], stdout, stderr)
 	case "restore":
@@ -78,6 +81,7 @@ Usage:
   fleetca account create [--account-id ID]    add an account and print its access key pair
   fleetca account add-key --account-id ID     add an access key pair to an account
   fleetca account list                        list the accounts and their access key IDs
+  fleetca ca seal                             seal the CA key files with FLEETCA_CA_KEY_PASSPHRASE (server stopped)
   fleetca backup --out FILE                   back up the data directory (database, CA, credentials), while the server runs
   fleetca restore --from FILE [--force]       restore a backup into the data directory (--force moves a non-empty one aside)
   fleetca bench [flags]                       drive an AWS IoT endpoint and measure it (fleetca bench -h)
@@ -251,6 +255,35 @@ func dataDirFlags(name string, args []string, stderr io.Writer, define func(*fla
 		return cfg, 2, false
 	}
 	return cfg, 0, true
+}
+
+func ca(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "seal" {
+		fmt.Fprintln(stderr, "fleetca: usage: fleetca ca seal [--data-dir DIR] [--ca-key-passphrase-file FILE] (or FLEETCA_CA_KEY_PASSPHRASE)")
+		return 2
+	}
+	var passphraseFile string
+	cfg, code, ok := dataDirFlags("ca seal", args[1:], stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&passphraseFile, "ca-key-passphrase-file", os.Getenv("FLEETCA_CA_KEY_PASSPHRASE_FILE"), "file holding the passphrase (or set FLEETCA_CA_KEY_PASSPHRASE)")
+	})
+	if !ok {
+		return code
+	}
+	cfg.CAKeyPassphraseFile = passphraseFile
+	if cfg.CAKeyPassphraseFile != "" {
+		cfg.CAKeyPassphrase = ""
+	}
+	sealed, err := server.SealCA(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetca ca seal: %v\n", err)
+		return 1
+	}
+	if len(sealed) == 0 {
+		fmt.Fprintf(stdout, "the CA keys in %s are sealed already\n", cfg.CADir())
+		return 0
+	}
+	fmt.Fprintf(stdout, "sealed %s in %s; start the server with the same passphrase from now on\n", strings.Join(sealed, ", "), cfg.CADir())
+	return 0
 }
 
 func backup(args []string, stdout, stderr io.Writer) int {

@@ -37,6 +37,7 @@ func TestRun(t *testing.T) {
 		{"backup without --out", []string{"backup"}, 2, "--out is required"},
 		{"backup with a stray argument", []string{"backup", "--out", "x", "extra"}, 2, `unexpected argument "extra"`},
 		{"restore without --from", []string{"restore"}, 2, "--from is required"},
+		{"ca without seal", []string{"ca"}, 2, "fleetca ca seal"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,6 +44,28 @@ var (
 	issuingNotAfter = time.Date(2052, 12, 31, 23, 59, 59, 0, time.UTC)
 )
 
+// SealKeys seals, in place, the CA keys in dir that are stored in the
+// clear, and returns the names of those it sealed. The root key may be
+// absent (kept offline); the others must be there. Keys sealed already are
+// checked to open with passphrase.
+func SealKeys(dir, passphrase string) ([]string, error) {
+	ks := keys.FileStore{Dir: dir, Passphrase: passphrase}
+	var sealed []string
+	for _, name := range []string{rootKeyName, issuingKeyName, serverCAKeyName} {
+		done, err := ks.Seal(name)
+		if errors.Is(err, fs.ErrNotExist) && name == rootKeyName {
+			continue
+		}
+		if err != nil {
+			return sealed, fmt.Errorf("issuance: sealing %s: %w", name, err)
+		}
+		if done {
+			sealed = append(sealed, name+".key")
+		}
+	}
+	return sealed, nil
+}
+
 // ErrNoCA is Open's answer, with MustExist, when there is no CA to load.
 var ErrNoCA = errors.New("issuance: no CA")
 

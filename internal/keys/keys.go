@@ -105,9 +105,58 @@ func (s FileStore) Save(name string, signer crypto.Signer) error {
 	return WriteFileExclusive(s.path(name), data, 0o600)
 }
 
+// Seal seals the key called name in place if it is stored in the clear,
+// and reports whether it did; a key sealed already is checked to open with
+// the passphrase and left as it is. The sealed file replaces the plain one
+// atomically. The plain key's bytes may remain in the disk's free blocks:
+// sealing protects copies made from now on, not copies made before.
+func (s FileStore) Seal(name string) (bool, error) {
+	if s.Passphrase == "" {
+		return false, errors.New("keys: sealing needs a passphrase")
+	}
+	path := s.path(name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	if IsSealed(data) {
+		_, err := s.Load(name)
+		return false, err
+	}
+	if _, err := ParsePEM(data); err != nil {
+		return false, fmt.Errorf("keys: %s: %w", path, err)
+	}
+	sealed, err := Seal(data, s.Passphrase)
+	if err != nil {
+		return false, err
+	}
+	return true, replaceFile(path, sealed, 0o600)
+}
+
+// replaceFile writes data to path durably, replacing what is there: the
+// old content or the new, whole, never a mix.
+func replaceFile(path string, data []byte, perm os.FileMode) error {
+	return writeDurably(path, data, perm, os.Rename)
+}
+
 // WriteFileExclusive writes data to path durably: the file appears whole or not
 // at all, and the call fails if path exists.
 func WriteFileExclusive(path string, data []byte, perm os.FileMode) error {
+	// A hard link, unlike rename, refuses to replace an existing file.
+	return writeDurably(path, data, perm, func(tmp, path string) error {
+		if err := os.Link(tmp, path); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("keys: %s exists already: %w", path, err)
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// writeDurably writes data to a synced temporary file beside path, puts it
+// in place with place, and syncs the directory.
+func writeDurably(path string, data []byte, perm os.FileMode, place func(tmp, path string) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
@@ -129,11 +178,7 @@ func WriteFileExclusive(path string, data []byte, perm os.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	// A hard link, unlike rename, refuses to replace an existing file.
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("keys: %s exists already: %w", path, err)
-		}
+	if err := place(tmp.Name(), path); err != nil {
 		return err
 	}
 	return syncDir(dir)
