@@ -294,13 +294,20 @@ type observation struct {
 }
 
 type observer struct {
-	mu   sync.Mutex
-	seen []observation
+	mu         sync.Mutex
+	seen       []observation
+	admissions []string
 }
 
 func (o *observer) ObserveMQTTRequest(operation string, status int, _ time.Duration) {
 	o.mu.Lock()
 	o.seen = append(o.seen, observation{operation, status})
+	o.mu.Unlock()
+}
+
+func (o *observer) ObserveAdmission(outcome, reason string) {
+	o.mu.Lock()
+	o.admissions = append(o.admissions, outcome+" "+reason)
 	o.mu.Unlock()
 }
 

@@ -106,6 +106,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	defer admitted(tc)
 	if len(cl.ID) > maxClientIDBytes {
 		h.log.Info("mqtt connection refused", "remote", cl.Net.Remote, "reason", "client ID longer than 128 bytes")
+		h.observeAdmission("invalid_client_id", "")
 		return packets.ErrClientIdentifierNotValid
 	}
 	state := tc.ConnectionState()
@@ -117,6 +118,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	adm, err := h.reg.AdmitDevice(ctx, state.PeerCertificates[0], state.ServerName)
 	if err != nil {
 		h.log.Error("mqtt admission failed", "client_id", cl.ID, "remote", cl.Net.Remote, "err", err)
+		h.observeAdmission("error", "")
 		return packets.ErrServerUnavailable
 	}
 	if adm.Registered != nil {
@@ -125,6 +127,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if adm.Certificate == nil {
 		h.log.Info("mqtt connection refused", "client_id", cl.ID, "remote", cl.Net.Remote, "reason", adm.Refusal,
 			"certificate_id", iot.CertificateID(state.PeerCertificates[0].Raw))
+		h.observeAdmission("refused", adm.Refusal)
 		return packets.ErrNotAuthorized
 	}
 	sess := &session{
@@ -153,9 +156,16 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		will.TopicName = inNamespace(sess.prefix, will.TopicName)
 	}
 	h.sessions.Store(cl, sess)
+	h.observeAdmission("admitted", "")
 	h.log.Info("mqtt connected", "account", sess.scope.AccountID, "region", sess.scope.Region,
 		"client_id", sess.clientID, "certificate_id", sess.certificateID, "sni", sess.serverName)
 	return nil
+}
+
+func (h *hook) observeAdmission(outcome, reason string) {
+	if h.observer != nil {
+		h.observer.ObserveAdmission(outcome, reason)
+	}
 }
 
 // OnConnectAuthenticate lets through what OnConnect admitted.

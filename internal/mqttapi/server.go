@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -65,9 +66,12 @@ type Options struct {
 	WriteTimeout time.Duration
 }
 
-// Observer is told about every fleet-provisioning request once it is answered.
+// Observer is told about every fleet-provisioning request once it is
+// answered, and every connection's admission: outcome is admitted,
+// refused (reason says why, from a fixed set), invalid_client_id or error.
 type Observer interface {
 	ObserveMQTTRequest(operation string, status int, elapsed time.Duration)
+	ObserveAdmission(outcome, reason string)
 }
 
 // Server is the device plane.
@@ -131,7 +135,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	broker := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
-		Logger:       opts.Logger.With("component", "mqtt"),
+		Logger:       slog.New(newBrokerLog(opts.Logger.Handler())).With("component", "mqtt"),
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	h := &hook{ctx: ctx, reg: opts.Registry, log: opts.Logger, broker: broker, observer: opts.Observer,
@@ -161,6 +165,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	return s, nil
 }
+
+// Connected reports how many devices are connected now.
+func (s *Server) Connected() int { return int(atomic.LoadInt64(&s.broker.Info.ClientsConnected)) }
 
 // Addr is the address the listener is bound to.
 func (s *Server) Addr() string { return s.listener.Addr().String() }

@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			}
 		}
 	}()
-	invoker, err := lambda.New(ctx, lambda.Options{Endpoint: cfg.LambdaEndpoint, Timeout: cfg.ProviderTimeout})
+	invoker, err := lambda.New(ctx, lambda.Options{Endpoint: cfg.LambdaEndpoint, Timeout: cfg.ProviderTimeout, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("certificate providers: %w", err)
 	}
@@ -169,6 +169,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		if err != nil {
 			return nil, fmt.Errorf("mqtt endpoint: %w", err)
 		}
+		metrics.WatchConnectedDevices(s.mqtt.Connected)
 	}
 	public := map[string]http.Handler{
 		"/healthz":      http.HandlerFunc(s.health),

@@ -24,6 +24,7 @@ type Metrics struct {
 	issued        *prometheus.CounterVec
 	batchSize     prometheus.Histogram
 	commitLatency prometheus.Histogram
+	admissions    *prometheus.CounterVec
 }
 
 // New returns fresh metrics, with the process and Go runtime collectors.
@@ -48,8 +49,11 @@ func New() *Metrics {
 			Name: "fleetca_store_commit_duration_seconds", Help: "Time of one commit, fsync included.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 		}),
+		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetca_mqtt_admissions_total", Help: "MQTT connections judged, by outcome (admitted, refused, invalid_client_id, error) and, for refusals, reason.",
+		}, []string{"outcome", "reason"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.issued, m.batchSize, m.commitLatency,
+	m.registry.MustRegister(m.requests, m.latency, m.issued, m.batchSize, m.commitLatency, m.admissions,
 		withoutDescriptors{collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}, collectors.NewGoCollector())
 	return m
 }
@@ -116,4 +120,18 @@ var issuing = map[string]bool{"CreateKeysAndCertificate": true, "CreateCertifica
 func (m *Metrics) ObserveCommit(size int, elapsed time.Duration) {
 	m.batchSize.Observe(float64(size))
 	m.commitLatency.Observe(elapsed.Seconds())
+}
+
+// ObserveAdmission implements mqttapi.Observer. The reasons are the
+// registry's fixed refusals, so the label's values are bounded.
+func (m *Metrics) ObserveAdmission(outcome, reason string) {
+	m.admissions.WithLabelValues(outcome, reason).Inc()
+}
+
+// WatchConnectedDevices has /metrics report connected(), the number of
+// devices connected, as fleetca_mqtt_connected_devices.
+func (m *Metrics) WatchConnectedDevices(connected func() int) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fleetca_mqtt_connected_devices", Help: "Devices connected to the MQTT endpoint now.",
+	}, func() float64 { return float64(connected()) }))
 }

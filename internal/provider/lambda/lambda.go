@@ -9,10 +9,14 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -43,6 +47,10 @@ type Options struct {
 	Credentials aws.CredentialsProvider
 	// HTTPClient sends the calls; nil means the SDK's.
 	HTTPClient *http.Client
+	// Logger receives the SDK's own log lines (warnings at warn, the rest
+	// at debug), so they come out in fleetca's format; nil means the SDK's
+	// default.
+	Logger *slog.Logger
 }
 
 // Invoker calls certificate-provider functions. It is a provider.Signer.
@@ -66,11 +74,26 @@ func New(ctx context.Context, opts Options) (*Invoker, error) {
 	if opts.HTTPClient != nil {
 		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
 	}
+	if opts.Logger != nil {
+		loadOpts = append(loadOpts, config.WithLogger(sdkLogger(opts.Logger)))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return &Invoker{opts: opts, cfg: cfg}, nil
+}
+
+// sdkLogger writes the SDK's log lines to log.
+func sdkLogger(log *slog.Logger) logging.Logger {
+	log = log.With("component", "aws-sdk")
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		if c == logging.Warn {
+			log.Warn(fmt.Sprintf(format, v...))
+			return
+		}
+		log.Debug(fmt.Sprintf(format, v...))
+	})
 }
 
 // client returns the Lambda client of the function's region.

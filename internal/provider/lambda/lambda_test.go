@@ -1,6 +1,7 @@
 package lambda_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -8,10 +9,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/fleetca/fleetca/examples/certificate-provider/signer"
 	"github.com/fleetca/fleetca/internal/lambdatest"
@@ -138,4 +142,19 @@ func TestSign(t *testing.T) {
 			t.Fatalf("err = %v, want the caller's cancellation, not a provider failure", err)
 		}
 	})
+}
+
+// TestSDKLogsThroughSlog: the SDK's own lines come out through fleetca's
+// logger, warnings at warn.
+func TestSDKLogsThroughSlog(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	inv, err := lambda.New(t.Context(), lambda.Options{Logger: log, Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.SDKLogger().Logf(logging.Warn, "checksum of %s skipped", "response")
+	if !strings.Contains(buf.String(), `"level":"WARN","msg":"checksum of response skipped","component":"aws-sdk"`) {
+		t.Fatalf("SDK line not logged through slog: %s", buf.String())
+	}
 }
