@@ -28,6 +28,7 @@ import (
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 
 	"github.com/fleetca/fleetca/internal/config"
@@ -333,6 +334,26 @@ func restore(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// benchAccount makes an account with a key pair in a local fleetca's data
+// directory, for one bench run.
+func benchAccount(dataDir string) (*registry.Credential, error) {
+	cfg := config.FromEnv()
+	cfg.DataDir = dataDir
+	if _, err := os.Stat(cfg.DatabasePath()); err != nil && cfg.Database == "" {
+		return nil, fmt.Errorf("no fleetca database there: %w", err)
+	}
+	var cred *registry.Credential
+	err := server.Admin(context.Background(), cfg, func(reg *registry.Service) error {
+		id, err := registry.RandomAccountID()
+		if err != nil {
+			return err
+		}
+		cred, err = reg.CreateAccount(context.Background(), id)
+		return err
+	})
+	return cred, err
+}
+
 func bench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fleetca bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -346,13 +367,38 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	caKey := fs.String("ca-key", "p256", "key of the server's issuing CA, which the raw cost signs with: p256 or rsa-2048")
 	pid := fs.Int("server-pid", 0, "PID of a local server, to read its CPU time from /proc")
 	metricsURL := fs.String("metrics-url", "", "Prometheus endpoint of the server (e.g. http://127.0.0.1:7400/metrics), to read its CPU time")
+	dataDir := fs.String("data-dir", "", "data directory of a local fleetca: bench makes an account of its own there for the run and writes only into it")
+	profile := fs.String("profile", "", "AWS profile whose credentials sign the requests (default: the standard AWS sources)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(*region))
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fleetca bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(*region)}
+	switch {
+	case *dataDir != "" && *profile != "":
+		fmt.Fprintln(stderr, "fleetca bench: give --data-dir or --profile, not both")
+		return 2
+	case *dataDir != "":
+		cred, err := benchAccount(*dataDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetca bench: making an account in %s: %v\n", *dataDir, err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "fleetca bench: writing into account %s, made for this run\n", cred.AccountID)
+		loadOpts = append(loadOpts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cred.AccessKeyID, cred.SecretAccessKey, "")))
+	case *profile != "":
+		loadOpts = append(loadOpts, awsconfig.WithSharedConfigProfile(*profile))
+		fmt.Fprintf(stderr, "fleetca bench: writing into the account of profile %s\n", *profile)
+	default:
+		fmt.Fprintln(stderr, "fleetca bench: writing into the account of the standard AWS credentials; --data-dir makes an account for the run instead")
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), loadOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
 		return 1
@@ -383,8 +429,11 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s x %d clients: %d requests in %.1fs, %.0f/s, %d errors %v\n",
-		r.Operation, r.Concurrency, r.Requests, r.Seconds, r.PerSecond, r.Errors, r.ErrorCodes)
+	fmt.Fprintf(stdout, "%s x %d clients: %d requests in %.1fs, %.0f/s, %d errors", r.Operation, r.Concurrency, r.Requests, r.Seconds, r.PerSecond, r.Errors)
+	for code, n := range r.ErrorCodes {
+		fmt.Fprintf(stdout, " %s:%d", code, n)
+	}
+	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
 	if r.RawCostMs > 0 {
 		fmt.Fprintf(stdout, "raw crypto cost %.3f ms CPU", r.RawCostMs)

@@ -136,3 +136,42 @@ func parseProfile(t *testing.T, s string) (keyID, secret string) {
 	}
 	return keyID, secret
 }
+
+// TestBenchWritesIntoItsOwnAccount: with --data-dir, bench makes an account
+// for the run and writes only into it, never into the default account.
+func TestBenchWritesIntoItsOwnAccount(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default(func(string) string { return "" })
+	cfg.DataDir, cfg.APIAddr, cfg.MQTTAddr = dir, "127.0.0.1:0", ""
+	cfg.AccessKeyID, cfg.SecretAccessKey = "AKIAFLEETCABENCHTEST", "bench-test-secret-0123456789"
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+
+	var out, errOut bytes.Buffer
+	code := run([]string{"bench", "--endpoint", srv.URL(), "--data-dir", dir, "--op", "csr", "--csr-key", "p256", "--count", "6", "--concurrency", "2"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("bench: %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "made for this run") || strings.Contains(out.String(), "map[") {
+		t.Errorf("bench output:\n%s\n%s", out.String(), errOut.String())
+	}
+	def := iot.New(iot.Options{BaseEndpoint: aws.String(srv.URL()), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, ""), RetryMaxAttempts: 1})
+	list, err := def.ListCertificates(context.Background(), &iot.ListCertificatesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Certificates) != 0 {
+		t.Fatalf("bench wrote %d certificates into the default account", len(list.Certificates))
+	}
+	out.Reset()
+	if code := run([]string{"account", "list", "--data-dir", dir}, &out, &errOut); code != 0 || strings.Count(out.String(), "\n") != 2 {
+		t.Fatalf("accounts after bench: %d\n%s", code, out.String())
+	}
+}
