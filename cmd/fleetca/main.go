@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return restore(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheck(args[1:], stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "fleetca", versionString())
 		return 0
@@ -86,6 +89,7 @@ Usage:
   fleetca backup --out FILE                   back up the data directory (database, CA, credentials), while the server runs
   fleetca restore --from FILE [--force]       restore a backup into the data directory (--force moves a non-empty one aside)
   fleetca bench [flags]                       drive an AWS IoT endpoint and measure it (fleetca bench -h)
+  fleetca healthcheck [--url URL]             exit 0 if the server answers /healthz (for container health checks)
   fleetca version (or --version)              print the version
 
 The account, backup and restore commands take --data-dir too; account and backup work whether or not the server runs.
@@ -330,6 +334,33 @@ func restore(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "restored %s into %s\n", from, cfg.DataDir)
 	if replaced != "" {
 		fmt.Fprintf(stdout, "the directory that was there is now %s\n", replaced)
+	}
+	return 0
+}
+
+// healthcheck asks a local server's /healthz, for container health checks
+// in images that have no shell or curl.
+func healthcheck(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fleetca healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := "http://" + strings.Replace(config.FromEnv().APIAddr, "0.0.0.0:", "127.0.0.1:", 1) + "/healthz"
+	url := fs.String("url", def, "the server's health URL (default: from FLEETCA_API_ADDR)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(*url)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetca healthcheck: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "fleetca healthcheck: %s answered %s\n", *url, resp.Status)
+		return 1
 	}
 	return 0
 }
