@@ -49,6 +49,7 @@ var layer = map[string]int{
 	"cmd/fleetca":              6,
 	"internal/archtest":        6,
 	"internal/lambdatest":      6,
+	"internal/lambdalocal":     3,
 	"internal/pgtest":          6,
 	// Examples are separate programs that show how to use fleetca.
 	"examples/certificate-provider":        6,
@@ -78,7 +79,8 @@ var rules = []rule{
 	{module + "internal/provider/lambda", []string{"internal/server"}, "the composition root alone picks the provider adapter", false},
 	{"github.com/aws/aws-sdk-go-v2/service/lambda", []string{"internal/provider/lambda"}, "the Lambda client is an adapter's, behind provider.Signer", false},
 	{module + "internal/lambdatest", nil, "test support: only tests run Lambda handlers", false},
-	{"github.com/aws/aws-lambda-go/lambda", []string{"internal/lambdatest", "examples/certificate-provider"}, "test support and the example provider function", false},
+	{"github.com/aws/aws-lambda-go/lambda", []string{"internal/lambdalocal", "examples/certificate-provider"}, "the Invoke API for local functions, and the example provider function", false},
+	{module + "internal/lambdalocal", []string{"internal/lambdatest", "examples/certificate-provider"}, "test support and the example's local mode; fleetca itself only invokes functions", false},
 	{module + "internal/pgtest", nil, "test support: only tests make throwaway schemas", false},
 	{module + "internal/testpki", nil, "test support: only tests make throwaway CAs and keys", false},
 	{"github.com/mochi-mqtt/server/v2", []string{"internal/mqttapi"}, "the broker is the MQTT front end's", false},
