@@ -57,16 +57,7 @@ func TestRun(t *testing.T) {
 // running server, and uses them through the SDK.
 func TestAccountCommands(t *testing.T) {
 	dir := t.TempDir()
-	cfg := config.Default(func(string) string { return "" })
-	cfg.DataDir, cfg.APIAddr, cfg.MQTTAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
-	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
+	srv, _ := startServer(t, dir, nil)
 
 	var out, errOut bytes.Buffer
 	if code := run([]string{"account", "create", "--data-dir", dir, "--account-id", "555555555555"}, &out, &errOut); code != 0 {
@@ -120,6 +111,26 @@ func TestAccountCommands(t *testing.T) {
 	}
 }
 
+// startServer runs a server on dir on loopback ports, changed by configure,
+// until the test ends.
+func startServer(t *testing.T, dir string, configure func(*config.Config)) (*server.Server, config.Config) {
+	t.Helper()
+	cfg := config.Default(func(string) string { return "" })
+	cfg.DataDir, cfg.APIAddr, cfg.MQTTAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return srv, cfg
+}
+
 func parseProfile(t *testing.T, s string) (keyID, secret string) {
 	t.Helper()
 	for _, line := range strings.Split(s, "\n") {
@@ -141,17 +152,10 @@ func parseProfile(t *testing.T, s string) (keyID, secret string) {
 // for the run and writes only into it, never into the default account.
 func TestBenchWritesIntoItsOwnAccount(t *testing.T) {
 	dir := t.TempDir()
-	cfg := config.Default(func(string) string { return "" })
-	cfg.DataDir, cfg.APIAddr, cfg.MQTTAddr = dir, "127.0.0.1:0", ""
-	cfg.AccessKeyID, cfg.SecretAccessKey = "AKIAFLEETCABENCHTEST", "bench-test-secret-0123456789"
-	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
+	srv, cfg := startServer(t, dir, func(c *config.Config) {
+		c.MQTTAddr = ""
+		c.AccessKeyID, c.SecretAccessKey = "AKIAFLEETCABENCHTEST", "bench-test-secret-0123456789"
+	})
 
 	var out, errOut bytes.Buffer
 	code := run([]string{"bench", "--endpoint", srv.URL(), "--data-dir", dir, "--op", "csr", "--csr-key", "p256", "--count", "6", "--concurrency", "2"}, &out, &errOut)
