@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -140,5 +141,26 @@ func TestDescribeEndpoint(t *testing.T) {
 	}
 	if _, err := named.iotClient().DescribeEndpoint(t.Context(), &iot.DescribeEndpointInput{EndpointType: aws.String("iot:CredentialProvider")}); !isErr[*types.InvalidRequestException](err) {
 		t.Fatalf("iot:CredentialProvider: %v, want InvalidRequestException", err)
+	}
+}
+
+// TestClientConfigFile: the data directory's config file points the SDK at
+// the server, with no endpoint given in code.
+func TestClientConfigFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ts := startServer(t, dir)
+	cfg, err := awsconfig.LoadDefaultConfig(t.Context(),
+		awsconfig.WithSharedConfigFiles([]string{filepath.Join(dir, "config")}),
+		awsconfig.WithSharedCredentialsFiles([]string{filepath.Join(dir, "credentials")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := iot.NewFromConfig(cfg)
+	if _, err := c.CreateKeysAndCertificate(t.Context(), &iot.CreateKeysAndCertificateInput{}); err != nil {
+		t.Fatalf("the SDK configured by the data directory's files: %v", err)
+	}
+	if n := certificateCount(t, ts.iotClient()); n != 1 {
+		t.Fatalf("%d certificates in the default account, want the one just made", n)
 	}
 }

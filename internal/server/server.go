@@ -327,6 +327,10 @@ func (s *Server) Start() error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	s.listener = ln
+	if err := s.writeClientConfig(); err != nil {
+		// A convenience for clients; the server serves without it.
+		s.log.Warn("writing the AWS config file for clients", "err", err)
+	}
 	if s.mqtt != nil {
 		if err := s.mqtt.Start(); err != nil {
 			ln.Close()
