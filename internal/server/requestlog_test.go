@@ -133,3 +133,38 @@ func TestRequestLogClientGone(t *testing.T) {
 		t.Errorf("%d certificates stored for a request its client abandoned", len(list.Certificates))
 	}
 }
+
+// TestEveryLogLineIsJSON: with JSON logs, every line is JSON, the MQTT
+// broker's included, and a device's refused packet is logged by type, topic
+// and size, at info, never with its payload.
+func TestEveryLogLineIsJSON(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	d := ts.mustConnect(t, ts.claim(t, ts.iotClient()))
+	payload := strings.Repeat("private device reading ", 200)
+	// A QoS 1 publish on a reserved topic is refused, and the broker logs it.
+	d.Publish("$aws/things/x/shadow/update", 1, false, payload).WaitTimeout(5 * time.Second)
+	var brokerLine map[string]any
+	deadline := time.Now().Add(5 * time.Second)
+	for brokerLine == nil && time.Now().Before(deadline) {
+		for _, line := range strings.Split(strings.TrimSpace(ts.logs.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("a log line is not JSON: %q", line)
+			}
+			if m["component"] == "mqtt" && m["pk"] != nil {
+				brokerLine = m
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if brokerLine == nil {
+		t.Fatalf("the broker logged no refused packet:\n%s", ts.logs)
+	}
+	if brokerLine["level"] != "INFO" || !strings.Contains(brokerLine["pk"].(string), "payload=4600 bytes") {
+		t.Errorf("the broker's line: %v", brokerLine)
+	}
+	if strings.Contains(ts.logs.String(), "private device reading") {
+		t.Error("a device's payload was logged")
+	}
+}
