@@ -6,9 +6,14 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/fleetca ./cmd/fleetca
+# The data directory, made here so that a new volume mounted on it starts
+# out owned by the image's user (Docker copies the image's ownership into
+# an empty volume); a root-owned one would stop the start.
+RUN mkdir -m 0700 /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/fleetca /fleetca
+COPY --from=build --chown=65532:65532 /out/data /data
 # The data directory holds the database, the CA and its keys: mount a volume
 # there, and set FLEETCA_CA_KEY_PASSPHRASE (from a secret) to seal the keys.
 VOLUME /data

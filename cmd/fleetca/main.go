@@ -14,12 +14,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -329,6 +331,9 @@ func restore(args []string, stdout, stderr io.Writer) int {
 	replaced, err := server.Restore(context.Background(), cfg, from, force)
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetca restore: %v\n", err)
+		if replaced != "" {
+			fmt.Fprintf(stderr, "fleetca restore: the directory that was there is now %s\n", replaced)
+		}
 		return 1
 	}
 	fmt.Fprintf(stdout, "restored %s into %s\n", from, cfg.DataDir)
@@ -343,15 +348,17 @@ func restore(args []string, stdout, stderr io.Writer) int {
 func healthcheck(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fleetca healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	def := "http://" + strings.Replace(config.FromEnv().APIAddr, "0.0.0.0:", "127.0.0.1:", 1) + "/healthz"
-	url := fs.String("url", def, "the server's health URL (default: from FLEETCA_API_ADDR)")
+	cfg := config.FromEnv()
+	url := fs.String("url", healthURL(cfg), "the server's health URL (default: from FLEETCA_API_ADDR and FLEETCA_TLS_CERT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	client := &http.Client{Timeout: 3 * time.Second}
+	// A liveness probe of the local process: the API's certificate names
+	// the service, not the loopback address it is reached at here.
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	resp, err := client.Get(*url)
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetca healthcheck: %v\n", err)
@@ -363,6 +370,24 @@ func healthcheck(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// healthURL is the local server's /healthz: its API address, the
+// unspecified host (all interfaces) reached on loopback, over HTTPS when it
+// serves TLS.
+func healthURL(cfg config.Config) string {
+	host, port, err := net.SplitHostPort(cfg.APIAddr)
+	if err != nil {
+		return "http://" + cfg.APIAddr + "/healthz"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/healthz"
 }
 
 // benchAccount makes an account with a key pair in a local fleetca's data

@@ -179,3 +179,22 @@ func TestBenchWritesIntoItsOwnAccount(t *testing.T) {
 		t.Fatalf("accounts after bench: %d\n%s", code, out.String())
 	}
 }
+
+func TestHealthURL(t *testing.T) {
+	for _, tc := range []struct {
+		addr, cert, want string
+	}{
+		{"127.0.0.1:7400", "", "http://127.0.0.1:7400/healthz"},
+		{"0.0.0.0:7400", "", "http://127.0.0.1:7400/healthz"},
+		{":7400", "", "http://127.0.0.1:7400/healthz"},
+		{"[::]:7400", "", "http://127.0.0.1:7400/healthz"},
+		{"[::1]:7400", "", "http://[::1]:7400/healthz"},
+		{"0.0.0.0:7400", "api.pem", "https://127.0.0.1:7400/healthz"},
+	} {
+		cfg := config.Default(func(string) string { return "" })
+		cfg.APIAddr, cfg.TLSCert = tc.addr, tc.cert
+		if got := healthURL(cfg); got != tc.want {
+			t.Errorf("healthURL(%s, tls %q) = %s, want %s", tc.addr, tc.cert, got, tc.want)
+		}
+	}
+}

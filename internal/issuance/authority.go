@@ -50,8 +50,19 @@ var (
 // checked to open with passphrase.
 func SealKeys(dir, passphrase string) ([]string, error) {
 	ks := keys.FileStore{Dir: dir, Passphrase: passphrase}
+	names := []string{rootKeyName, issuingKeyName, serverCAKeyName}
+	// Every key sealed already must open with this passphrase before any
+	// is sealed: a mistyped one would otherwise seal some keys with it.
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(dir, name+".key"))
+		if err == nil && keys.IsSealed(data) {
+			if _, err := ks.Load(name); err != nil {
+				return nil, fmt.Errorf("issuance: %s is sealed with another passphrase: %w", name, err)
+			}
+		}
+	}
 	var sealed []string
-	for _, name := range []string{rootKeyName, issuingKeyName, serverCAKeyName} {
+	for _, name := range names {
 		done, err := ks.Seal(name)
 		if errors.Is(err, fs.ErrNotExist) && name == rootKeyName {
 			continue

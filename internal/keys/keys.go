@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Algorithm names a key type and size.
@@ -136,7 +137,20 @@ func (s FileStore) Seal(name string) (bool, error) {
 // replaceFile writes data to path durably, replacing what is there: the
 // old content or the new, whole, never a mix.
 func replaceFile(path string, data []byte, perm os.FileMode) error {
-	return writeDurably(path, data, perm, os.Rename)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return writeDurably(path, data, perm, func(tmp, path string) error {
+		// Run as root for a service's user (systemd's DynamicUser), the new
+		// file must stay that user's.
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+			if err := os.Chown(tmp, int(st.Uid), int(st.Gid)); err != nil {
+				return err
+			}
+		}
+		return os.Rename(tmp, path)
+	})
 }
 
 // WriteFileExclusive writes data to path durably: the file appears whole or not

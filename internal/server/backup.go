@@ -64,6 +64,9 @@ func Backup(ctx context.Context, cfg config.Config, out string) (BackupSummary, 
 		return sum, err
 	}
 	err = writeBackup(f, cfg, snapshot, &sum)
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -108,7 +111,8 @@ func writeBackup(w io.Writer, cfg config.Config, snapshot string, sum *BackupSum
 		return err
 	}
 	for _, e := range entries {
-		if e.Type().IsRegular() {
+		// Dot files are no CA's: temporary files a crash left behind.
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
 			if err := add(backupCADir+"/"+e.Name(), filepath.Join(cfg.CADir(), e.Name())); err != nil {
 				return err
 			}
@@ -126,19 +130,24 @@ func writeBackup(w io.Writer, cfg config.Config, snapshot string, sum *BackupSum
 // Restore unpacks the backup from into cfg's data directory. A directory
 // that exists and is not empty is refused unless force, and then kept,
 // renamed beside it, never deleted; a directory a server is using is
-// always refused. The backup is unpacked into a new directory first and
-// renamed into place only once whole, so a failed restore changes nothing.
-// It returns where the replaced directory went, if one was.
+// always refused. The backup is unpacked and checked in a new directory
+// first and moved into place only once whole and synced, so a failed
+// restore changes nothing. An empty directory (a volume's mount point) is
+// filled in place. It returns where the replaced directory went, if one
+// was, also with an error.
 func Restore(ctx context.Context, cfg config.Config, from string, force bool) (replaced string, err error) {
 	if cfg.Database != "" {
 		return "", errors.New("with PostgreSQL restore the database with pg_restore (README: Backup and restore)")
 	}
 	dir := filepath.Clean(cfg.DataDir)
 	entries, err := os.ReadDir(dir)
+	exists := err == nil
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return "", err
+	case len(entries) > 0 && !force:
+		return "", fmt.Errorf("%s is not empty; restore into a new directory, or give --force to move it aside", absolute(dir))
 	case len(entries) > 0:
 		lock, err := lockDataDir(dir)
 		if err != nil {
@@ -147,34 +156,32 @@ func Restore(ctx context.Context, cfg config.Config, from string, force bool) (r
 		// Held until the old directory is renamed away, so that no server
 		// starts on it meanwhile.
 		defer lock.Close()
-		if !force {
-			return "", fmt.Errorf("%s is not empty; restore into a new directory, or give --force to move it aside", absolute(dir))
-		}
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	// Unpacked beside the directory, or inside it when it is empty (a
+	// mount point cannot be renamed).
+	parent, pattern := filepath.Dir(dir), "."+filepath.Base(dir)+".restore-"
+	if exists && len(entries) == 0 {
+		parent, pattern = dir, ".restore-"
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".restore-")
+	tmp, err := os.MkdirTemp(parent, pattern)
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(tmp) // a no-op once renamed into place
+	defer os.RemoveAll(tmp) // a no-op once moved into place
 	if err := os.Chmod(tmp, 0o700); err != nil {
 		return "", err
 	}
 	if err := unpackBackup(from, tmp); err != nil {
 		return "", fmt.Errorf("%s: %w", from, err)
 	}
-	st, err := sqlstore.OpenSQLite(ctx, filepath.Join(tmp, backupDatabase))
-	if err != nil {
-		return "", fmt.Errorf("%s: the database does not open: %w", from, err)
-	}
-	err = st.IntegrityCheck(ctx)
-	if cerr := st.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := checkRestored(ctx, tmp); err != nil {
 		return "", fmt.Errorf("%s: %w", from, err)
+	}
+	if exists && len(entries) == 0 {
+		return "", moveContents(tmp, dir)
 	}
 	if len(entries) > 0 {
 		replaced = fmt.Sprintf("%s.replaced-%s", dir, time.Now().UTC().Format("20060102T150405Z"))
@@ -182,11 +189,54 @@ func Restore(ctx context.Context, cfg config.Config, from string, force bool) (r
 			return "", err
 		}
 	}
-	// rename(2) replaces an empty directory.
 	if err := os.Rename(tmp, dir); err != nil {
+		if replaced != "" && os.Rename(replaced, dir) == nil {
+			replaced = ""
+		}
 		return replaced, err
 	}
-	return replaced, nil
+	return replaced, syncDir(parent)
+}
+
+// checkRestored opens the unpacked database and checks its integrity.
+func checkRestored(ctx context.Context, dir string) error {
+	st, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, backupDatabase))
+	if err != nil {
+		return fmt.Errorf("the database does not open: %w", err)
+	}
+	err = st.IntegrityCheck(ctx)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// moveContents moves what from holds into dir, on the same file system,
+// and removes from.
+func moveContents(from, dir string) error {
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(from, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(from); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a directory's entries durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // unpackBackup writes the backup's files into dir, accepting only the names
@@ -231,6 +281,9 @@ func unpackBackup(from, dir string) error {
 			return err
 		}
 		_, err = io.Copy(out, io.LimitReader(tr, maxBackupEntry))
+		if err == nil {
+			err = out.Sync()
+		}
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
@@ -241,5 +294,8 @@ func unpackBackup(from, dir string) error {
 	if !seen[backupDatabase] || !seen[backupCADir+"/root.pem"] {
 		return errors.New("not a fleetca backup: no database or no CA")
 	}
-	return nil
+	if err := syncDir(filepath.Join(dir, backupCADir)); err != nil {
+		return err
+	}
+	return syncDir(dir)
 }

@@ -118,6 +118,24 @@ func TestRestoreRefusals(t *testing.T) {
 	}
 	startServer(t, dir)
 
+	// An empty directory, such as a volume's mount point, is filled in
+	// place, and a crash's leftover temporary file in ca/ is not backed up.
+	if err := os.WriteFile(filepath.Join(dir, "ca", ".tmp-issuing.key-123"), []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again := filepath.Join(t.TempDir(), "again.backup")
+	if _, err := server.Backup(t.Context(), testConfig(dir), again); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	if replaced, err := server.Restore(t.Context(), testConfig(empty), again, false); err != nil || replaced != "" {
+		t.Fatalf("restore into an empty directory: %q, %v", replaced, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(empty, "ca")); len(entries) != 6 {
+		t.Fatalf("restored ca/ holds %d files, want the CA's 6", len(entries))
+	}
+	startServer(t, empty)
+
 	// An archive with an entry outside the data directory.
 	evil := filepath.Join(t.TempDir(), "evil.backup")
 	f, err := os.Create(evil)

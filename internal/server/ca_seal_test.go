@@ -14,6 +14,7 @@ import (
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/server"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // TestSealCA: fleetca ca seal turns a CA's plain key files into sealed
@@ -64,5 +65,35 @@ func TestSealCA(t *testing.T) {
 	}
 	if _, err := rs.iotClient().CreateKeysAndCertificate(t.Context(), &iot.CreateKeysAndCertificateInput{}); err != nil {
 		t.Fatalf("signing with the sealed key: %v", err)
+	}
+}
+
+// TestSealCANeverMixesPassphrases: with a key sealed already, a mistyped
+// passphrase seals nothing, not even the keys still in the clear.
+func TestSealCANeverMixesPassphrases(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	startServer(t, dir).stop(t)
+	first := testConfig(dir)
+	first.CAKeyPassphrase = "the first passphrase"
+	if _, err := server.SealCA(first); err != nil {
+		t.Fatal(err)
+	}
+	// The root key back from offline storage, in the clear.
+	plainRoot := filepath.Join(dir, "ca", "root.key")
+	if err := os.Remove(plainRoot); err != nil {
+		t.Fatal(err)
+	}
+	key := testpki.Key(t, "p256")
+	if err := os.WriteFile(plainRoot, []byte(testpki.KeyPEM(t, key)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mistyped := first
+	mistyped.CAKeyPassphrase = "the frist passphrase"
+	if _, err := server.SealCA(mistyped); err == nil || !strings.Contains(err.Error(), "another passphrase") {
+		t.Fatalf("sealing with a mistyped passphrase: %v", err)
+	}
+	if data, _ := os.ReadFile(plainRoot); keys.IsSealed(data) {
+		t.Fatal("the root key was sealed with the mistyped passphrase")
 	}
 }

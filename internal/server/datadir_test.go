@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"io"
 	"log/slog"
@@ -162,5 +163,34 @@ func TestClientConfigFile(t *testing.T) {
 	}
 	if n := certificateCount(t, ts.iotClient()); n != 1 {
 		t.Fatalf("%d certificates in the default account, want the one just made", n)
+	}
+}
+
+// TestSealedSecretsKeepTheirCA: secrets sealed with the passphrase are
+// salted with the root, so a database holding them, even without a single
+// certificate, is never served with a new CA.
+func TestSealedSecretsKeepTheirCA(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sealed := func(c *config.Config) { c.CAKeyPassphrase = "a passphrase for the test" }
+	startServerWith(t, dir, sealed).stop(t)
+	// As a version that pinned no root left it.
+	db, err := sql.Open("sqlite", filepath.Join(dir, "fleetca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM root_pin`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	caDir := filepath.Join(dir, "ca")
+	if err := os.Rename(caDir, caDir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(dir)
+	sealed(&cfg)
+	_, err = server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "is missing") {
+		t.Fatalf("a database of sealed secrets without its CA: %v", err)
 	}
 }

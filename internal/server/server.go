@@ -245,18 +245,28 @@ func openLocalCA(ctx context.Context, cfg config.Config, st *sqlstore.Store, alg
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	// Certificates chain to a CA; accounts alone do not (an operator may
-	// make them before the first start), and a database of a version that
-	// pinned no root is known by its certificates.
+	// Certificates chain to a CA, and sealed secrets are salted with its
+	// root; accounts alone do not belong to one (an operator may make them
+	// before the first start). A database of a version that pinned no root
+	// is known by these.
 	certified, err := st.AnyCertificates(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if !certified {
+		stored, err := st.AccessKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range stored {
+			certified = certified || keys.IsSealedSecret(k.Secret)
+		}
 	}
 	caDir, dbPath := absolute(cfg.CADir()), absolute(cfg.DatabasePath())
 	authority, err := issuance.Open(issuance.Options{Dir: cfg.CADir(), Algorithm: alg, Passphrase: passphrase,
 		MustExist: pinned != "" || certified})
 	if errors.Is(err, issuance.ErrNoCA) {
-		return nil, fmt.Errorf("the database %s belongs to a CA (it holds certificates, or records the CA's root), but the CA directory %s is missing: "+
+		return nil, fmt.Errorf("the database %s belongs to a CA (it holds certificates or sealed secrets, or records the CA's root), but the CA directory %s is missing: "+
 			"restore it from the backup the database came from (or start in the data directory that has it); "+
 			"fleetca does not make a new CA for existing data, since nothing it issued would chain to it", dbPath, caDir)
 	}
