@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
@@ -111,11 +112,7 @@ func New(opts Options) *Handler {
 	// Whatever matches no operation is answered like AWS answers an unknown
 	// route, after authentication, so the API's shape is not shown to strangers.
 	h.unknown = h.serve(operation{name: "Unknown", handle: func(c *call) (any, error) {
-		path := c.r.URL.Path
-		if len(path) > 256 {
-			path = path[:256] + "..."
-		}
-		return nil, apierr.New(apierr.UnknownOperation, "No operation matches %s %s.", c.r.Method, path)
+		return nil, apierr.New(apierr.UnknownOperation, "No operation matches %s %s.", c.r.Method, shorten(c.r.URL.Path, 256))
 	}})
 	h.mux.Handle("/", h.unknown)
 	return h
@@ -125,7 +122,9 @@ func New(opts Options) *Handler {
 // matches no operation: ServeMux would redirect it, unauthenticated, which
 // shows strangers the API's routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; p != cleanPath(p) {
+	// HEAD too: ServeMux would run the GET operation for it, registry
+	// call included, and AWS's API has no HEAD operations.
+	if p := r.URL.Path; p != cleanPath(p) || r.Method == http.MethodHead {
 		h.unknown.ServeHTTP(w, r)
 		return
 	}
@@ -378,10 +377,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // validation returns the InvalidRequestException AWS sends for a value that
 // breaks a model constraint.
 func validation(value, member, constraint string) error {
-	if len(value) > 64 {
-		value = value[:64] + "..."
+	return apierr.New(apierr.InvalidRequest, "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: %s", shorten(value, 64), member, constraint)
+}
+
+// shorten cuts s to at most n bytes, on a character boundary, marking the
+// cut with "...": echoing a client's long value whole would let it size
+// our answers.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return apierr.New(apierr.InvalidRequest, "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: %s", value, member, constraint)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // boolQuery reads an optional boolean query parameter; absent means false.

@@ -793,6 +793,8 @@ func TestUnknownOperation(t *testing.T) {
 		// Paths that are not clean are not redirected (unauthenticated)
 		// to their clean form: they match nothing.
 		{"GET", "//certificates", "No operation matches GET //certificates."},
+		// AWS's API has no HEAD operations; ServeMux would run the GET one.
+		{"HEAD", "/certificates", "No operation matches HEAD /certificates."},
 		{"GET", "/./certificates", "No operation matches GET /./certificates."},
 		{"POST", "/certificates/../keys-and-certificate", "No operation matches POST /certificates/../keys-and-certificate."},
 	}
@@ -994,6 +996,25 @@ func TestEpochBeforeTheEpoch(t *testing.T) {
 	} {
 		if got, _ := epoch(tc.t).MarshalJSON(); string(got) != tc.want {
 			t.Errorf("epoch(%v) = %s, want %s", tc.t.UTC(), got, tc.want)
+		}
+	}
+}
+
+// TestShorten: long values are cut on a character boundary.
+func TestShorten(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 64, "short"},
+		{strings.Repeat("a", 65), 64, strings.Repeat("a", 64) + "..."},
+		{strings.Repeat("a", 63) + "é", 64, strings.Repeat("a", 63) + "..."},
+		{"ééé", 3, "é..."},
+	} {
+		if got := shorten(tc.in, tc.n); got != tc.want {
+			t.Errorf("shorten(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
 	}
 }
