@@ -113,7 +113,9 @@ func (ts *testServer) stop(t testing.TB) {
 	if ts.Server == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// The production shutdown's deadline (cmd/fleetca): under the race
+	// detector and parallel tests a device's last write can take seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := ts.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown: %v", err)
