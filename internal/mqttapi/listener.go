@@ -51,7 +51,15 @@ type tlsListener struct {
 	stopped atomic.Bool
 	// writeTimeout bounds each write to a device.
 	writeTimeout time.Duration
+	// closing is, once Close began, the deadline of every write (Unix
+	// nanoseconds): the broker writes a DISCONNECT to each device in turn,
+	// and devices that stopped reading must not hold shutdown up for a
+	// write timeout each.
+	closing atomic.Int64
 }
+
+// closingWrites is how long the DISCONNECTs of a shutdown have, together.
+const closingWrites = time.Second
 
 func newTLSListener(id string, ln net.Listener, config *tls.Config, log *slog.Logger, maxConns, maxPending, maxPerSource int, writeTimeout time.Duration) *tlsListener {
 	return &tlsListener{
@@ -159,6 +167,7 @@ func (l *tlsListener) Close(closeClients listeners.CloseFn) {
 		l.mu.Unlock()
 		close(l.done)
 		l.ln.Close()
+		l.closing.Store(time.Now().Add(closingWrites).UnixNano())
 		closeClients(l.id)
 		l.mu.Lock()
 		open := make([]*trackedConn, 0, len(l.open))
@@ -195,7 +204,11 @@ func (c *trackedConn) admit() {
 // device that stops reading would stall, for up to 1.5 keep-alives, every
 // device publishing to its topics.
 func (c *trackedConn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.l.writeTimeout))
+	if d := c.l.closing.Load(); d != 0 {
+		c.Conn.SetWriteDeadline(time.Unix(0, d))
+	} else {
+		c.Conn.SetWriteDeadline(time.Now().Add(c.l.writeTimeout))
+	}
 	n, err := c.Conn.Write(p)
 	if err != nil {
 		c.Close()

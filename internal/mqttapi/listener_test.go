@@ -136,3 +136,31 @@ func TestListenerBoundsConnections(t *testing.T) {
 		t.Fatal("a closed connection did not give its room back")
 	}
 }
+
+// TestClosingBoundsWrites: once the listener closes, writes to a device
+// that stopped reading share one short deadline, so shutdown's DISCONNECTs
+// do not take a write timeout per stuck device.
+func TestClosingBoundsWrites(t *testing.T) {
+	t.Parallel()
+	l := newTLSListener("test", nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 8, 8, 8, time.Minute)
+	var conns []*trackedConn
+	for range 3 {
+		server, client := net.Pipe() // unbuffered: a write waits for a read that never comes
+		t.Cleanup(func() { server.Close(); client.Close() })
+		l.slots <- struct{}{} // as Serve takes a slot and a pending slot for each connection
+		l.pending <- struct{}{}
+		c := &trackedConn{Conn: server, l: l}
+		l.open[c] = struct{}{}
+		conns = append(conns, c)
+	}
+	l.closing.Store(time.Now().Add(200 * time.Millisecond).UnixNano())
+	start := time.Now()
+	for _, c := range conns {
+		if _, err := c.Write([]byte("DISCONNECT")); err == nil {
+			t.Fatal("a write to a device that does not read succeeded")
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("three stuck writes took %v; they share one deadline", took)
+	}
+}
