@@ -195,10 +195,12 @@ func writeDurably(path string, data []byte, perm os.FileMode, place func(tmp, pa
 	if err := place(tmp.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-func syncDir(dir string) error {
+// SyncDir makes a directory's entries (files created, renamed or removed in
+// it) durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
 )
 
@@ -195,7 +196,7 @@ func Restore(ctx context.Context, cfg config.Config, from string, force bool) (r
 		}
 		return replaced, err
 	}
-	return replaced, syncDir(parent)
+	return replaced, keys.SyncDir(parent)
 }
 
 // checkRestored opens the unpacked database and checks its integrity.
@@ -226,17 +227,7 @@ func moveContents(from, dir string) error {
 	if err := os.Remove(from); err != nil {
 		return err
 	}
-	return syncDir(dir)
-}
-
-// syncDir makes a directory's entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return keys.SyncDir(dir)
 }
 
 // unpackBackup writes the backup's files into dir, accepting only the names
@@ -294,8 +285,8 @@ func unpackBackup(from, dir string) error {
 	if !seen[backupDatabase] || !seen[backupCADir+"/root.pem"] {
 		return errors.New("not a fleetca backup: no database or no CA")
 	}
-	if err := syncDir(filepath.Join(dir, backupCADir)); err != nil {
+	if err := keys.SyncDir(filepath.Join(dir, backupCADir)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return keys.SyncDir(dir)
 }

@@ -410,10 +410,7 @@ func (s *Server) logReady() {
 	credentials := "FLEETCA_ACCESS_KEY_ID from the environment"
 	try := fmt.Sprintf("aws --endpoint-url %s --region us-east-1 iot list-certificates", s.URL())
 	if s.cfg.AccessKeyID == "" {
-		credentials = s.cfg.CredentialsPath()
-		if abs, err := filepath.Abs(credentials); err == nil {
-			credentials = abs
-		}
+		credentials = absolute(s.cfg.CredentialsPath())
 		try = "AWS_SHARED_CREDENTIALS_FILE=" + credentials + " " + try
 	}
 	attrs := []any{"endpoint", s.URL(), "account", s.AccountID, "credentials", credentials, "data_dir", absolute(s.cfg.DataDir),
