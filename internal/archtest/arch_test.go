@@ -42,6 +42,8 @@ var layer = map[string]int{
 	"internal/testpki":         2,
 	"internal/provider/lambda": 3,
 	"internal/registry":        3,
+	"internal/revocation":      3,
+	"internal/pkiweb":          4,
 	"internal/iotapi":          4,
 	"internal/mqttapi":         4,
 	"internal/server":          5,
@@ -86,6 +88,8 @@ var rules = []rule{
 	{"github.com/mochi-mqtt/server/v2", []string{"internal/mqttapi"}, "the broker is the MQTT front end's", false},
 	{module + "internal/mqttapi", []string{"internal/server"}, "front ends are composed by server alone", false},
 	{module + "internal/iotapi", []string{"internal/server"}, "front ends are composed by server alone", false},
+	{module + "internal/pkiweb", []string{"internal/server"}, "front ends are composed by server alone", false},
+	{"golang.org/x/crypto/ocsp", []string{"internal/issuance", "internal/revocation"}, "OCSP answers are signed in issuance and made in revocation; the web front end only carries bytes", false},
 	{"github.com/prometheus/client_golang/prometheus", []string{"internal/telemetry"}, "metrics live behind the observer interfaces each layer declares", false},
 	{module + "internal/telemetry", []string{"internal/server"}, "nothing below server knows how it is observed, only that it is", false},
 	{"github.com/eclipse/paho.mqtt.golang", nil, "an MQTT client is for tests, never for the server", false},
@@ -96,7 +100,7 @@ var rules = []rule{
 // front end asks.
 var domain = []string{
 	"internal/iot", "internal/apierr", "internal/pki", "internal/keys", "internal/store",
-	"internal/issuance", "internal/provider", "internal/registry", "internal/config",
+	"internal/issuance", "internal/provider", "internal/registry", "internal/config", "internal/revocation",
 }
 
 // wireLibraries are what only front ends and adapters may reach.

@@ -85,6 +85,18 @@ type Config struct {
 	// LogFormat is text or json; LogLevel is debug, info, warn or error.
 	LogFormat string
 	LogLevel  string
+	// PublicURL, when set, is the base URL at which clients reach fleetca's
+	// HTTP server: certificates issued from then on point at the CRL and
+	// OCSP responder below it. Empty keeps AWS's profile, with no pointers.
+	PublicURL string
+	// CRLRefresh is how often an unchanged CRL is signed again; CRLValidity
+	// is how long a CRL is valid (its nextUpdate). A change of status is
+	// on the CRL within RevocationPoll, whatever these say.
+	CRLRefresh  time.Duration
+	CRLValidity time.Duration
+	// RevocationPoll is how often each replica looks in the database for
+	// changes of status.
+	RevocationPoll time.Duration
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof) there,
 	// without authentication: keep it on a loopback address.
 	DebugAddr string
@@ -108,6 +120,9 @@ func Default(getenv func(string) string) Config {
 		MQTTProvisioningRate:  20,
 		MQTTProvisioningBurst: 40,
 		MQTTWriteTimeout:      10 * time.Second,
+		CRLRefresh:            24 * time.Hour,
+		CRLValidity:           7 * 24 * time.Hour,
+		RevocationPoll:        time.Second,
 		LogFormat:             "text",
 		LogLevel:              "info",
 	}
@@ -177,6 +192,17 @@ func (c *Config) Validate() error {
 		if c.MQTTEndpoint != "" && !slices.Contains(c.MQTTHostList(), c.MQTTEndpoint) {
 			errs = append(errs, fmt.Errorf("--mqtt-endpoint %q is not one of --mqtt-hosts, so the endpoint's certificate would not name it", c.MQTTEndpoint))
 		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("--public-url %q must be an absolute http or https URL with no credentials, query or fragment", c.PublicURL))
+		}
+	}
+	if c.CRLRefresh < time.Minute || c.CRLValidity <= c.CRLRefresh {
+		errs = append(errs, fmt.Errorf("--crl-refresh (%v) must be at least a minute and --crl-validity (%v) longer, or verifiers see the CRL expire", c.CRLRefresh, c.CRLValidity))
+	}
+	if c.RevocationPoll < 10*time.Millisecond || c.RevocationPoll > time.Minute {
+		errs = append(errs, fmt.Errorf("--revocation-poll %v must be between 10ms and 1m", c.RevocationPoll))
 	}
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {

@@ -90,6 +90,12 @@ type Certificate struct {
 	GenerationID    string
 	NotBefore       time.Time
 	NotAfter        time.Time
+	// IssuerID names the fleetca CA that signed the certificate (the
+	// certificate ID of that issuing CA) and Serial is its serial number in
+	// lower-case hex; both are empty for a certificate fleetca did not sign.
+	// They are what CRLs and OCSP answers are made from.
+	IssuerID string
+	Serial   string
 }
 
 // ARN is the certificate's ARN.

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/store"
 )
@@ -109,6 +110,10 @@ type Authority struct {
 	serverSigner crypto.Signer
 	rootPEM      []byte
 	now          func() time.Time
+	// issuerID is the certificate ID of the issuing CA: how CRLs, OCSP and
+	// the registry name it.
+	issuerID   string
+	revocation revocationPointers
 }
 
 // Open loads the CA in opts.Dir, creating a new root and issuing CA there when
@@ -310,7 +315,8 @@ func newAuthority(root *x509.Certificate, rootPEM []byte, issuing *x509.Certific
 			return nil, fmt.Errorf("issuance: the %s key does not match the %s certificate", ca.name, ca.name)
 		}
 	}
-	return &Authority{root: root, issuing: issuing, signer: signer, serverCA: serverCA, serverSigner: serverSigner, rootPEM: rootPEM, now: now}, nil
+	return &Authority{root: root, issuing: issuing, signer: signer, serverCA: serverCA, serverSigner: serverSigner,
+		rootPEM: rootPEM, now: now, issuerID: iot.CertificateID(issuing.Raw)}, nil
 }
 
 // generated is a new CA, not yet stored anywhere.

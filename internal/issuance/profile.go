@@ -36,6 +36,10 @@ type Issued struct {
 	DER       []byte
 	NotBefore time.Time
 	NotAfter  time.Time
+	// IssuerID is the certificate ID of the CA that signed it, Serial its
+	// serial number in lower-case hex.
+	IssuerID string
+	Serial   string
 }
 
 // IssueForCSR signs a certificate for the key of a checked CSR (see
@@ -78,6 +82,10 @@ func (a *Authority) deviceTemplate() *x509.Certificate {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  false,
+		// Empty unless the operator set a public URL: AWS's profile has no
+		// pointers, and one that no client can reach helps nobody.
+		CRLDistributionPoints: a.revocation.crl,
+		OCSPServer:            a.revocation.ocsp,
 	}
 }
 
@@ -91,7 +99,8 @@ func (a *Authority) issue(ctx context.Context, tmpl *x509.Certificate, pub crypt
 	if err != nil {
 		return nil, err
 	}
-	return &Issued{DER: der, NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter}, nil
+	return &Issued{DER: der, NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter,
+		IssuerID: a.issuerID, Serial: tmpl.SerialNumber.Text(16)}, nil
 }
 
 // subjectKeyID is the SHA-1 of the subjectPublicKey bits (RFC 5280 4.2.1.2,

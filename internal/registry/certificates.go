@@ -82,7 +82,7 @@ func initialStatus(setAsActive bool) iot.Status {
 // register stores a certificate fleetca issued. It returns only once the
 // certificate is durably stored, so nothing is answered that a crash could lose.
 func (s *Service) register(ctx context.Context, scope iot.Scope, issued *issuance.Issued, status iot.Status) (*iot.Certificate, error) {
-	c := s.issuedCertificate(scope, issued.DER, issued.NotBefore, issued.NotAfter, status)
+	c := s.signedCertificate(scope, issued, status)
 	if err := s.store.CreateCertificate(ctx, c); err != nil {
 		// A fresh random serial makes a collision a broken invariant, not a
 		// client error.
@@ -109,6 +109,14 @@ func (s *Service) issuedCertificate(scope iot.Scope, der []byte, notBefore, notA
 		NotBefore:       notBefore,
 		NotAfter:        notAfter,
 	}
+}
+
+// signedCertificate is a new registration of a certificate fleetca's CA
+// signed, which names its issuer and serial so that revocation can list it.
+func (s *Service) signedCertificate(scope iot.Scope, issued *issuance.Issued, status iot.Status) *iot.Certificate {
+	c := s.issuedCertificate(scope, issued.DER, issued.NotBefore, issued.NotAfter, status)
+	c.IssuerID, c.Serial = issued.IssuerID, issued.Serial
+	return c
 }
 
 // DescribeCertificate returns a certificate of the scope.

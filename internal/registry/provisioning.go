@@ -47,7 +47,7 @@ func (s *Service) CreateDeviceKeysAndCertificate(ctx context.Context, scope iot.
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.provision(ctx, s.issuedCertificate(scope, issued.DER, issued.NotBefore, issued.NotAfter, iot.StatusPendingActivation))
+	p, err := s.provision(ctx, s.signedCertificate(scope, issued, iot.StatusPendingActivation))
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.
 		if err != nil {
 			return nil, internal("issuing", err)
 		}
-		return s.provision(ctx, s.issuedCertificate(scope, issued.DER, issued.NotBefore, issued.NotAfter, iot.StatusPendingActivation))
+		return s.provision(ctx, s.signedCertificate(scope, issued, iot.StatusPendingActivation))
 	}
 	if err != nil {
 		return nil, internal("finding the certificate provider", err)

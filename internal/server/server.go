@@ -22,8 +22,10 @@ import (
 	"github.com/fleetca/fleetca/internal/issuance"
 	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/mqttapi"
+	"github.com/fleetca/fleetca/internal/pkiweb"
 	"github.com/fleetca/fleetca/internal/provider/lambda"
 	"github.com/fleetca/fleetca/internal/registry"
+	"github.com/fleetca/fleetca/internal/revocation"
 	"github.com/fleetca/fleetca/internal/sigv4"
 	"github.com/fleetca/fleetca/internal/store"
 	"github.com/fleetca/fleetca/internal/store/sqlstore"
@@ -43,6 +45,11 @@ type Server struct {
 	debug     *http.Server // the profiler, when DebugAddr is set
 	debugAddr string
 	keyPool   *issuance.KeyPool // nil unless --key-pool
+	// revocation keeps the CRL and answers OCSP; Start runs its refresh
+	// loop until Shutdown calls stopRevocation and waits for revocationDone.
+	revocation     *revocation.Service
+	stopRevocation context.CancelFunc
+	revocationDone chan struct{}
 	// lock is the data directory's lock file, held while the server lives
 	// (SQLite only; see lockDataDir).
 	lock *os.File
@@ -98,6 +105,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, err
 	}
+	if authority, err = authority.WithPublicURL(cfg.PublicURL); err != nil {
+		st.Close()
+		return nil, err
+	}
 	var keyPool *issuance.KeyPool
 	defer func() {
 		if err != nil {
@@ -133,7 +144,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	} else if n > 0 {
 		log.Info("sealed secret access keys stored in the clear", "keys", n)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool, lock: lock}
+	rev, err := revocation.New(revocation.Options{
+		Store: st, Signer: authority, Logger: log, Observer: metrics,
+		CRLRefresh: cfg.CRLRefresh, CRLValidity: cfg.CRLValidity, Poll: cfg.RevocationPoll,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The CRL exists before anything is served, so that the first request
+	// for it and every OCSP answer has a list to go by.
+	if err := rev.Refresh(ctx); err != nil {
+		return nil, fmt.Errorf("revocation: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool, lock: lock, revocation: rev}
 	if err := s.bootstrapAccount(ctx); err != nil {
 		return nil, err
 	}
@@ -180,7 +203,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	s.apiConnections = budget.api
 	s.http = &http.Server{
-		Handler:           routes(public, api),
+		Handler:           routes(public, pkiweb.New(rev, nil), api),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -191,14 +214,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	return s, nil
 }
 
-// routes serves the public paths (GET or HEAD, no authentication) and hands
-// everything else to the API, which authenticates it. It is not a ServeMux:
-// one would redirect a path that is not clean (//x, /./x) before the API
-// could refuse it, showing strangers its routes.
-func routes(public map[string]http.Handler, api http.Handler) http.Handler {
+// routes serves the public paths (GET or HEAD, no authentication), the
+// CRLs and the OCSP responder (no authentication, as verifiers expect), and
+// hands everything else to the API, which authenticates it. It is not a
+// ServeMux: one would redirect a path that is not clean (//x, /./x) before
+// the API could refuse it, showing strangers its routes.
+func routes(public map[string]http.Handler, pki http.Handler, api http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, ok := public[r.URL.Path]; ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			h.ServeHTTP(w, r)
+			return
+		}
+		if pkiweb.Owns(r.URL.Path) {
+			pki.ServeHTTP(w, r)
 			return
 		}
 		api.ServeHTTP(w, r)
@@ -360,6 +388,13 @@ func (s *Server) Start() error {
 	}
 	s.watchStop, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watchHealth()
+	var revCtx context.Context
+	revCtx, s.stopRevocation = context.WithCancel(context.Background())
+	s.revocationDone = make(chan struct{})
+	go func() {
+		defer close(s.revocationDone)
+		s.revocation.Run(revCtx)
+	}()
 	s.served = make(chan struct{})
 	go func() {
 		s.serveErr = s.http.Serve(ln)
@@ -438,6 +473,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.watchStop != nil {
 		close(s.watchStop)
 		<-s.watchDone
+	}
+	if s.stopRevocation != nil {
+		s.stopRevocation()
+		<-s.revocationDone
 	}
 	if s.mqtt != nil {
 		if err := s.mqtt.Close(ctx); err != nil {

@@ -46,6 +46,7 @@ type Store interface {
 	CertificateProviders
 	CAKeeper
 	RootPin
+	Revocations
 	// Close waits for pending writes and releases the backend.
 	Close() error
 }
@@ -238,4 +239,48 @@ type CertificateProviders interface {
 	UpdateCertificateProvider(ctx context.Context, scope iot.Scope, name string, change func(*iot.CertificateProvider) error) (*iot.CertificateProvider, error)
 	// DeleteCertificateProvider deletes the provider and its tags; ErrNotFound if absent.
 	DeleteCertificateProvider(ctx context.Context, scope iot.Scope, name string) error
+}
+
+// Revocations keeps what CRLs and OCSP answers are made of: which of the
+// certificates a fleetca CA signed are unusable, and each issuer's current
+// CRL.
+type Revocations interface {
+	// UnusableCertificates returns the certificates the issuer signed that
+	// are not ACTIVE or were deleted, unexpired at now, in serial order.
+	UnusableCertificates(ctx context.Context, issuerID string, now time.Time) ([]UnusableCertificate, error)
+	// UnusableFingerprint is a cheap summary of UnusableCertificates: it
+	// changes whenever a certificate of the issuer enters or leaves that
+	// set or changes status within it, so a caller can tell when the set
+	// must be read again without reading it.
+	UnusableFingerprint(ctx context.Context, issuerID string) (string, error)
+	// IssuedSerial reports whether the issuer signed a certificate with the
+	// serial (lower-case hex) that is registered or was deleted.
+	IssuedSerial(ctx context.Context, issuerID, serial string) (bool, error)
+	// CRL returns the issuer's current CRL, or ErrNotFound.
+	CRL(ctx context.Context, issuerID string) (*CRL, error)
+	// SaveCRL makes c the issuer's current CRL if the stored one is
+	// numbered c.Number-1 (or, for number 1, if none is stored), and returns
+	// ErrConflict otherwise: another replica stored a CRL first.
+	SaveCRL(ctx context.Context, c *CRL) error
+}
+
+// UnusableCertificate is a certificate a verifier must refuse: its serial,
+// its status (when it was deleted, its status then), whether it was
+// deleted, and since when it has been unusable.
+type UnusableCertificate struct {
+	Serial  string
+	Status  iot.Status
+	Deleted bool
+	Since   time.Time
+}
+
+// CRL is a signed certificate revocation list as stored. Digest identifies
+// the entries it was made from.
+type CRL struct {
+	IssuerID   string
+	Number     int64
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	Digest     string
+	DER        []byte
 }

@@ -25,6 +25,9 @@ type Metrics struct {
 	batchSize     prometheus.Histogram
 	commitLatency prometheus.Histogram
 	admissions    *prometheus.CounterVec
+	crlNumber     prometheus.Gauge
+	crlEntries    prometheus.Gauge
+	ocspAnswers   *prometheus.CounterVec
 }
 
 // New returns fresh metrics, with the process and Go runtime collectors.
@@ -52,8 +55,18 @@ func New() *Metrics {
 		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetca_mqtt_admissions_total", Help: "MQTT connections judged, by outcome (admitted, refused, invalid_client_id, error) and, for refusals, reason.",
 		}, []string{"outcome", "reason"}),
+		crlNumber: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fleetca_crl_number", Help: "Number of the CRL being served.",
+		}),
+		crlEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fleetca_crl_entries", Help: "Certificates listed on the CRL being served.",
+		}),
+		ocspAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetca_ocsp_answers_total", Help: "OCSP answers, by status (good, revoked, unknown, or the error status) and whether a pre-signed answer served it.",
+		}, []string{"status", "cached"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.issued, m.batchSize, m.commitLatency, m.admissions,
+		m.crlNumber, m.crlEntries, m.ocspAnswers,
 		withoutDescriptors{collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}, collectors.NewGoCollector())
 	return m
 }
@@ -126,6 +139,17 @@ func (m *Metrics) ObserveCommit(size int, elapsed time.Duration) {
 // registry's fixed refusals, so the label's values are bounded.
 func (m *Metrics) ObserveAdmission(outcome, reason string) {
 	m.admissions.WithLabelValues(outcome, reason).Inc()
+}
+
+// ObserveCRL implements revocation.Observer.
+func (m *Metrics) ObserveCRL(number int64, entries int) {
+	m.crlNumber.Set(float64(number))
+	m.crlEntries.Set(float64(entries))
+}
+
+// ObserveOCSP implements revocation.Observer; status is one of a fixed few.
+func (m *Metrics) ObserveOCSP(status string, cached bool) {
+	m.ocspAnswers.WithLabelValues(status, strconv.FormatBool(cached)).Inc()
 }
 
 // WatchConnectedDevices has /metrics report connected(), the number of

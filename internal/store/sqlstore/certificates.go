@@ -13,7 +13,7 @@ import (
 
 const certificateColumns = `account_id, region, certificate_id, status, mode, ca_certificate_id, der,
 	owned_by, previous_owned_by, created_us, modified_us, customer_version, generation_id,
-	not_before_us, not_after_us`
+	not_before_us, not_after_us, issuer_id, serial`
 
 // CreateCertificate implements store.Certificates.
 func (s *Store) CreateCertificate(ctx context.Context, c *iot.Certificate) error {
@@ -28,10 +28,10 @@ func (s *Store) CreateCertificate(ctx context.Context, c *iot.Certificate) error
 
 func insertCertificate(tx txn, c *iot.Certificate) error {
 	_, err := tx.Exec(`INSERT INTO certificates (`+certificateColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Scope.AccountID, c.Scope.Region, c.ID, string(c.Status), string(c.Mode), c.CACertificateID, c.DER,
 		c.OwnedBy, c.PreviousOwnedBy, c.CreatedAt.UnixMicro(), c.LastModifiedAt.UnixMicro(),
-		c.CustomerVersion, c.GenerationID, c.NotBefore.UnixMicro(), c.NotAfter.UnixMicro())
+		c.CustomerVersion, c.GenerationID, c.NotBefore.UnixMicro(), c.NotAfter.UnixMicro(), c.IssuerID, c.Serial)
 	return err
 }
 
@@ -60,7 +60,7 @@ func scanCertificate(r rowScanner) (*iot.Certificate, error) {
 	var created, modified, notBefore, notAfter int64
 	err := r.Scan(&c.Scope.AccountID, &c.Scope.Region, &c.ID, &status, &mode, &c.CACertificateID, &c.DER,
 		&c.OwnedBy, &c.PreviousOwnedBy, &created, &modified, &c.CustomerVersion, &c.GenerationID,
-		&notBefore, &notAfter)
+		&notBefore, &notAfter, &c.IssuerID, &c.Serial)
 	if err != nil {
 		return nil, err
 	}
@@ -170,10 +170,24 @@ func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id strin
 		if err := check(c); err != nil {
 			return err
 		}
-		_, err = tx.Exec(`DELETE FROM certificates WHERE account_id = ? AND region = ? AND certificate_id = ?`,
-			scope.AccountID, scope.Region, id)
-		return err
+		return deleteCertificate(tx, c)
 	})
+}
+
+// deleteCertificate deletes c. A certificate fleetca signed is remembered as
+// revoked until it expires, so that no verifier admits it again.
+func deleteCertificate(tx txn, c *iot.Certificate) error {
+	if _, err := tx.Exec(`DELETE FROM certificates WHERE account_id = ? AND region = ? AND certificate_id = ?`,
+		c.Scope.AccountID, c.Scope.Region, c.ID); err != nil {
+		return err
+	}
+	if c.IssuerID == "" {
+		return nil
+	}
+	_, err := tx.Exec(`INSERT INTO revoked_certificates (issuer_id, serial, status, revoked_us, not_after_us)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (issuer_id, serial) DO NOTHING`,
+		c.IssuerID, c.Serial, string(c.Status), c.LastModifiedAt.UnixMicro(), c.NotAfter.UnixMicro())
+	return err
 }
 
 // AnyCertificates implements store.Certificates.
@@ -228,9 +242,8 @@ func (s *Store) ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for _, c := range deleted {
-			if _, err := tx.Exec(`DELETE FROM certificates WHERE account_id = ? AND region = ? AND certificate_id = ?`,
-				c.Scope.AccountID, c.Scope.Region, c.ID); err != nil {
+		for i := range deleted {
+			if err := deleteCertificate(tx, &deleted[i]); err != nil {
 				return err
 			}
 		}

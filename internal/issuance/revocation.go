@@ -1,0 +1,77 @@
+package issuance
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"math/big"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// revocationPointers are the URLs device certificates carry so that any
+// verifier can learn of their revocation: a CRL distribution point and an
+// OCSP responder in the Authority Information Access extension.
+type revocationPointers struct {
+	crl, ocsp []string
+}
+
+// CRLPath and OCSPPath are where fleetca serves the issuing CA's CRL and its
+// OCSP responder, below the public base URL.
+func CRLPath(issuerID string) string { return "/crl/" + issuerID + ".crl" }
+
+// OCSPPath is the path of the OCSP responder.
+const OCSPPath = "/ocsp"
+
+// WithPublicURL returns an Authority that issues device certificates
+// pointing at the CRL and OCSP responder served below base, an absolute
+// http or https URL without query or fragment. An empty base returns a.
+func (a *Authority) WithPublicURL(base string) (*Authority, error) {
+	if base == "" {
+		return a, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, errors.New("issuance: the public URL must be an absolute http(s) URL with no credentials, query or fragment")
+	}
+	base = strings.TrimSuffix(u.String(), "/")
+	c := *a
+	c.revocation = revocationPointers{
+		crl:  []string{base + CRLPath(a.issuerID)},
+		ocsp: []string{base + OCSPPath},
+	}
+	return &c, nil
+}
+
+// IssuerID is the certificate ID of the issuing CA, the name under which its
+// CRL is served and its certificates are recorded.
+func (a *Authority) IssuerID() string { return a.issuerID }
+
+// SignCRL signs a CRL of the issuing CA listing entries, with the number
+// and validity given. Entries with a zero reason code carry no reason, as
+// RFC 5280 asks of reason "unspecified".
+func (a *Authority) SignCRL(ctx context.Context, number int64, thisUpdate, nextUpdate time.Time, entries []x509.RevocationListEntry) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:                    big.NewInt(number),
+		ThisUpdate:                thisUpdate,
+		NextUpdate:                nextUpdate,
+		RevokedCertificateEntries: entries,
+	}, a.issuing, a.signer)
+}
+
+// SignOCSP signs an OCSP answer about a certificate of the issuing CA. The
+// issuing CA signs it itself (RFC 6960 4.2.2.2), so verifiers need no
+// responder certificate and nothing else holds a key.
+func (a *Authority) SignOCSP(ctx context.Context, r ocsp.Response) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return ocsp.CreateResponse(a.issuing, a.issuing, r, a.signer)
+}

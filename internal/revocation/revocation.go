@@ -1,0 +1,374 @@
+// Package revocation tells verifiers other than fleetca's own MQTT endpoint
+// which of fleetca's certificates they must refuse: it keeps the issuing
+// CA's CRL (RFC 5280) current in the database, so that every replica serves
+// the same one, and answers OCSP requests (RFC 6960) from that same list,
+// so that a CRL and an OCSP answer never disagree.
+//
+// What is listed: every certificate fleetca signed that is not ACTIVE, until
+// it expires. REVOKED is revocation with no stated reason, as the AWS API
+// records none. Any other status (INACTIVE, PENDING_ACTIVATION, ...) is
+// reversible, so it is certificateHold, which leaves the list when the
+// certificate is made ACTIVE again. A deleted certificate can never be
+// ACTIVE again: it stays, as it was if REVOKED and as cessationOfOperation
+// if it was held.
+package revocation
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/store"
+)
+
+// Store is what revocation reads and writes (see store.Revocations).
+type Store interface {
+	UnusableCertificates(ctx context.Context, issuerID string, now time.Time) ([]store.UnusableCertificate, error)
+	UnusableFingerprint(ctx context.Context, issuerID string) (string, error)
+	IssuedSerial(ctx context.Context, issuerID, serial string) (bool, error)
+	CRL(ctx context.Context, issuerID string) (*store.CRL, error)
+	SaveCRL(ctx context.Context, c *store.CRL) error
+}
+
+// Signer signs for the issuing CA; issuance.Authority is one.
+type Signer interface {
+	IssuerID() string
+	Issuing() *x509.Certificate
+	SignCRL(ctx context.Context, number int64, thisUpdate, nextUpdate time.Time, entries []x509.RevocationListEntry) ([]byte, error)
+	SignOCSP(ctx context.Context, r ocsp.Response) ([]byte, error)
+}
+
+// Observer is told what revocation does; nil observes nothing.
+type Observer interface {
+	// ObserveCRL is called with the number of each CRL adopted, made here
+	// or by another replica, and how many certificates it lists.
+	ObserveCRL(number int64, entries int)
+	// ObserveOCSP is called for every OCSP answer: "good", "revoked",
+	// "unknown", or the error status ("malformed", "unauthorized",
+	// "tryLater", "internalError"), and whether a pre-signed answer served it.
+	ObserveOCSP(status string, cached bool)
+}
+
+// The defaults of Options.
+const (
+	DefaultCRLRefresh   = 24 * time.Hour
+	DefaultCRLValidity  = 7 * 24 * time.Hour
+	DefaultOCSPValidity = time.Hour
+	DefaultPoll         = time.Second
+	DefaultOCSPCache    = 1 << 20
+)
+
+// Options configure New.
+type Options struct {
+	Store  Store
+	Signer Signer
+	Logger *slog.Logger
+	// Observer, when set, is told of CRLs and OCSP answers.
+	Observer Observer
+	// CRLRefresh is how old a CRL may grow before it is signed again even
+	// though nothing changed; CRLValidity is its nextUpdate - thisUpdate.
+	CRLRefresh, CRLValidity time.Duration
+	// OCSPValidity is an OCSP answer's nextUpdate - thisUpdate. A
+	// pre-signed answer is signed again when half of it has passed.
+	OCSPValidity time.Duration
+	// Poll is how often Run looks for changes in the database.
+	Poll time.Duration
+	// OCSPCache bounds the number of pre-signed answers kept.
+	OCSPCache int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service keeps one issuer's CRL and answers OCSP for it. Its methods are
+// safe for concurrent use.
+type Service struct {
+	opts     Options
+	issuerID string
+	issuer   issuerHashes
+	state    atomic.Pointer[state]
+
+	// refreshMu serialises Refresh; lastFingerprint is what the store's
+	// fingerprint was when the current CRL was known to be up to date.
+	refreshMu       sync.Mutex
+	lastFingerprint string
+
+	cacheMu sync.Mutex
+	cache   map[cacheKey]*answer
+}
+
+// state is the CRL being served and what it lists, by serial.
+type state struct {
+	crl     *store.CRL
+	pem     []byte
+	revoked map[string]entry
+}
+
+type entry struct {
+	at     time.Time
+	reason int
+}
+
+// New returns a Service for the signer's issuing CA. Call Refresh before
+// serving, then Run.
+func New(opts Options) (*Service, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts.CRLRefresh = orDefault(opts.CRLRefresh, DefaultCRLRefresh)
+	opts.CRLValidity = orDefault(opts.CRLValidity, DefaultCRLValidity)
+	opts.OCSPValidity = orDefault(opts.OCSPValidity, DefaultOCSPValidity)
+	opts.Poll = orDefault(opts.Poll, DefaultPoll)
+	if opts.OCSPCache <= 0 {
+		opts.OCSPCache = DefaultOCSPCache
+	}
+	if opts.CRLValidity <= opts.CRLRefresh {
+		return nil, fmt.Errorf("revocation: a CRL's validity (%v) must be longer than its refresh period (%v), or verifiers see it expire", opts.CRLValidity, opts.CRLRefresh)
+	}
+	hashes, err := hashIssuer(opts.Signer.Issuing())
+	if err != nil {
+		return nil, err
+	}
+	return &Service{opts: opts, issuerID: opts.Signer.IssuerID(), issuer: hashes, cache: make(map[cacheKey]*answer)}, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// IssuerID names the issuer whose CRL this is.
+func (s *Service) IssuerID() string { return s.issuerID }
+
+// CRL is the current CRL as served.
+type CRL struct {
+	Number                 int64
+	ThisUpdate, NextUpdate time.Time
+	DER, PEM               []byte
+}
+
+// CRL returns the CRL being served; ok is false before the first Refresh.
+func (s *Service) CRL() (c CRL, ok bool) {
+	st := s.state.Load()
+	if st == nil {
+		return CRL{}, false
+	}
+	return CRL{Number: st.crl.Number, ThisUpdate: st.crl.ThisUpdate, NextUpdate: st.crl.NextUpdate, DER: st.crl.DER, PEM: st.pem}, true
+}
+
+// Run refreshes every Poll until ctx ends. A failed refresh is logged and
+// tried again at the next tick; the CRL served meanwhile stays valid until
+// its nextUpdate.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(s.opts.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.opts.Logger.Warn("revocation: refreshing the CRL failed", "issuer", s.issuerID, "err", err)
+			}
+		}
+	}
+}
+
+// Refresh brings the CRL up to date: it adopts a newer CRL another replica
+// stored, and signs and stores a new one when the unusable certificates
+// changed or the current one is due to be signed again. The database
+// decides between replicas: a CRL is stored only over the one it follows.
+func (s *Service) Refresh(ctx context.Context) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	if err := s.adoptStored(ctx); err != nil {
+		return err
+	}
+	// The fingerprint is read before the list, so a change made between
+	// the two reads shows in the next pass's fingerprint.
+	fingerprint, err := s.opts.Store.UnusableFingerprint(ctx, s.issuerID)
+	if err != nil {
+		return fmt.Errorf("reading the revocation fingerprint: %w", err)
+	}
+	now := s.opts.Now().UTC()
+	cur := s.state.Load()
+	due := cur == nil || now.Sub(cur.crl.ThisUpdate) >= s.opts.CRLRefresh
+	if !due && fingerprint == s.lastFingerprint {
+		return nil
+	}
+	unusable, err := s.opts.Store.UnusableCertificates(ctx, s.issuerID, now)
+	if err != nil {
+		return fmt.Errorf("listing unusable certificates: %w", err)
+	}
+	entries, digest := Entries(unusable)
+	if !due && digest == cur.crl.Digest {
+		s.lastFingerprint = fingerprint
+		return nil
+	}
+	next := &store.CRL{IssuerID: s.issuerID, Number: 1, ThisUpdate: now.Truncate(time.Second), Digest: digest}
+	if cur != nil {
+		next.Number = cur.crl.Number + 1
+	}
+	next.NextUpdate = next.ThisUpdate.Add(s.opts.CRLValidity)
+	if next.DER, err = s.opts.Signer.SignCRL(ctx, next.Number, next.ThisUpdate, next.NextUpdate, entries); err != nil {
+		return fmt.Errorf("signing CRL %d: %w", next.Number, err)
+	}
+	if err := s.opts.Store.SaveCRL(ctx, next); errors.Is(err, store.ErrConflict) {
+		// Another replica stored this number first. Serve its CRL; the
+		// next pass checks it against the list again.
+		return s.adoptStored(ctx)
+	} else if err != nil {
+		return fmt.Errorf("storing CRL %d: %w", next.Number, err)
+	}
+	s.adopt(next, revokedSet(entries))
+	s.lastFingerprint = fingerprint
+	return nil
+}
+
+// adoptStored serves the stored CRL if it is newer than the one served.
+func (s *Service) adoptStored(ctx context.Context) error {
+	stored, err := s.opts.Store.CRL(ctx, s.issuerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the stored CRL: %w", err)
+	}
+	if cur := s.state.Load(); cur != nil && cur.crl.Number >= stored.Number {
+		return nil
+	}
+	// What OCSP answers is read from the CRL itself, so the two agree.
+	list, err := x509.ParseRevocationList(stored.DER)
+	if err != nil {
+		return fmt.Errorf("the stored CRL %d does not parse: %w", stored.Number, err)
+	}
+	if err := list.CheckSignatureFrom(s.opts.Signer.Issuing()); err != nil {
+		return fmt.Errorf("the stored CRL %d is not the issuer's: %w", stored.Number, err)
+	}
+	s.adopt(stored, revokedSet(list.RevokedCertificateEntries))
+	return nil
+}
+
+// adopt serves c and drops the pre-signed OCSP answers whose certificate
+// changed. The swap and the drop happen under the cache lock, and an answer
+// is cached only if the state it was made from is still served, so no
+// answer made from an older list outlives it.
+func (s *Service) adopt(c *store.CRL, revoked map[string]entry) {
+	next := &state{crl: c, pem: pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: c.DER}), revoked: revoked}
+	s.cacheMu.Lock()
+	prev := s.state.Swap(next)
+	if prev != nil {
+		for serial, old := range prev.revoked {
+			if now, ok := revoked[serial]; !ok || now != old {
+				s.dropCached(serial)
+			}
+		}
+		for serial := range revoked {
+			if _, ok := prev.revoked[serial]; !ok {
+				s.dropCached(serial)
+			}
+		}
+	}
+	s.cacheMu.Unlock()
+	if o := s.opts.Observer; o != nil {
+		o.ObserveCRL(c.Number, len(revoked))
+	}
+	s.opts.Logger.Info("revocation: serving a new CRL", "issuer", s.issuerID, "number", c.Number, "entries", len(revoked),
+		"next_update", c.NextUpdate)
+}
+
+// The RFC 5280 reason codes fleetca uses. Unspecified is left out of the
+// entry, as the RFC asks.
+const (
+	reasonUnspecified          = 0
+	reasonCessationOfOperation = 5
+	reasonCertificateHold      = 6
+)
+
+// Reason is the CRL reason code of an unusable certificate (see the
+// package comment).
+func Reason(u store.UnusableCertificate) int {
+	switch {
+	case u.Status == iot.StatusRevoked:
+		return reasonUnspecified
+	case u.Deleted:
+		return reasonCessationOfOperation
+	default:
+		return reasonCertificateHold
+	}
+}
+
+// Entries makes the CRL entries of the unusable certificates, which come
+// sorted by serial, and a digest of them that tells one list from another.
+// A serial listed twice (a deleted certificate whose serial is registered
+// again) is listed once, as the first listing says: the store puts the
+// registration first.
+func Entries(unusable []store.UnusableCertificate) ([]x509.RevocationListEntry, string) {
+	entries := make([]x509.RevocationListEntry, 0, len(unusable))
+	h := sha256.New()
+	var line []byte
+	for i, u := range unusable {
+		if i > 0 && unusable[i-1].Serial == u.Serial {
+			continue
+		}
+		serial, ok := new(big.Int).SetString(u.Serial, 16)
+		if !ok {
+			continue
+		}
+		e := x509.RevocationListEntry{SerialNumber: serial, RevocationTime: u.Since.UTC().Truncate(time.Second), ReasonCode: Reason(u)}
+		entries = append(entries, e)
+		line = append(line[:0], u.Serial...)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, int64(e.ReasonCode), 10)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, e.RevocationTime.Unix(), 10)
+		line = append(line, '\n')
+		h.Write(line)
+	}
+	return entries, hex.EncodeToString(h.Sum(nil))
+}
+
+func revokedSet(entries []x509.RevocationListEntry) map[string]entry {
+	m := make(map[string]entry, len(entries))
+	for _, e := range entries {
+		m[e.SerialNumber.Text(16)] = entry{at: e.RevocationTime.UTC(), reason: e.ReasonCode}
+	}
+	return m
+}
+
+// issuerHashes are the issuer's name and key hashes under each hash an OCSP
+// request may use.
+type issuerHashes map[crypto.Hash]struct{ name, key []byte }
+
+func hashIssuer(issuer *x509.Certificate) (issuerHashes, error) {
+	key, err := subjectPublicKeyBits(issuer.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return nil, err
+	}
+	hashes := issuerHashes{}
+	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+		n, k := h.New(), h.New()
+		n.Write(issuer.RawSubject)
+		k.Write(key)
+		hashes[h] = struct{ name, key []byte }{n.Sum(nil), k.Sum(nil)}
+	}
+	return hashes, nil
+}
