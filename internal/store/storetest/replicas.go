@@ -26,6 +26,7 @@ func RunReplicas(t *testing.T, newStores func(t *testing.T) (store.Store, store.
 		{"FirstAccountOnce", replicaFirstAccount},
 		{"PagingWhileInserting", replicaPaging},
 		{"OneCAWhenStartingTogether", replicaCAKeeper},
+		{"CRLNumbers", replicaCRLNumbers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

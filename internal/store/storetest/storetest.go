@@ -46,6 +46,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CAKeeper", testCAKeeper},
 		{"RootPin", testRootPin},
 		{"ProvisioningTokens", testProvisioningTokens},
+		{"UnusableCertificates", testUnusableCertificates},
+		{"CRLs", testCRLs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
