@@ -9,6 +9,7 @@
 //	fleetca backup --out FILE                 back up the data directory, while the server runs
 //	fleetca restore --from FILE [--force]     restore a backup into the data directory
 //	fleetca bench [flags]                     drive an AWS IoT endpoint and measure it
+//	fleetca crl export --out FILE             write the server's current CRLs to a file
 //	fleetca version                           print the version
 package main
 
@@ -67,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench(args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(args[1:], stderr)
+	case "crl":
+		return crl(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "fleetca", versionString())
 		return 0
@@ -91,6 +94,9 @@ Usage:
   fleetca backup --out FILE                   back up the data directory (database, CA, credentials), while the server runs
   fleetca restore --from FILE [--force]       restore a backup into the data directory (--force moves a non-empty one aside)
   fleetca bench [flags]                       drive an AWS IoT endpoint and measure it (fleetca bench -h)
+  fleetca crl export --out FILE [--url URL]   write the server's current CRLs (PEM) to FILE, for brokers that read a file
+  fleetca crl export --ca-certificate-id ID --out FILE
+                                              list a registered CA's unusable certificates as an OpenSSL index.txt
   fleetca healthcheck [--url URL]             exit 0 if the server answers /healthz (for container health checks)
   fleetca version (or --version)              print the version
 

@@ -19,8 +19,9 @@ import (
 const testPassphrase = "replica test passphrase"
 
 // startReplicas starts n fleetca servers at once on one PostgreSQL schema,
-// each with its own data directory, as n replicas behind a load balancer.
-func startReplicas(t *testing.T, n int) []*testServer {
+// each with its own data directory, as n replicas behind a load balancer;
+// configure, when set, changes each one's configuration.
+func startReplicas(t *testing.T, n int, configure func(*config.Config)) []*testServer {
 	t.Helper()
 	db := pgtest.Schema(t)
 	servers := make([]*testServer, n)
@@ -32,6 +33,9 @@ func startReplicas(t *testing.T, n int) []*testServer {
 			servers[i] = startServerWith(t, "", func(c *config.Config) {
 				c.Database = db
 				c.CAKeyPassphrase = testPassphrase
+				if configure != nil {
+					configure(c)
+				}
 			})
 		}(i)
 	}
@@ -57,7 +61,7 @@ func hammer(replicas []*testServer, perReplica int, f func(c *iot.Client, replic
 
 func TestReplicasOnPostgres(t *testing.T) {
 	t.Parallel()
-	replicas := startReplicas(t, 2)
+	replicas := startReplicas(t, 2, nil)
 	a, b := replicas[0].iotClient(), replicas[1].iotClient()
 	ctx := context.Background()
 
