@@ -194,8 +194,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.PublicURL != "" {
-		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			errs = append(errs, fmt.Errorf("--public-url %q must be an absolute http or https URL with no credentials, query or fragment", c.PublicURL))
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("--public-url %q must be an absolute http:// URL with no credentials, query or fragment (RFC 5280 wants revocation over plain HTTP; what is served there is signed)", c.PublicURL))
 		}
 	}
 	if c.CRLRefresh < time.Minute || c.CRLValidity <= c.CRLRefresh {

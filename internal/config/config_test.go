@@ -179,3 +179,28 @@ func TestDataEndpoint(t *testing.T) {
 		t.Errorf("DataEndpoint without MQTT = %q", got)
 	}
 }
+
+func TestRevocationSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		change  func(*Config)
+		wantErr string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"plain HTTP public URL", func(c *Config) { c.PublicURL = "http://ca.example.com:7400/fleetca" }, ""},
+		{"HTTPS public URL", func(c *Config) { c.PublicURL = "https://ca.example.com" }, "--public-url"},
+		{"relative public URL", func(c *Config) { c.PublicURL = "ca.example.com" }, "--public-url"},
+		{"validity not past refresh", func(c *Config) { c.CRLRefresh, c.CRLValidity = 24*time.Hour, 24*time.Hour }, "--crl-validity"},
+		{"refresh too short", func(c *Config) { c.CRLRefresh = time.Second }, "--crl-refresh"},
+		{"poll too long", func(c *Config) { c.RevocationPoll = time.Hour }, "--revocation-poll"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default(func(string) string { return "" })
+			tc.change(&c)
+			err := c.Validate()
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Validate() = %v, want an error naming %q", err, tc.wantErr)
+			}
+		})
+	}
+}

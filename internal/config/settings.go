@@ -47,7 +47,7 @@ func (c *Config) settings() []setting {
 		{"mqtt-provisioning-rate", "FLEETCA_MQTT_PROVISIONING_RATE", "fleet-provisioning requests over MQTT per second per account and region; more are rejected 429 Throttled", &c.MQTTProvisioningRate},
 		{"mqtt-provisioning-burst", "FLEETCA_MQTT_PROVISIONING_BURST", "burst of --mqtt-provisioning-rate", &c.MQTTProvisioningBurst},
 		{"mqtt-write-timeout", "FLEETCA_MQTT_WRITE_TIMEOUT", "time a write to a device may take; a device that stops reading is disconnected after it", &c.MQTTWriteTimeout},
-		{"public-url", "FLEETCA_PUBLIC_URL", "base URL at which clients reach this server's HTTP port, e.g. http://ca.example.com:7400; certificates issued from then on carry a CRL distribution point and an OCSP URL below it (default: none, as AWS issues)", &c.PublicURL},
+		{"public-url", "FLEETCA_PUBLIC_URL", "plain-HTTP base URL at which clients reach this server's /crl and /ocsp, e.g. http://ca.example.com:7400; certificates issued from then on carry a CRL distribution point and an OCSP URL below it (default: none, as AWS issues)", &c.PublicURL},
 		{"crl-refresh", "FLEETCA_CRL_REFRESH", "how often the CRL is signed again when nothing changed (changes are on it within seconds)", &c.CRLRefresh},
 		{"crl-validity", "FLEETCA_CRL_VALIDITY", "how long a CRL is valid (its nextUpdate); longer than --crl-refresh", &c.CRLValidity},
 		{"revocation-poll", "FLEETCA_REVOCATION_POLL", "how often each replica looks in the database for changes of status to put on the CRL and in OCSP answers", &c.RevocationPoll},

@@ -9,7 +9,9 @@ import (
 	"crypto/x509/pkix"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +36,8 @@ func openTemp(t testing.TB, alg keys.Algorithm) (*Authority, string) {
 // RFC sources (RFC 5280 and the algorithm RFCs) and the community lints. The
 // policies of the Web PKI root stores and the CA/Browser Forum are left out on
 // purpose: fleetca is a private device PKI following the AWS IoT profile, whose
-// certificates have no SAN, no CRL or OCSP pointers and expire in 2049,
+// certificates have no SAN, no CRL or OCSP pointers unless --public-url
+// asks for them, and expire in 2049,
 // all of which those policies forbid for publicly trusted TLS servers.
 func lintRegistry(t *testing.T) lint.Registry {
 	t.Helper()
@@ -69,9 +72,21 @@ func lintProblems(t *testing.T, reg lint.Registry, der []byte) []string {
 }
 
 func TestProfilesLintClean(t *testing.T) {
-	for _, alg := range []keys.Algorithm{keys.ECDSAP256, keys.RSA2048} {
-		t.Run(string(alg), func(t *testing.T) {
+	for _, tc := range []struct {
+		alg       keys.Algorithm
+		publicURL string
+	}{
+		{keys.ECDSAP256, ""}, {keys.RSA2048, ""},
+		// With revocation pointers, as --public-url puts them in.
+		{keys.ECDSAP256, "http://ca.example.com:7400"}, {keys.RSA2048, "http://ca.example.com/fleetca/"},
+	} {
+		alg := tc.alg
+		t.Run(string(alg)+" "+tc.publicURL, func(t *testing.T) {
 			a, _ := openTemp(t, alg)
+			a, err := a.WithPublicURL(tc.publicURL)
+			if err != nil {
+				t.Fatal(err)
+			}
 			reg := lintRegistry(t)
 			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			if err != nil {
@@ -97,6 +112,16 @@ func TestProfilesLintClean(t *testing.T) {
 			server, err := a.IssueServerCertificate([]string{"localhost", "127.0.0.1"})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.publicURL != "" {
+				leaf, err := x509.ParseCertificate(fromCSR.DER)
+				if err != nil {
+					t.Fatal(err)
+				}
+				base := strings.TrimSuffix(tc.publicURL, "/")
+				if !slices.Equal(leaf.CRLDistributionPoints, []string{base + CRLPath(a.IssuerID())}) || !slices.Equal(leaf.OCSPServer, []string{base + OCSPPath}) {
+					t.Errorf("pointers: CRL %v, OCSP %v", leaf.CRLDistributionPoints, leaf.OCSPServer)
+				}
 			}
 			for name, der := range map[string][]byte{
 				"root": a.Root().Raw, "issuing": a.Issuing().Raw, "server CA": a.ServerCA().Raw, "from CSR": fromCSR.DER, "for key": forKey.DER,
@@ -303,5 +328,18 @@ func TestOpenAddsServerCAToAnOldCA(t *testing.T) {
 	}
 	if !c.ServerCA().Equal(b.ServerCA()) {
 		t.Fatal("a second server CA was made")
+	}
+}
+
+func TestWithPublicURLRefusesWhatIsNoBaseURL(t *testing.T) {
+	a, _ := openTemp(t, keys.ECDSAP256)
+	for _, bad := range []string{"ca.example.com", "ftp://ca.example.com", "http://", "http://u:p@ca.example.com", "http://ca.example.com/?x=1", "http://ca.example.com/#f", ":", "https://ca.example.com"} {
+		if _, err := a.WithPublicURL(bad); err == nil {
+			t.Errorf("WithPublicURL(%q) accepted", bad)
+		}
+	}
+	same, err := a.WithPublicURL("")
+	if err != nil || same != a {
+		t.Errorf("WithPublicURL(\"\") = %p, %v; want the same authority", same, err)
 	}
 }
