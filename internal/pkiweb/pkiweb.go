@@ -62,8 +62,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ocspPost(w, r)
 	case strings.HasPrefix(path, "/ocsp/") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		h.ocspGet(w, r, strings.TrimPrefix(path, "/ocsp/"))
-	case path == "/ocsp" || strings.HasPrefix(path, "/ocsp/"):
-		w.Header().Set("Allow", "GET, HEAD, POST")
+	case path == "/ocsp":
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	case strings.HasPrefix(path, "/ocsp/"):
+		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		w.Header().Set("Allow", "GET, HEAD")
@@ -74,26 +77,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) crl(w http.ResponseWriter, r *http.Request, path string) {
+	prefix := "/crl/" + h.rev.IssuerID()
+	var pemForm bool
+	switch path {
+	case prefix + ".crl":
+	case prefix + ".pem", "/crl.pem":
+		pemForm = true
+	default:
+		http.NotFound(w, r)
+		return
+	}
 	c, ok := h.rev.CRL()
 	if !ok {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "the CRL is not ready yet", http.StatusServiceUnavailable)
 		return
 	}
-	prefix := "/crl/" + h.rev.IssuerID()
-	var body []byte
-	var contentType string
-	switch path {
-	case prefix + ".crl":
-		body, contentType = c.DER, "application/pkix-crl"
-	case prefix + ".pem", "/crl.pem":
+	body, contentType := c.DER, "application/pkix-crl"
+	if pemForm {
 		body, contentType = c.PEM, "application/x-pem-file"
-	default:
-		http.NotFound(w, r)
-		return
 	}
+	id := h.rev.IssuerID()
 	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("ETag", `"`+h.rev.IssuerID()[:16]+"-"+strconv.FormatInt(c.Number, 10)+`"`)
+	w.Header().Set("ETag", `"`+id[:min(16, len(id))]+"-"+strconv.FormatInt(c.Number, 10)+`"`)
 	h.cacheHeaders(w, c.NextUpdate)
 	http.ServeContent(w, r, "", c.ThisUpdate, bytes.NewReader(body))
 }
@@ -118,7 +124,10 @@ func (h *Handler) ocspGet(w http.ResponseWriter, r *http.Request, encoded string
 		// path arrives decoded. Some clients leave the padding off.
 		var err error
 		if req, err = base64.StdEncoding.DecodeString(encoded); err != nil {
-			req, _ = base64.RawStdEncoding.DecodeString(encoded)
+			// What decoded before a bad character is not the request.
+			if req, err = base64.RawStdEncoding.DecodeString(encoded); err != nil {
+				req = nil
+			}
 		}
 	}
 	h.ocspAnswer(w, r, h.rev.Respond(r.Context(), req), true)

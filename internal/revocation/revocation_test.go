@@ -926,6 +926,46 @@ func TestRespondAdoptedCRLDropsAnswers(t *testing.T) {
 	}
 }
 
+// hookSigner is a Signer that calls beforeOCSP before each OCSP signature.
+type hookSigner struct {
+	Signer
+	beforeOCSP func()
+}
+
+func (h *hookSigner) SignOCSP(ctx context.Context, r ocsp.Response) ([]byte, error) {
+	if h.beforeOCSP != nil {
+		h.beforeOCSP()
+	}
+	return h.Signer.SignOCSP(ctx, r)
+}
+
+// TestRespondKeepsNoAnswerOfAnOlderList revokes a certificate while an
+// answer about it is being signed: that answer, made from the list before,
+// goes out, but is not kept to answer the next request.
+func TestRespondKeepsNoAnswerOfAnOlderList(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	signer := &hookSigner{Signer: h.ca}
+	svc := h.service(t, Options{Signer: signer})
+	x := h.issue(t)
+	h.st.issue(serialOf(x))
+	refresh(t, svc)
+	signer.beforeOCSP = func() {
+		signer.beforeOCSP = nil
+		h.st.setStatus(serialOf(x), iot.StatusRevoked, h.clock.Now())
+		refresh(t, svc)
+	}
+	if resp, _ := h.answer(t, svc, x, crypto.SHA256); resp.Status != ocsp.Good {
+		t.Fatalf("the answer in flight says %d, want good", resp.Status)
+	}
+	if resp, _ := h.answer(t, svc, x, crypto.SHA256); resp.Status != ocsp.Revoked {
+		t.Fatalf("the next answer says %d, want revoked", resp.Status)
+	}
+	if h.obs.lastOCSP() != (observedOCSP{"revoked", false}) {
+		t.Fatalf("observed %+v", h.obs.lastOCSP())
+	}
+}
+
 func TestRespondCacheIsBounded(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{OCSPCache: 3})
