@@ -508,7 +508,7 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 
 // sign fills in the serial number and subject key identifier and signs.
 func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) ([]byte, error) {
-	serial, err := newSerial()
+	serial, err := newSerial(tmpl.NotBefore)
 	if err != nil {
 		return nil, err
 	}
@@ -523,15 +523,24 @@ func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Si
 	return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
 }
 
-// newSerial returns a random positive serial of 159 bits: as much entropy as
-// fits in the 20 bytes RFC 5280 allows, like the 160-bit serials AWS issues.
-func newSerial() (*big.Int, error) {
+// newSerial returns a positive 20-byte serial, the most RFC 5280 allows:
+// the time in milliseconds (6 bytes), then 112 random bits, far more
+// entropy than the 64 bits asked of CAs. The time first makes one issuer's
+// serials grow, so the revocation index on them (issuer, serial) takes each
+// new certificate at its end instead of on a random page: a cheaper insert
+// and a smaller commit (BENCHMARKS.md).
+func newSerial(at time.Time) (*big.Int, error) {
 	var b [20]byte
+	ms := uint64(max(at.UnixMilli(), 0))
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	b[0] &= 0x7f
 	for {
-		if _, err := rand.Read(b[:]); err != nil {
+		if _, err := rand.Read(b[6:]); err != nil {
 			return nil, err
 		}
-		b[0] &= 0x7f
 		if n := new(big.Int).SetBytes(b[:]); n.Sign() > 0 {
 			return n, nil
 		}

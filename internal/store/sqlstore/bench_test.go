@@ -19,6 +19,16 @@ func benchDER(n int64, salt any) []byte {
 	return append([]byte(fmt.Sprintf("certificate %d of %p ", n, salt)), make([]byte, 680)...)
 }
 
+// serialFor is a serial as issuance makes them for a signed certificate
+// (the time in milliseconds, then random bits), and none for one fleetca
+// did not sign.
+func serialFor(issuer string, der []byte) string {
+	if issuer == "" {
+		return ""
+	}
+	return fmt.Sprintf("%x%s", time.Now().UnixMilli(), iot.CertificateID(der)[:28])
+}
+
 // BenchmarkCreateCertificate measures durable certificate inserts from 32
 // concurrent writers, with group commit and with one transaction per write,
 // on SQLite (synchronous=FULL) and, when FLEETCA_TEST_POSTGRES is set,
@@ -46,9 +56,10 @@ func BenchmarkCreateCertificate(b *testing.B) {
 	}
 	for _, backend := range []string{"sqlite", "postgres"} {
 		for _, mode := range []struct {
-			name  string
-			limit int
-		}{{"group-commit", maxBatch}, {"tx-per-write", 1}} {
+			name   string
+			limit  int
+			issuer string
+		}{{"group-commit", maxBatch, ""}, {"tx-per-write", 1, ""}, {"group-commit-signed", maxBatch, "issuer"}} {
 			b.Run(backend+"/"+mode.name, func(b *testing.B) {
 				var commits, writes atomic.Int64
 				s := backends[backend](b, WithCommitObserver(func(n int, _ time.Duration) { commits.Add(1); writes.Add(int64(n)) }))
@@ -66,6 +77,9 @@ func BenchmarkCreateCertificate(b *testing.B) {
 							Scope: scope, ID: iot.CertificateID(der), Status: iot.StatusActive, Mode: iot.ModeDefault,
 							DER: der, OwnedBy: scope.AccountID, CreatedAt: now, LastModifiedAt: now,
 							CustomerVersion: 1, GenerationID: "g", NotBefore: now, NotAfter: now,
+							// "-signed": a certificate fleetca signed, which
+							// the revocation indexes hold (migration 0010).
+							IssuerID: mode.issuer, Serial: serialFor(mode.issuer, der),
 						})
 						if err != nil {
 							b.Error(err)
