@@ -372,3 +372,35 @@ func hashIssuer(issuer *x509.Certificate) (issuerHashes, error) {
 	}
 	return hashes, nil
 }
+
+// Attributer is what Attribute reads and writes (see store.Revocations).
+type Attributer interface {
+	UnattributedCertificates(ctx context.Context, limit int) ([]iot.Certificate, error)
+	AttributeCertificate(ctx context.Context, scope iot.Scope, id, issuerID, serial string) error
+}
+
+// Attribute records the issuer and serial of the certificates stored before
+// fleetca recorded them, reading both from each certificate's DER, so that
+// those the issuing CA signed are on its CRL and known to OCSP like any
+// other. A certificate the issuer did not sign is recorded as not fleetca's.
+// It returns how many it attributed to the issuer. Replicas may run it at
+// once: attributing a certificate twice writes the same values.
+func Attribute(ctx context.Context, st Attributer, issuing *x509.Certificate, issuerID string) (int, error) {
+	n := 0
+	for {
+		batch, err := st.UnattributedCertificates(ctx, 500)
+		if err != nil || len(batch) == 0 {
+			return n, err
+		}
+		for _, c := range batch {
+			issuer, serial := "", ""
+			if cert, err := x509.ParseCertificate(c.DER); err == nil && cert.CheckSignatureFrom(issuing) == nil {
+				issuer, serial = issuerID, cert.SerialNumber.Text(16)
+				n++
+			}
+			if err := st.AttributeCertificate(ctx, c.Scope, c.ID, issuer, serial); err != nil {
+				return n, err
+			}
+		}
+	}
+}

@@ -151,6 +151,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, err
 	}
+	// Certificates stored by a version that did not record issuers are
+	// attributed first, so that the first CRL lists those already revoked.
+	if n, err := revocation.Attribute(ctx, st, authority.Issuing(), authority.IssuerID()); err != nil {
+		return nil, fmt.Errorf("revocation: attributing certificates issued before this version: %w", err)
+	} else if n > 0 {
+		log.Info("revocation: recorded the issuer and serial of certificates issued before this version", "certificates", n)
+	}
 	// The CRL exists before anything is served, so that the first request
 	// for it and every OCSP answer has a list to go by.
 	if err := rev.Refresh(ctx); err != nil {

@@ -246,7 +246,8 @@ type CertificateProviders interface {
 // CRL.
 type Revocations interface {
 	// UnusableCertificates returns the certificates the issuer signed that
-	// are not ACTIVE or were deleted, unexpired at now, in serial order.
+	// are not ACTIVE or were deleted, unexpired at now, sorted by serial (as
+	// text), a registration before a deletion of the same serial.
 	UnusableCertificates(ctx context.Context, issuerID string, now time.Time) ([]UnusableCertificate, error)
 	// UnusableFingerprint is a cheap summary of UnusableCertificates: it
 	// changes whenever a certificate of the issuer enters or leaves that
@@ -262,6 +263,15 @@ type Revocations interface {
 	// numbered c.Number-1 (or, for number 1, if none is stored), and returns
 	// ErrConflict otherwise: another replica stored a CRL first.
 	SaveCRL(ctx context.Context, c *CRL) error
+	// UnattributedCertificates returns up to limit certificates, DER
+	// included, that fleetca may have signed before it recorded issuers and
+	// serials: those stored before the revocation migration in DEFAULT mode
+	// under no registered CA, not yet given to AttributeCertificate.
+	UnattributedCertificates(ctx context.Context, limit int) ([]iot.Certificate, error)
+	// AttributeCertificate records the issuer and serial of an unattributed
+	// certificate; an empty issuer records that fleetca did not sign it.
+	// It does nothing to a certificate already attributed.
+	AttributeCertificate(ctx context.Context, scope iot.Scope, id, issuerID, serial string) error
 }
 
 // UnusableCertificate is a certificate a verifier must refuse: its serial,

@@ -181,8 +181,8 @@ func deleteCertificate(tx txn, c *iot.Certificate) error {
 		c.Scope.AccountID, c.Scope.Region, c.ID); err != nil {
 		return err
 	}
-	if c.IssuerID == "" {
-		return nil
+	if c.IssuerID == "" || c.Serial == "" {
+		return nil // not signed by fleetca, or not yet attributed
 	}
 	_, err := tx.Exec(`INSERT INTO revoked_certificates (issuer_id, serial, status, revoked_us, not_after_us)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (issuer_id, serial) DO NOTHING`,

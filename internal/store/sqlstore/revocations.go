@@ -108,3 +108,25 @@ func (s *Store) SaveCRL(ctx context.Context, c *store.CRL) error {
 		return nil
 	})
 }
+
+// unattributed marks the certificates migration 0010 found that fleetca may
+// have signed; it is no issuer's ID.
+const unattributed = "unattributed"
+
+// UnattributedCertificates implements store.Revocations. The mark is in the
+// (issuer_id, serial) index, so with none left this is one index probe.
+func (s *Store) UnattributedCertificates(ctx context.Context, limit int) ([]iot.Certificate, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+certificateColumns+` FROM certificates
+		WHERE issuer_id = ? AND issuer_id <> '' ORDER BY serial LIMIT ?`, unattributed, limit)
+	return scanAll(rows, err, scanCertificate)
+}
+
+// AttributeCertificate implements store.Revocations.
+func (s *Store) AttributeCertificate(ctx context.Context, scope iot.Scope, id, issuerID, serial string) error {
+	return s.write.do(ctx, func(tx txn) error {
+		_, err := tx.Exec(`UPDATE certificates SET issuer_id = ?, serial = ?
+			WHERE account_id = ? AND region = ? AND certificate_id = ? AND issuer_id = ?`,
+			issuerID, serial, scope.AccountID, scope.Region, id, unattributed)
+		return err
+	})
+}

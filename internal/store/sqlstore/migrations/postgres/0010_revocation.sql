@@ -3,6 +3,10 @@
 -- and OCSP answers are made from them.
 ALTER TABLE certificates ADD COLUMN issuer_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE certificates ADD COLUMN serial TEXT NOT NULL DEFAULT '';
+-- Certificates stored before this migration that fleetca signed (DEFAULT
+-- mode, under no registered CA) wait for the server to read their issuer
+-- and serial from their DER at its next start (revocation.Attribute).
+UPDATE certificates SET issuer_id = 'unattributed' WHERE mode = 'DEFAULT' AND ca_certificate_id = '';
 -- OCSP finds a certificate by issuer and serial.
 CREATE INDEX certificates_by_serial ON certificates (issuer_id, serial) WHERE issuer_id <> '';
 -- A CRL lists the signed certificates that are not ACTIVE: a small part of
