@@ -121,14 +121,14 @@ func benchmarkRawSQLite(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		stmt, err := tx.Prepare(`INSERT INTO certificates (` + certificateColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		stmt, err := tx.Prepare(`INSERT INTO certificates (` + certificateColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for i := 0; i < perCommit && n < b.N; i, n = i+1, n+1 {
 			der := benchDER(int64(n), db)
 			if _, err := stmt.Exec("111111111111", "us-east-1", iot.CertificateID(der), "ACTIVE", "DEFAULT", "", der,
-				"111111111111", "", now, now, 1, "g", now, now); err != nil {
+				"111111111111", "", now, now, 1, "g", now, now, "", ""); err != nil {
 				b.Fatal(err)
 			}
 		}
