@@ -103,9 +103,12 @@ func fetchCRLs(ctx context.Context, base string) ([]byte, string, error) {
 		if block == nil {
 			break
 		}
+		if block.Type != "X509 CRL" {
+			return nil, "", fmt.Errorf("%s: a %s where a CRL should be", req.URL, block.Type)
+		}
 		list, err := x509.ParseRevocationList(block.Bytes)
-		if err != nil || block.Type != "X509 CRL" {
-			return nil, "", fmt.Errorf("%s: not a CRL: %v", req.URL, err)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: not a CRL: %w", req.URL, err)
 		}
 		described = append(described, fmt.Sprintf("CRL %s of %q (%d entries, next update %s)",
 			list.Number, list.Issuer.CommonName, len(list.RevokedCertificateEntries), list.NextUpdate.Format(time.RFC3339)))
@@ -146,6 +149,9 @@ func exportCA(ctx context.Context, caID, endpoint, region, profile string) ([]by
 				return nil, "", err
 			}
 			desc := d.CertificateDescription
+			if desc == nil || desc.CertificatePem == nil || desc.LastModifiedDate == nil {
+				return nil, "", fmt.Errorf("certificate %s: the endpoint described it without its PEM or its last change", *c.CertificateId)
+			}
 			block, _ := pem.Decode([]byte(*desc.CertificatePem))
 			if block == nil {
 				return nil, "", fmt.Errorf("certificate %s: no PEM", *c.CertificateId)

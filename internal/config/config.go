@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/keys"
+	"github.com/fleetca/fleetca/internal/pki"
 )
 
 // Config is everything `fleetca serve` needs.
@@ -194,8 +195,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.PublicURL != "" {
-		if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			errs = append(errs, fmt.Errorf("--public-url %q must be an absolute http:// URL with no credentials, query or fragment (RFC 5280 wants revocation over plain HTTP; what is served there is signed)", c.PublicURL))
+		if err := pki.CheckPublicURL(c.PublicURL); err != nil {
+			errs = append(errs, fmt.Errorf("--public-url %w", err))
 		}
 	}
 	if c.CRLRefresh < time.Minute || c.CRLValidity <= c.CRLRefresh {

@@ -333,7 +333,7 @@ func TestOpenAddsServerCAToAnOldCA(t *testing.T) {
 
 func TestWithPublicURLRefusesWhatIsNoBaseURL(t *testing.T) {
 	a, _ := openTemp(t, keys.ECDSAP256)
-	for _, bad := range []string{"ca.example.com", "ftp://ca.example.com", "http://", "http://u:p@ca.example.com", "http://ca.example.com/?x=1", "http://ca.example.com/#f", ":", "https://ca.example.com"} {
+	for _, bad := range []string{"ca.example.com", "ftp://ca.example.com", "http://", "http://u:p@ca.example.com", "http://ca.example.com/?x=1", "http://ca.example.com/#f", ":", "https://ca.example.com", "http://ca.example.com/?"} {
 		if _, err := a.WithPublicURL(bad); err == nil {
 			t.Errorf("WithPublicURL(%q) accepted", bad)
 		}

@@ -4,13 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
-	"errors"
+	"fmt"
 	"math/big"
-	"net/url"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/internal/pki"
 )
 
 // revocationPointers are the URLs device certificates carry so that any
@@ -37,11 +38,10 @@ func (a *Authority) WithPublicURL(base string) (*Authority, error) {
 	if base == "" {
 		return a, nil
 	}
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "http" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, errors.New("issuance: the public URL must be an absolute http:// URL with no credentials, query or fragment")
+	if err := pki.CheckPublicURL(base); err != nil {
+		return nil, fmt.Errorf("issuance: the public URL %w", err)
 	}
-	base = strings.TrimSuffix(u.String(), "/")
+	base = strings.TrimSuffix(base, "/")
 	c := *a
 	c.revocation = revocationPointers{
 		crl:  []string{base + CRLPath(a.issuerID)},

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/url"
 )
 
 // Bounds on what fleetca parses. RSA keys above MaxRSABits cost seconds to
@@ -165,6 +166,19 @@ func CheckVerificationCertificate(ca *x509.Certificate, verificationPEM []byte, 
 	}
 	if err := v.CheckSignatureFrom(ca); err != nil {
 		return &VerificationError{msg: fmt.Sprintf("The verification certificate is not signed by the CA certificate's key: %v", err)}
+	}
+	return nil
+}
+
+// CheckPublicURL checks a base URL under which fleetca's CRLs and OCSP
+// responder are published in certificates: absolute, plain http (RFC 5280
+// 4.2.1.13 and 4.2.2.1 want HTTP for both, and what is served there is
+// signed), with no credentials, query or fragment, since paths are appended
+// to it.
+func CheckPublicURL(base string) error {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("%q must be an absolute http:// URL with no credentials, query or fragment (RFC 5280 wants revocation over plain HTTP; what is served there is signed)", base)
 	}
 	return nil
 }

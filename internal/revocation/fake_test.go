@@ -145,14 +145,17 @@ func (f *fakeStore) CRL(_ context.Context, issuerID string) (*store.CRL, error) 
 	return &cp, nil
 }
 
-func (f *fakeStore) SaveCRL(_ context.Context, c *store.CRL) error {
+func (f *fakeStore) SaveCRL(_ context.Context, c *store.CRL, prev int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.errs["SaveCRL"]; err != nil {
 		return err
 	}
+	if c.Number <= prev {
+		return fmt.Errorf("CRL %d does not follow %d", c.Number, prev)
+	}
 	cur, ok := f.crl[c.IssuerID]
-	if ok && cur.Number != c.Number-1 || !ok && c.Number != 1 {
+	if ok && cur.Number != prev || !ok && prev != 0 {
 		return fmt.Errorf("CRL %d of %s: %w", c.Number, c.IssuerID, store.ErrConflict)
 	}
 	cp := *c

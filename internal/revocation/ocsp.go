@@ -87,9 +87,13 @@ func (s *Service) Respond(ctx context.Context, raw []byte) Answer {
 			return s.refuse("tryLater", ocsp.TryLaterErrorResponse)
 		}
 		if !issued {
-			// Not cached: nothing can be issued under a serial already
-			// asked about, but an unknown serial costs a signature to
-			// whoever asks, not memory to fleetca.
+			// Never cached: anyone can ask about endless serials, and the
+			// answers would crowd out the ones that matter. Signing them
+			// is bounded instead (unknownRate); beyond it, the unsigned
+			// tryLater costs nothing.
+			if !s.unknown.Allow() {
+				return s.refuse("tryLater", ocsp.TryLaterErrorResponse)
+			}
 			status = "unknown"
 			tmpl.Status = ocsp.Unknown
 		}

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+	"golang.org/x/time/rate"
 
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/store"
@@ -41,7 +42,7 @@ type Store interface {
 	UnusableFingerprint(ctx context.Context, issuerID string) (string, error)
 	IssuedSerial(ctx context.Context, issuerID, serial string) (bool, error)
 	CRL(ctx context.Context, issuerID string) (*store.CRL, error)
-	SaveCRL(ctx context.Context, c *store.CRL) error
+	SaveCRL(ctx context.Context, c *store.CRL, prev int64) error
 }
 
 // Signer signs for the issuing CA; issuance.Authority is one.
@@ -69,7 +70,13 @@ const (
 	DefaultCRLValidity  = 7 * 24 * time.Hour
 	DefaultOCSPValidity = time.Hour
 	DefaultPoll         = time.Second
-	DefaultOCSPCache    = 1 << 20
+	// DefaultOCSPCache keeps answers for a quarter of a million
+	// certificates under one hash, about 150 MB at most.
+	DefaultOCSPCache = 1 << 18
+	// unknownRate bounds the answers signed about serials the issuer never
+	// signed, which anyone can ask for by the thousand; a legitimate client
+	// rarely does.
+	unknownRate = 100
 )
 
 // Options configure New.
@@ -105,9 +112,14 @@ type Service struct {
 	// fingerprint was when the current CRL was known to be up to date.
 	refreshMu       sync.Mutex
 	lastFingerprint string
+	// lastFullCheck is when the list was last read; nextBuild is the
+	// earliest a change may have it read again (see Refresh).
+	lastFullCheck, nextBuild time.Time
 
 	cacheMu sync.Mutex
 	cache   map[cacheKey]*answer
+	// unknown bounds the signatures spent on "unknown" answers.
+	unknown *rate.Limiter
 }
 
 // state is the CRL being served and what it lists, by serial.
@@ -145,7 +157,8 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{opts: opts, issuerID: opts.Signer.IssuerID(), issuer: hashes, cache: make(map[cacheKey]*answer)}, nil
+	return &Service{opts: opts, issuerID: opts.Signer.IssuerID(), issuer: hashes, cache: make(map[cacheKey]*answer),
+		unknown: rate.NewLimiter(unknownRate, unknownRate)}, nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -195,11 +208,16 @@ func (s *Service) Run(ctx context.Context) {
 // Refresh brings the CRL up to date: it adopts a newer CRL another replica
 // stored, and signs and stores a new one when the unusable certificates
 // changed or the current one is due to be signed again. The database
-// decides between replicas: a CRL is stored only over the one it follows.
+// decides between replicas: a CRL is stored only over the one read in the
+// same pass (compare and swap), and its number exceeds both that one's and
+// the one served, so numbers grow even when the database went back in time
+// (a failover to a standby that lags, a restored backup): they are at
+// least the second of thisUpdate since the epoch.
 func (s *Service) Refresh(ctx context.Context) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	if err := s.adoptStored(ctx); err != nil {
+	stored, err := s.adoptStored(ctx)
+	if err != nil {
 		return err
 	}
 	// The fingerprint is read before the list, so a change made between
@@ -210,31 +228,51 @@ func (s *Service) Refresh(ctx context.Context) error {
 	}
 	now := s.opts.Now().UTC()
 	cur := s.state.Load()
-	due := cur == nil || now.Sub(cur.crl.ThisUpdate) >= s.opts.CRLRefresh
-	if !due && fingerprint == s.lastFingerprint {
-		return nil
+	// Due: there is no CRL, it is old enough to sign again, or the
+	// database holds an older one than is served (it went back in time).
+	due := cur == nil || now.Sub(cur.crl.ThisUpdate) >= s.opts.CRLRefresh || stored < cur.crl.Number
+	if !due {
+		// The fingerprint can in theory miss a change (its sums could
+		// coincide), so the list itself is checked every fullCheck too.
+		changed := fingerprint != s.lastFingerprint || now.Sub(s.lastFullCheck) >= fullCheck
+		// Reading and signing a long list takes a while: under a steady
+		// stream of changes, a replica spends at most a tenth of its time
+		// on it.
+		if !changed || now.Before(s.nextBuild) {
+			return nil
+		}
 	}
+	defer func() { s.nextBuild = now.Add(10 * s.opts.Now().Sub(now)) }()
 	unusable, err := s.opts.Store.UnusableCertificates(ctx, s.issuerID, now)
 	if err != nil {
 		return fmt.Errorf("listing unusable certificates: %w", err)
 	}
+	s.lastFullCheck = now
 	entries, digest := Entries(unusable)
 	if !due && digest == cur.crl.Digest {
 		s.lastFingerprint = fingerprint
 		return nil
 	}
-	next := &store.CRL{IssuerID: s.issuerID, Number: 1, ThisUpdate: now.Truncate(time.Second), Digest: digest}
+	next := &store.CRL{IssuerID: s.issuerID, ThisUpdate: now.Truncate(time.Second), Digest: digest}
+	served := int64(0)
 	if cur != nil {
-		next.Number = cur.crl.Number + 1
+		served = cur.crl.Number
+		// thisUpdate never goes back, whatever the clocks of the replicas
+		// say; nor ahead of now, which verifiers would refuse.
+		if next.ThisUpdate.Before(cur.crl.ThisUpdate) {
+			next.ThisUpdate = cur.crl.ThisUpdate
+		}
 	}
+	next.Number = max(stored+1, served+1, next.ThisUpdate.Unix())
 	next.NextUpdate = next.ThisUpdate.Add(s.opts.CRLValidity)
 	if next.DER, err = s.opts.Signer.SignCRL(ctx, next.Number, next.ThisUpdate, next.NextUpdate, entries); err != nil {
 		return fmt.Errorf("signing CRL %d: %w", next.Number, err)
 	}
-	if err := s.opts.Store.SaveCRL(ctx, next); errors.Is(err, store.ErrConflict) {
-		// Another replica stored this number first. Serve its CRL; the
-		// next pass checks it against the list again.
-		return s.adoptStored(ctx)
+	if err := s.opts.Store.SaveCRL(ctx, next, stored); errors.Is(err, store.ErrConflict) {
+		// Another replica stored a CRL first. Serve it; the next pass
+		// checks it against the list again.
+		_, err := s.adoptStored(ctx)
+		return err
 	} else if err != nil {
 		return fmt.Errorf("storing CRL %d: %w", next.Number, err)
 	}
@@ -243,28 +281,33 @@ func (s *Service) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// adoptStored serves the stored CRL if it is newer than the one served.
-func (s *Service) adoptStored(ctx context.Context) error {
+// fullCheck is how often the list of unusable certificates is read even
+// though the fingerprint did not move.
+const fullCheck = time.Minute
+
+// adoptStored serves the stored CRL if it is newer than the one served, and
+// returns the stored CRL's number (0 when there is none).
+func (s *Service) adoptStored(ctx context.Context) (int64, error) {
 	stored, err := s.opts.Store.CRL(ctx, s.issuerID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading the stored CRL: %w", err)
+		return 0, fmt.Errorf("reading the stored CRL: %w", err)
 	}
 	if cur := s.state.Load(); cur != nil && cur.crl.Number >= stored.Number {
-		return nil
+		return stored.Number, nil
 	}
 	// What OCSP answers is read from the CRL itself, so the two agree.
 	list, err := x509.ParseRevocationList(stored.DER)
 	if err != nil {
-		return fmt.Errorf("the stored CRL %d does not parse: %w", stored.Number, err)
+		return 0, fmt.Errorf("the stored CRL %d does not parse: %w", stored.Number, err)
 	}
 	if err := list.CheckSignatureFrom(s.opts.Signer.Issuing()); err != nil {
-		return fmt.Errorf("the stored CRL %d is not the issuer's: %w", stored.Number, err)
+		return 0, fmt.Errorf("the stored CRL %d is not the issuer's: %w", stored.Number, err)
 	}
 	s.adopt(stored, revokedSet(list.RevokedCertificateEntries))
-	return nil
+	return stored.Number, nil
 }
 
 // adopt serves c and drops the pre-signed OCSP answers whose certificate
@@ -277,7 +320,7 @@ func (s *Service) adopt(c *store.CRL, revoked map[string]entry) {
 	prev := s.state.Swap(next)
 	if prev != nil {
 		for serial, old := range prev.revoked {
-			if now, ok := revoked[serial]; !ok || now != old {
+			if now, ok := revoked[serial]; !ok || now.reason != old.reason || !now.at.Equal(old.at) {
 				s.dropCached(serial)
 			}
 		}
@@ -376,15 +419,16 @@ func hashIssuer(issuer *x509.Certificate) (issuerHashes, error) {
 // Attributer is what Attribute reads and writes (see store.Revocations).
 type Attributer interface {
 	UnattributedCertificates(ctx context.Context, limit int) ([]iot.Certificate, error)
-	AttributeCertificate(ctx context.Context, scope iot.Scope, id, issuerID, serial string) error
+	AttributeCertificates(ctx context.Context, attributions []store.Attribution) error
 }
 
 // Attribute records the issuer and serial of the certificates stored before
 // fleetca recorded them, reading both from each certificate's DER, so that
 // those the issuing CA signed are on its CRL and known to OCSP like any
 // other. A certificate the issuer did not sign is recorded as not fleetca's.
-// It returns how many it attributed to the issuer. Replicas may run it at
-// once: attributing a certificate twice writes the same values.
+// It returns how many it attributed to the issuer, 500 to a transaction.
+// Replicas may run it at once: attributing a certificate twice writes the
+// same values.
 func Attribute(ctx context.Context, st Attributer, issuing *x509.Certificate, issuerID string) (int, error) {
 	n := 0
 	for {
@@ -392,15 +436,16 @@ func Attribute(ctx context.Context, st Attributer, issuing *x509.Certificate, is
 		if err != nil || len(batch) == 0 {
 			return n, err
 		}
-		for _, c := range batch {
-			issuer, serial := "", ""
+		attributions := make([]store.Attribution, len(batch))
+		for i, c := range batch {
+			attributions[i] = store.Attribution{Scope: c.Scope, ID: c.ID}
 			if cert, err := x509.ParseCertificate(c.DER); err == nil && cert.CheckSignatureFrom(issuing) == nil {
-				issuer, serial = issuerID, cert.SerialNumber.Text(16)
+				attributions[i].IssuerID, attributions[i].Serial = issuerID, cert.SerialNumber.Text(16)
 				n++
 			}
-			if err := st.AttributeCertificate(ctx, c.Scope, c.ID, issuer, serial); err != nil {
-				return n, err
-			}
+		}
+		if err := st.AttributeCertificates(ctx, attributions); err != nil {
+			return n, err
 		}
 	}
 }

@@ -305,7 +305,7 @@ func TestEntries(t *testing.T) {
 	}
 }
 
-func TestFirstRefreshMakesCRLOne(t *testing.T) {
+func TestFirstRefreshMakesTheFirstCRL(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{CRLRefresh: time.Hour, CRLValidity: 5 * time.Hour})
 	if _, ok := h.svc.CRL(); ok {
@@ -316,8 +316,10 @@ func TestFirstRefreshMakesCRLOne(t *testing.T) {
 	refresh(t, h.svc)
 	c, list := h.served(t, h.svc)
 	wantThis := h.clock.Now().Truncate(time.Second)
-	if c.Number != 1 || !c.ThisUpdate.Equal(wantThis) || !c.NextUpdate.Equal(wantThis.Add(5*time.Hour)) {
-		t.Errorf("CRL %d, %v to %v; want 1, %v to %v", c.Number, c.ThisUpdate, c.NextUpdate, wantThis, wantThis.Add(5*time.Hour))
+	// Numbers start at thisUpdate's second since the epoch, so that they
+	// grow even across a database restored from an older backup.
+	if c.Number != wantThis.Unix() || !c.ThisUpdate.Equal(wantThis) || !c.NextUpdate.Equal(wantThis.Add(5*time.Hour)) {
+		t.Errorf("CRL %d, %v to %v; want %d, %v to %v", c.Number, c.ThisUpdate, c.NextUpdate, wantThis.Unix(), wantThis, wantThis.Add(5*time.Hour))
 	}
 	if len(list.RevokedCertificateEntries) != 0 {
 		t.Errorf("an empty store's CRL lists %d certificates", len(list.RevokedCertificateEntries))
@@ -326,13 +328,13 @@ func TestFirstRefreshMakesCRLOne(t *testing.T) {
 		t.Error("the CRL's issuer is not the issuing CA")
 	}
 	stored := h.st.stored(h.ca.IssuerID())
-	if len(stored) != 1 || stored[0].Number != 1 || !bytes.Equal(stored[0].DER, c.DER) || stored[0].IssuerID != h.ca.IssuerID() {
+	if len(stored) != 1 || stored[0].Number != c.Number || !bytes.Equal(stored[0].DER, c.DER) || stored[0].IssuerID != h.ca.IssuerID() {
 		t.Fatalf("stored %+v", stored)
 	}
 	if _, want := Entries(nil); stored[0].Digest != want {
 		t.Errorf("stored digest %q, want the empty list's %q", stored[0].Digest, want)
 	}
-	if got := h.obs.crlsObserved(); !slices.Equal(got, []observedCRL{{1, 0}}) {
+	if got := h.obs.crlsObserved(); !slices.Equal(got, []observedCRL{{c.Number, 0}}) {
 		t.Errorf("observed %v", got)
 	}
 	if h.svc.IssuerID() != h.ca.IssuerID() {
@@ -350,25 +352,26 @@ func TestRefreshSignsWhenTheListChangesOrIsDue(t *testing.T) {
 		name    string
 		advance time.Duration
 		change  func(now time.Time)
-		number  int64
+		signs   bool // a new CRL, numbered its thisUpdate's second
 		want    map[string]int
 	}{
-		{"first", 0, nil, 1, map[string]int{}},
-		{"nothing changed", time.Minute, nil, 1, map[string]int{}},
-		{"revoked", time.Minute, func(now time.Time) { revokedA = now; h.st.setStatus(a, iot.StatusRevoked, now) }, 2, map[string]int{a: 0}},
-		{"held", time.Minute, func(now time.Time) { h.st.setStatus(b, iot.StatusInactive, now) }, 3, map[string]int{a: 0, b: 6}},
-		{"nothing changed again", time.Minute, nil, 3, map[string]int{a: 0, b: 6}},
-		{"reactivated", time.Minute, func(now time.Time) { h.st.setStatus(b, iot.StatusActive, now) }, 4, map[string]int{a: 0}},
+		{"first", 0, nil, true, map[string]int{}},
+		{"nothing changed", time.Minute, nil, false, map[string]int{}},
+		{"revoked", time.Minute, func(now time.Time) { revokedA = now; h.st.setStatus(a, iot.StatusRevoked, now) }, true, map[string]int{a: 0}},
+		{"held", time.Minute, func(now time.Time) { h.st.setStatus(b, iot.StatusInactive, now) }, true, map[string]int{a: 0, b: 6}},
+		{"nothing changed again", time.Minute, nil, false, map[string]int{a: 0, b: 6}},
+		{"reactivated", time.Minute, func(now time.Time) { h.st.setStatus(b, iot.StatusActive, now) }, true, map[string]int{a: 0}},
 		{"held and reactivated between two refreshes", time.Minute, func(now time.Time) {
 			h.st.setStatus(b, iot.StatusInactive, now)
 			h.st.setStatus(b, iot.StatusActive, now)
-		}, 4, map[string]int{a: 0}},
-		// CRL 4 was signed 1m0.123s ago (its thisUpdate has no fraction).
-		{"refresh period not over", 58*time.Minute + 59*time.Second, nil, 4, map[string]int{a: 0}},
-		{"refresh period over to the nanosecond", 877 * time.Millisecond, nil, 5, map[string]int{a: 0}},
-		{"just re-signed", time.Second, nil, 5, map[string]int{a: 0}},
+		}, false, map[string]int{a: 0}},
+		// The last CRL was signed 1m0.123s ago (its thisUpdate has no fraction).
+		{"refresh period not over", 58*time.Minute + 59*time.Second, nil, false, map[string]int{a: 0}},
+		{"refresh period over to the nanosecond", 877 * time.Millisecond, nil, true, map[string]int{a: 0}},
+		{"just re-signed", time.Second, nil, false, map[string]int{a: 0}},
 	}
 	var prev CRL
+	var signed []int64
 	for _, s := range steps {
 		h.clock.advance(s.advance)
 		if s.change != nil {
@@ -376,8 +379,11 @@ func TestRefreshSignsWhenTheListChangesOrIsDue(t *testing.T) {
 		}
 		refresh(t, h.svc)
 		c, list := h.served(t, h.svc)
-		if c.Number != s.number {
-			t.Fatalf("%s: CRL %d, want %d", s.name, c.Number, s.number)
+		switch want := h.clock.Now().Truncate(time.Second).Unix(); {
+		case s.signs && (c.Number != want || c.Number <= prev.Number):
+			t.Fatalf("%s: CRL %d after %d, want a new one numbered %d", s.name, c.Number, prev.Number, want)
+		case !s.signs && c.Number != prev.Number:
+			t.Fatalf("%s: CRL %d, want %d still", s.name, c.Number, prev.Number)
 		}
 		if c.Number == prev.Number {
 			if !bytes.Equal(c.DER, prev.DER) {
@@ -396,8 +402,11 @@ func TestRefreshSignsWhenTheListChangesOrIsDue(t *testing.T) {
 		if e, ok := listed(list)[a]; ok && !e.RevocationTime.Equal(revokedA.Truncate(time.Second)) {
 			t.Errorf("%s: %s revoked at %v, want %v", s.name, a, e.RevocationTime, revokedA.Truncate(time.Second))
 		}
-		if n := h.st.saveCount(); n != int(s.number) {
-			t.Errorf("%s: %d CRLs stored, want %d", s.name, n, s.number)
+		if s.signs {
+			signed = append(signed, c.Number)
+		}
+		if n := h.st.saveCount(); n != len(signed) {
+			t.Errorf("%s: %d CRLs stored, want %d", s.name, n, len(signed))
 		}
 		prev = c
 	}
@@ -405,8 +414,8 @@ func TestRefreshSignsWhenTheListChangesOrIsDue(t *testing.T) {
 	for _, o := range h.obs.crlsObserved() {
 		numbers = append(numbers, o.number)
 	}
-	if !slices.Equal(numbers, []int64{1, 2, 3, 4, 5}) {
-		t.Errorf("observed CRLs %v, want each of 1 to 5 once", numbers)
+	if !slices.Equal(numbers, signed) {
+		t.Errorf("observed CRLs %v, want each of %v once", numbers, signed)
 	}
 }
 
@@ -466,8 +475,8 @@ func TestRefreshFailureKeepsTheCRL(t *testing.T) {
 			h.st.failOn(c.method, nil)
 			signer.crl = nil
 			refresh(t, svc)
-			if _, list := h.served(t, svc); list.Number.Int64() != 2 || len(list.RevokedCertificateEntries) != 1 {
-				t.Fatalf("after healing: CRL %v with %d entries, want 2 with 1", list.Number, len(list.RevokedCertificateEntries))
+			if _, list := h.served(t, svc); list.Number.Int64() != before.Number+1 || len(list.RevokedCertificateEntries) != 1 {
+				t.Fatalf("after healing: CRL %v with %d entries, want %d with 1", list.Number, len(list.RevokedCertificateEntries), before.Number+1)
 			}
 		})
 	}
@@ -480,7 +489,7 @@ func TestRefreshRefusesAnotherIssuersStoredCRL(t *testing.T) {
 	refresh(t, other.svc)
 	forged := other.st.stored(other.ca.IssuerID())[0]
 	forged.IssuerID = h.ca.IssuerID()
-	if err := h.st.SaveCRL(context.Background(), &forged); err != nil {
+	if err := h.st.SaveCRL(context.Background(), &forged, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.svc.Refresh(context.Background()); err == nil || !strings.Contains(err.Error(), "not the issuer's") {
@@ -646,15 +655,19 @@ func TestReplicasAgree(t *testing.T) {
 
 	history := h.st.stored(issuer)
 	for i, c := range history {
-		if c.Number != int64(i+1) {
-			t.Fatalf("the store's CRL %d is numbered %d", i+1, c.Number)
+		if i > 0 && c.Number <= history[i-1].Number {
+			t.Fatalf("the store's CRL %d is numbered %d after %d: a number reused or gone back", i+1, c.Number, history[i-1].Number)
 		}
 		if der, ok := servedAs[c.Number]; ok && !bytes.Equal(der, c.DER) {
 			t.Errorf("CRL %d served is not CRL %d stored", c.Number, c.Number)
 		}
 	}
+	stored := map[int64]bool{}
+	for _, c := range history {
+		stored[c.Number] = true
+	}
 	for n := range servedAs {
-		if n < 1 || n > int64(len(history)) {
+		if !stored[n] {
 			t.Errorf("CRL %d served was never stored", n)
 		}
 	}
@@ -1137,4 +1150,85 @@ func FuzzRespond(f *testing.F) {
 			t.Fatalf("status %d", resp.Status)
 		}
 	})
+}
+
+// TestNumbersGrowWhenTheDatabaseGoesBack: a database restored from an
+// older backup, or a failover to a standby that lags, holds an older CRL
+// than replicas served. The replica that served the newer one signs again
+// over the stored one instead of failing its compare and swap forever, and
+// a replica started afresh on the old data numbers past what was served,
+// since numbers are at least thisUpdate's second.
+func TestNumbersGrowWhenTheDatabaseGoesBack(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	issuer := h.ca.IssuerID()
+	refresh(t, h.svc)
+	h.clock.advance(time.Minute)
+	h.st.setStatus("a1", iot.StatusRevoked, h.clock.Now())
+	refresh(t, h.svc)
+	served, _ := h.svc.CRL()
+	history := h.st.stored(issuer)
+	if len(history) != 2 {
+		t.Fatalf("%d CRLs stored, want 2", len(history))
+	}
+	// The database goes back to its first CRL.
+	older := history[0]
+	h.st.mu.Lock()
+	h.st.crl[issuer] = &older
+	h.st.mu.Unlock()
+
+	h.clock.advance(time.Second)
+	h.st.setStatus("b2", iot.StatusRevoked, h.clock.Now())
+	refresh(t, h.svc)
+	after, list := h.served(t, h.svc)
+	if after.Number <= served.Number || len(list.RevokedCertificateEntries) != 2 {
+		t.Fatalf("after the database went back: CRL %d with %d entries, want above %d with 2", after.Number, len(list.RevokedCertificateEntries), served.Number)
+	}
+	if stored, err := h.st.CRL(context.Background(), issuer); err != nil || stored.Number != after.Number {
+		t.Fatalf("stored CRL %v (%v), want %d", stored, err, after.Number)
+	}
+
+	// A fresh replica on data restored to the first CRL.
+	h.st.mu.Lock()
+	h.st.crl[issuer] = &older
+	h.st.mu.Unlock()
+	h.clock.advance(time.Second)
+	fresh := h.service(t, Options{})
+	refresh(t, fresh)
+	if c, list := h.served(t, fresh); c.Number <= after.Number || len(list.RevokedCertificateEntries) != 2 {
+		t.Fatalf("a fresh replica serves CRL %d with %d entries, want one above the %d served before the restore, with 2",
+			c.Number, len(list.RevokedCertificateEntries), after.Number)
+	}
+}
+
+// TestUnknownAnswersAreRateLimited: anyone can ask about serials never
+// issued, each costing a signature; past unknownRate a second the answer
+// is the unsigned tryLater, and answers about known certificates go on.
+func TestUnknownAnswersAreRateLimited(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	active := h.issue(t)
+	h.st.issue(serialOf(active))
+	refresh(t, h.svc)
+	statuses := map[string]int{}
+	for i := range 3 * unknownRate {
+		req := h.requestFor(t, big.NewInt(int64(0x7000+i)), crypto.SHA1)
+		a := h.svc.Respond(context.Background(), req)
+		switch _, err := ocsp.ParseResponse(a.DER, h.ca.Issuing()); {
+		case err == nil:
+			statuses["signed"]++
+		case bytes.Equal(a.DER, ocsp.TryLaterErrorResponse):
+			statuses["tryLater"]++
+		default:
+			t.Fatalf("answer %d: %v", i, err)
+		}
+	}
+	// The bucket holds unknownRate; the test may take a moment, in which
+	// a few more drip in.
+	if statuses["signed"] < unknownRate || statuses["signed"] > 2*unknownRate || statuses["tryLater"] == 0 {
+		t.Fatalf("answers about %d unknown serials: %v, want about %d signed and the rest tryLater", 3*unknownRate, statuses, unknownRate)
+	}
+	if resp, _ := h.answer(t, h.svc, active, crypto.SHA1); resp.Status != ocsp.Good {
+		t.Fatalf("a known certificate after the flood: status %d, want good", resp.Status)
+	}
 }

@@ -260,18 +260,27 @@ type Revocations interface {
 	// CRL returns the issuer's current CRL, or ErrNotFound.
 	CRL(ctx context.Context, issuerID string) (*CRL, error)
 	// SaveCRL makes c the issuer's current CRL if the stored one is
-	// numbered c.Number-1 (or, for number 1, if none is stored), and returns
-	// ErrConflict otherwise: another replica stored a CRL first.
-	SaveCRL(ctx context.Context, c *CRL) error
+	// numbered prev (0: if none is stored), and returns ErrConflict
+	// otherwise: another replica stored a CRL first.
+	SaveCRL(ctx context.Context, c *CRL, prev int64) error
 	// UnattributedCertificates returns up to limit certificates, DER
 	// included, that fleetca may have signed before it recorded issuers and
 	// serials: those stored before the revocation migration in DEFAULT mode
 	// under no registered CA, not yet given to AttributeCertificate.
 	UnattributedCertificates(ctx context.Context, limit int) ([]iot.Certificate, error)
-	// AttributeCertificate records the issuer and serial of an unattributed
-	// certificate; an empty issuer records that fleetca did not sign it.
-	// It does nothing to a certificate already attributed.
-	AttributeCertificate(ctx context.Context, scope iot.Scope, id, issuerID, serial string) error
+	// AttributeCertificates records, in one transaction, the issuer and
+	// serial of unattributed certificates; an empty issuer records that
+	// fleetca did not sign one. A certificate already attributed is left
+	// as it is.
+	AttributeCertificates(ctx context.Context, attributions []Attribution) error
+}
+
+// Attribution is the issuer and serial of one certificate, by scope and ID.
+type Attribution struct {
+	Scope    iot.Scope
+	ID       string
+	IssuerID string
+	Serial   string
 }
 
 // UnusableCertificate is a certificate a verifier must refuse: its serial,

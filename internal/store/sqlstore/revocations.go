@@ -84,18 +84,21 @@ func (s *Store) CRL(ctx context.Context, issuerID string) (*store.CRL, error) {
 }
 
 // SaveCRL implements store.Revocations.
-func (s *Store) SaveCRL(ctx context.Context, c *store.CRL) error {
+func (s *Store) SaveCRL(ctx context.Context, c *store.CRL, prev int64) error {
+	if c.Number <= prev {
+		return fmt.Errorf("CRL %d of %s: its number must exceed the one it replaces, %d", c.Number, c.IssuerID, prev)
+	}
 	return s.write.do(ctx, func(tx txn) error {
 		var res sql.Result
 		var err error
-		if c.Number == 1 {
+		if prev == 0 {
 			res, err = tx.Exec(`INSERT INTO crls (issuer_id, number, this_update_us, next_update_us, digest, der)
 				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (issuer_id) DO NOTHING`,
 				c.IssuerID, c.Number, c.ThisUpdate.UnixMicro(), c.NextUpdate.UnixMicro(), c.Digest, c.DER)
 		} else {
 			res, err = tx.Exec(`UPDATE crls SET number = ?, this_update_us = ?, next_update_us = ?, digest = ?, der = ?
 				WHERE issuer_id = ? AND number = ?`,
-				c.Number, c.ThisUpdate.UnixMicro(), c.NextUpdate.UnixMicro(), c.Digest, c.DER, c.IssuerID, c.Number-1)
+				c.Number, c.ThisUpdate.UnixMicro(), c.NextUpdate.UnixMicro(), c.Digest, c.DER, c.IssuerID, prev)
 		}
 		if err != nil {
 			return err
@@ -121,12 +124,16 @@ func (s *Store) UnattributedCertificates(ctx context.Context, limit int) ([]iot.
 	return scanAll(rows, err, scanCertificate)
 }
 
-// AttributeCertificate implements store.Revocations.
-func (s *Store) AttributeCertificate(ctx context.Context, scope iot.Scope, id, issuerID, serial string) error {
+// AttributeCertificates implements store.Revocations.
+func (s *Store) AttributeCertificates(ctx context.Context, attributions []store.Attribution) error {
 	return s.write.do(ctx, func(tx txn) error {
-		_, err := tx.Exec(`UPDATE certificates SET issuer_id = ?, serial = ?
-			WHERE account_id = ? AND region = ? AND certificate_id = ? AND issuer_id = ?`,
-			issuerID, serial, scope.AccountID, scope.Region, id, unattributed)
-		return err
+		for _, a := range attributions {
+			if _, err := tx.Exec(`UPDATE certificates SET issuer_id = ?, serial = ?
+				WHERE account_id = ? AND region = ? AND certificate_id = ? AND issuer_id = ?`,
+				a.IssuerID, a.Serial, a.Scope.AccountID, a.Scope.Region, a.ID, unattributed); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

@@ -162,17 +162,17 @@ func testCRLs(t *testing.T, s store.Store) {
 		t.Fatalf("CRL before any = %v, want ErrNotFound", err)
 	}
 	crl := func(n int64) *store.CRL {
-		return &store.CRL{IssuerID: issuer1, Number: n, ThisUpdate: base.Add(time.Duration(n) * time.Hour),
-			NextUpdate: base.Add(time.Duration(n)*time.Hour + 7*24*time.Hour), Digest: fmt.Sprintf("digest-%d", n), DER: []byte(fmt.Sprintf("der %d", n))}
+		at := base.Add(time.Duration(n%100000) * time.Second)
+		return &store.CRL{IssuerID: issuer1, Number: n, ThisUpdate: at, NextUpdate: at.Add(7 * 24 * time.Hour), Digest: fmt.Sprintf("digest-%d", n), DER: []byte(fmt.Sprintf("der %d", n))}
 	}
-	for _, bad := range []int64{2, 0} {
-		if err := s.SaveCRL(ctx, crl(bad)); !errors.Is(err, store.ErrConflict) {
-			t.Errorf("SaveCRL(%d) with none stored = %v, want ErrConflict", bad, err)
-		}
+	if err := s.SaveCRL(ctx, crl(2), 1); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("SaveCRL over CRL 1 with none stored = %v, want ErrConflict", err)
 	}
-	for n := int64(1); n <= 3; n++ {
-		if err := s.SaveCRL(ctx, crl(n)); err != nil {
-			t.Fatalf("SaveCRL(%d): %v", n, err)
+	// Numbers may jump (replicas number from the clock), never go back.
+	prev := int64(0)
+	for _, n := range []int64{1, 2, 1796000000} {
+		if err := s.SaveCRL(ctx, crl(n), prev); err != nil {
+			t.Fatalf("SaveCRL(%d over %d): %v", n, prev, err)
 		}
 		got, err := s.CRL(ctx, issuer1)
 		if err != nil {
@@ -183,11 +183,15 @@ func testCRLs(t *testing.T, s store.Store) {
 			!got.ThisUpdate.Equal(want.ThisUpdate) || !got.NextUpdate.Equal(want.NextUpdate) {
 			t.Fatalf("CRL = %+v, want %+v", got, want)
 		}
+		prev = n
 	}
-	for _, stale := range []int64{1, 3, 5} {
-		if err := s.SaveCRL(ctx, crl(stale)); !errors.Is(err, store.ErrConflict) {
-			t.Errorf("SaveCRL(%d) over 3 = %v, want ErrConflict", stale, err)
+	for _, stale := range []struct{ n, prev int64 }{{1796000001, 2}, {1796000001, 0}, {1796000001, 1795999999}} {
+		if err := s.SaveCRL(ctx, crl(stale.n), stale.prev); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("SaveCRL(%d over %d) with %d stored = %v, want ErrConflict", stale.n, stale.prev, prev, err)
 		}
+	}
+	if err := s.SaveCRL(ctx, crl(prev), prev); err == nil {
+		t.Errorf("SaveCRL of a number not above the stored one succeeded")
 	}
 	if _, err := s.CRL(ctx, issuer2); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("another issuer's CRL = %v, want ErrNotFound", err)
@@ -207,16 +211,17 @@ func replicaCRLNumbers(t *testing.T, a, b store.Store) {
 		}
 		for range rounds {
 			cur, err := s.CRL(ctx, issuer1)
-			next := int64(1)
+			prev := int64(0)
 			if err == nil {
-				next = cur.Number + 1
+				prev = cur.Number
 			} else if !errors.Is(err, store.ErrNotFound) {
 				t.Error(err)
 				return
 			}
+			next := prev + 1
 			c := &store.CRL{IssuerID: issuer1, Number: next, ThisUpdate: base, NextUpdate: base.Add(time.Hour),
 				Digest: fmt.Sprintf("%d-%d", who, next), DER: []byte{byte(who), byte(next)}}
-			switch err := s.SaveCRL(ctx, c); {
+			switch err := s.SaveCRL(ctx, c, prev); {
 			case err == nil:
 				won[who] = append(won[who], next)
 			case !errors.Is(err, store.ErrConflict):
