@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/keys"
 	iotvocab "github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/revocation"
 	"github.com/fleetca/fleetca/internal/store"
@@ -64,7 +63,8 @@ func crl(args []string, stdout, stderr io.Writer) int {
 		body, what, err = fetchCRLs(ctx, *url)
 	}
 	if err == nil {
-		err = writeAtomically(*out, body)
+		// Replaced whole, so a broker never reads half of one.
+		err = keys.WriteFile(*out, body, 0o644)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetca crl export: %v\n", err)
@@ -167,30 +167,4 @@ func exportCA(ctx context.Context, caID, endpoint, region, profile string) ([]by
 		}
 	}
 	return []byte(b.String()), fmt.Sprintf("%d unusable certificates of CA %s (OpenSSL index.txt lines)", n, caID), nil
-}
-
-// writeAtomically replaces path with data: a temporary file in the same
-// directory, synced, then renamed over it.
-func writeAtomically(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".fleetca-crl-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

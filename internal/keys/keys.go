@@ -153,6 +153,12 @@ func replaceFile(path string, data []byte, perm os.FileMode) error {
 	})
 }
 
+// WriteFile writes data to path durably, creating it or replacing what is
+// there: a reader sees the old content or the new, whole, never a mix.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return writeDurably(path, data, perm, os.Rename)
+}
+
 // WriteFileExclusive writes data to path durably: the file appears whole or not
 // at all, and the call fails if path exists.
 func WriteFileExclusive(path string, data []byte, perm os.FileMode) error {
