@@ -47,6 +47,7 @@ type Store interface {
 	CAKeeper
 	RootPin
 	Revocations
+	Policies
 	// Close waits for pending writes and releases the backend.
 	Close() error
 }
@@ -302,4 +303,44 @@ type CRL struct {
 	NextUpdate time.Time
 	Digest     string
 	DER        []byte
+}
+
+// Policies keeps IoT policies and their versions. Every call returns
+// ErrNotFound when the policy (or the version) does not exist.
+type Policies interface {
+	// CreatePolicy stores a policy with its first version, the default, and
+	// its tags; ErrExists if the scope has a policy of that name.
+	CreatePolicy(ctx context.Context, p *iot.Policy, tags []iot.Tag) error
+	// Policy returns the policy with its default version's document.
+	Policy(ctx context.Context, scope iot.Scope, name string) (*iot.Policy, error)
+	// ListPolicies returns up to limit of the scope's policies in name
+	// order, after the name after (empty for the first page); more tells
+	// whether others follow. Listed policies carry no document.
+	ListPolicies(ctx context.Context, scope iot.Scope, after string, ascending bool, limit int) (policies []iot.Policy, more bool, err error)
+	// DeletePolicy deletes the policy, its versions and its tags if check,
+	// called in the same transaction with the policy and its number of
+	// versions, returns nil.
+	DeletePolicy(ctx context.Context, scope iot.Scope, name string, check func(p *iot.Policy, versions int) error) error
+	// CreatePolicyVersion adds a version with the next ID; with
+	// change.SetAsDefault it becomes the default, and the policy takes
+	// change's time and generation. ErrLimit if the policy has max versions
+	// already (counted in the write transaction, so replicas never exceed it).
+	CreatePolicyVersion(ctx context.Context, scope iot.Scope, name, document string, change PolicyChange, max int) (*iot.PolicyVersion, error)
+	// PolicyVersion returns one version.
+	PolicyVersion(ctx context.Context, scope iot.Scope, name string, id int64) (*iot.PolicyVersion, error)
+	// ListPolicyVersions returns every version, newest first.
+	ListPolicyVersions(ctx context.Context, scope iot.Scope, name string) ([]iot.PolicyVersion, error)
+	// SetDefaultPolicyVersion makes the version the default; the policy
+	// takes change's time and generation.
+	SetDefaultPolicyVersion(ctx context.Context, scope iot.Scope, name string, id int64, change PolicyChange) error
+	// DeletePolicyVersion deletes the version if check, called in the same
+	// transaction, returns nil.
+	DeletePolicyVersion(ctx context.Context, scope iot.Scope, name string, id int64, check func(v *iot.PolicyVersion) error) error
+}
+
+// PolicyChange is when a policy changes and the generation ID it takes.
+type PolicyChange struct {
+	At           time.Time
+	GenerationID string
+	SetAsDefault bool
 }

@@ -15,6 +15,7 @@ import (
 var taggable = map[string]struct{ table, idColumn string }{
 	iot.TypeCACertificate:       {"ca_certificates", "ca_certificate_id"},
 	iot.TypeCertificateProvider: {"certificate_providers", "name"},
+	iot.TypePolicy:              {"policies", "policy_name"},
 }
 
 type querier interface {

@@ -27,6 +27,7 @@ func RunReplicas(t *testing.T, newStores func(t *testing.T) (store.Store, store.
 		{"PagingWhileInserting", replicaPaging},
 		{"OneCAWhenStartingTogether", replicaCAKeeper},
 		{"CRLNumbers", replicaCRLNumbers},
+		{"PolicyVersions", replicaPolicyVersions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,6 +48,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ProvisioningTokens", testProvisioningTokens},
 		{"UnusableCertificates", testUnusableCertificates},
 		{"CRLs", testCRLs},
+		{"Policies", testPolicies},
+		{"ListPolicies", testListPolicies},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
