@@ -18,8 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 
 	"github.com/fleetca/fleetca/internal/config"
-	"github.com/fleetca/fleetca/internal/keys"
 	iotvocab "github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/revocation"
 	"github.com/fleetca/fleetca/internal/store"
 )

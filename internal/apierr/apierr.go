@@ -35,6 +35,8 @@ const (
 	InvalidSignature           Kind = "InvalidSignatureException"
 	IncompleteSignature        Kind = "IncompleteSignatureException"
 	AccessDenied               Kind = "AccessDeniedException"
+	MalformedPolicy            Kind = "MalformedPolicyException"
+	VersionsLimitExceeded      Kind = "VersionsLimitExceededException"
 )
 
 // Kinds lists every Kind, so that each front end's table of renderings can
@@ -44,6 +46,7 @@ var Kinds = []Kind{
 	ResourceNotFound, CertificateState, ResourceAlreadyExists, DeleteConflict, CertificateConflict,
 	LimitExceeded, InternalFailure, ServiceUnavailable, UnknownOperation, RequestEntityTooLarge,
 	MissingAuthenticationToken, UnrecognizedClient, InvalidSignature, IncompleteSignature, AccessDenied,
+	MalformedPolicy, VersionsLimitExceeded,
 }
 
 // Error is an error meant for the client: its Message is safe to show.

@@ -19,6 +19,7 @@ func (h *Handler) operations() []operation {
 	ops = append(ops, h.registerOperations()...)
 	ops = append(ops, h.tagOperations()...)
 	ops = append(ops, h.endpointOperations()...)
+	ops = append(ops, h.policyOperations()...)
 	return append(ops, h.providerOperations()...)
 }
 

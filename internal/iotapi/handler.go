@@ -333,6 +333,8 @@ var statusOf = map[apierr.Kind]int{
 	apierr.InvalidSignature:           http.StatusForbidden,
 	apierr.IncompleteSignature:        http.StatusForbidden,
 	apierr.AccessDenied:               http.StatusForbidden,
+	apierr.MalformedPolicy:            http.StatusBadRequest,
+	apierr.VersionsLimitExceeded:      http.StatusConflict,
 }
 
 // errorBody is what AWS sends with an error; the SDKs read the code from the

@@ -15,7 +15,21 @@ type Registry interface {
 	Certificates
 	CACertificates
 	CertificateProviders
+	Policies
 	Tags
+}
+
+// Policies serves IoT policies and their versions.
+type Policies interface {
+	CreatePolicy(ctx context.Context, scope iot.Scope, name, document string, tags []iot.Tag) (*iot.Policy, error)
+	GetPolicy(ctx context.Context, scope iot.Scope, name string) (*iot.Policy, error)
+	ListPolicies(ctx context.Context, scope iot.Scope, opts registry.ListOptions) ([]iot.Policy, string, error)
+	DeletePolicy(ctx context.Context, scope iot.Scope, name string) error
+	CreatePolicyVersion(ctx context.Context, scope iot.Scope, name, document string, setAsDefault bool) (*iot.PolicyVersion, error)
+	GetPolicyVersion(ctx context.Context, scope iot.Scope, name, id string) (*iot.PolicyVersion, *iot.Policy, error)
+	ListPolicyVersions(ctx context.Context, scope iot.Scope, name string) ([]iot.PolicyVersion, error)
+	SetDefaultPolicyVersion(ctx context.Context, scope iot.Scope, name, id string) error
+	DeletePolicyVersion(ctx context.Context, scope iot.Scope, name, id string) error
 }
 
 // Certificates serves the certificates fleetca's CA issues and their

@@ -218,6 +218,8 @@ var rejectionOf = map[apierr.Kind]rejectedReply{
 	apierr.InvalidSignature:           internalRejection,
 	apierr.IncompleteSignature:        internalRejection,
 	apierr.AccessDenied:               internalRejection,
+	apierr.MalformedPolicy:            internalRejection,
+	apierr.VersionsLimitExceeded:      internalRejection,
 }
 
 var internalRejection = rejectedReply{StatusCode: http.StatusInternalServerError, ErrorCode: "InternalError", ErrorMessage: "An internal error occurred."}

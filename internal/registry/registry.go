@@ -29,6 +29,7 @@ type Store interface {
 	store.RegistrationCodes
 	store.Tags
 	store.CertificateProviders
+	store.Policies
 }
 
 // Authority signs certificates; *issuance.Authority is one.

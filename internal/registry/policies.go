@@ -1,0 +1,221 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"unicode"
+
+	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/policy"
+	"github.com/fleetca/fleetca/internal/store"
+)
+
+// The limits of policies, as at AWS.
+const (
+	// MaxPolicyVersions is how many versions a policy keeps.
+	MaxPolicyVersions = 5
+	// MaxPolicyDocument is how many characters, white space aside, a
+	// document may have.
+	MaxPolicyDocument = 2048
+	policyPageSize    = 250
+)
+
+// checkPolicyDocument parses a document as the policy engine will run it,
+// so nothing is stored that enforcement would read differently.
+func checkPolicyDocument(doc string) error {
+	n := 0
+	for _, r := range doc {
+		if !unicode.IsSpace(r) {
+			n++
+		}
+	}
+	if n > MaxPolicyDocument {
+		return apierr.New(apierr.MalformedPolicy, "Policy document is Malformed: it has %d characters other than white space; at most %d are allowed.", n, MaxPolicyDocument)
+	}
+	if _, err := policy.Parse([]byte(doc)); err != nil {
+		var m *policy.MalformedError
+		if errors.As(err, &m) {
+			return apierr.New(apierr.MalformedPolicy, "Policy document is Malformed: %s", m.Reason)
+		}
+		return internal("parsing a policy", err)
+	}
+	return nil
+}
+
+func policyError(err error, name string, what string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return apierr.New(apierr.ResourceNotFound, "The policy %s does not exist.", name)
+	}
+	return internal(what, err)
+}
+
+// CreatePolicy stores a policy whose document is its version 1, the default.
+func (s *Service) CreatePolicy(ctx context.Context, scope iot.Scope, name, document string, tags []iot.Tag) (*iot.Policy, error) {
+	if err := checkPolicyDocument(document); err != nil {
+		return nil, err
+	}
+	if err := checkTags(tags); err != nil {
+		return nil, err
+	}
+	now := s.timestamp()
+	p := &iot.Policy{Scope: scope, Name: name, DefaultDocument: document, CreatedAt: now, LastModifiedAt: now, GenerationID: newGenerationID()}
+	if err := s.store.CreatePolicy(ctx, p, tags); errors.Is(err, store.ErrExists) {
+		e := apierr.New(apierr.ResourceAlreadyExists, "Policy cannot be created - name already exists (name=%s)", name)
+		e.ResourceID, e.ResourceARN = name, p.ARN()
+		return nil, e
+	} else if err != nil {
+		return nil, internal("storing a policy", err)
+	}
+	return p, nil
+}
+
+// GetPolicy returns a policy with its default version's document.
+func (s *Service) GetPolicy(ctx context.Context, scope iot.Scope, name string) (*iot.Policy, error) {
+	p, err := s.store.Policy(ctx, scope, name)
+	if err != nil {
+		return nil, policyError(err, name, "reading a policy")
+	}
+	return p, nil
+}
+
+// ListPolicies returns a page of the scope's policies in name order.
+func (s *Service) ListPolicies(ctx context.Context, scope iot.Scope, opts ListOptions) ([]iot.Policy, string, error) {
+	cur, err := parseMarker(opts.Marker)
+	if err != nil {
+		return nil, "", err
+	}
+	after := ""
+	if cur != nil {
+		after = cur.ID
+	}
+	size := opts.PageSize
+	if size <= 0 || size > policyPageSize {
+		size = policyPageSize
+	}
+	list, more, err := s.store.ListPolicies(ctx, scope, after, opts.Ascending, size)
+	if err != nil {
+		return nil, "", internal("listing policies", err)
+	}
+	next := ""
+	if more {
+		next = store.Cursor{ID: list[len(list)-1].Name}.Marker()
+	}
+	return list, next, nil
+}
+
+// DeletePolicy deletes a policy that has no version but its default.
+func (s *Service) DeletePolicy(ctx context.Context, scope iot.Scope, name string) error {
+	err := s.store.DeletePolicy(ctx, scope, name, func(p *iot.Policy, versions int) error {
+		if versions > 1 {
+			return apierr.New(apierr.DeleteConflict, "Cannot delete the policy because it has one or more policy versions other than the default version (name=%s)", name)
+		}
+		return nil
+	})
+	var e *apierr.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if err != nil {
+		return policyError(err, name, "deleting a policy")
+	}
+	return nil
+}
+
+// CreatePolicyVersion adds a version, the default if setAsDefault.
+func (s *Service) CreatePolicyVersion(ctx context.Context, scope iot.Scope, name, document string, setAsDefault bool) (*iot.PolicyVersion, error) {
+	if err := checkPolicyDocument(document); err != nil {
+		return nil, err
+	}
+	v, err := s.store.CreatePolicyVersion(ctx, scope, name, document,
+		store.PolicyChange{At: s.timestamp(), GenerationID: newGenerationID(), SetAsDefault: setAsDefault}, MaxPolicyVersions)
+	if errors.Is(err, store.ErrLimit) {
+		return nil, apierr.New(apierr.VersionsLimitExceeded, "The policy %s already has the maximum number of versions (%d)", name, MaxPolicyVersions)
+	}
+	if err != nil {
+		return nil, policyError(err, name, "storing a policy version")
+	}
+	return v, nil
+}
+
+// parseVersionID reads a policyVersionId, a string of digits.
+func parseVersionID(id string) (int64, bool) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	return n, err == nil && n > 0
+}
+
+func versionError(err error, name, id, what string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return apierr.New(apierr.ResourceNotFound, "The policy %s has no version %s.", name, id)
+	}
+	return internal(what, err)
+}
+
+// GetPolicyVersion returns one version of a policy, with the policy's
+// generation and last change.
+func (s *Service) GetPolicyVersion(ctx context.Context, scope iot.Scope, name, id string) (*iot.PolicyVersion, *iot.Policy, error) {
+	n, ok := parseVersionID(id)
+	if !ok {
+		return nil, nil, apierr.New(apierr.ResourceNotFound, "The policy %s has no version %s.", name, id)
+	}
+	p, err := s.store.Policy(ctx, scope, name)
+	if err != nil {
+		return nil, nil, policyError(err, name, "reading a policy")
+	}
+	v, err := s.store.PolicyVersion(ctx, scope, name, n)
+	if err != nil {
+		return nil, nil, versionError(err, name, id, "reading a policy version")
+	}
+	return v, p, nil
+}
+
+// ListPolicyVersions returns every version of a policy, newest first.
+func (s *Service) ListPolicyVersions(ctx context.Context, scope iot.Scope, name string) ([]iot.PolicyVersion, error) {
+	list, err := s.store.ListPolicyVersions(ctx, scope, name)
+	if err != nil {
+		return nil, policyError(err, name, "listing policy versions")
+	}
+	return list, nil
+}
+
+// SetDefaultPolicyVersion makes a version the default.
+func (s *Service) SetDefaultPolicyVersion(ctx context.Context, scope iot.Scope, name, id string) error {
+	n, ok := parseVersionID(id)
+	if !ok {
+		return apierr.New(apierr.ResourceNotFound, "The policy %s has no version %s.", name, id)
+	}
+	if _, err := s.store.Policy(ctx, scope, name); err != nil {
+		return policyError(err, name, "reading a policy")
+	}
+	err := s.store.SetDefaultPolicyVersion(ctx, scope, name, n, store.PolicyChange{At: s.timestamp(), GenerationID: newGenerationID()})
+	if err != nil {
+		return versionError(err, name, id, "setting the default policy version")
+	}
+	return nil
+}
+
+// DeletePolicyVersion deletes a version other than the default.
+func (s *Service) DeletePolicyVersion(ctx context.Context, scope iot.Scope, name, id string) error {
+	n, ok := parseVersionID(id)
+	if !ok {
+		return apierr.New(apierr.ResourceNotFound, "The policy %s has no version %s.", name, id)
+	}
+	if _, err := s.store.Policy(ctx, scope, name); err != nil {
+		return policyError(err, name, "reading a policy")
+	}
+	err := s.store.DeletePolicyVersion(ctx, scope, name, n, func(v *iot.PolicyVersion) error {
+		if v.IsDefault {
+			return apierr.New(apierr.DeleteConflict, "Cannot delete the default version of a policy; use DeletePolicy (name=%s, version=%s)", name, id)
+		}
+		return nil
+	})
+	var e *apierr.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if err != nil {
+		return versionError(err, name, id, "deleting a policy version")
+	}
+	return nil
+}
