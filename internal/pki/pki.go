@@ -177,7 +177,9 @@ func CheckVerificationCertificate(ca *x509.Certificate, verificationPEM []byte, 
 // to it.
 func CheckPublicURL(base string) error {
 	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
+	// Written as url.URL writes it back, so what goes into certificates
+	// (IA5String) is the URL as given: no spaces, no non-ASCII.
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" || u.String() != base {
 		return fmt.Errorf("%q must be an absolute http:// URL with no credentials, query or fragment (RFC 5280 wants revocation over plain HTTP; what is served there is signed)", base)
 	}
 	return nil

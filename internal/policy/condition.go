@@ -16,6 +16,34 @@ type condition struct {
 	key      Key
 	values   []pattern
 	prefixes []netip.Prefix // IpAddress, NotIpAddress
+	arns     []arnPattern   // the Arn operators
+}
+
+// arnPattern matches an ARN the way IAM's Arn operators do: each of the
+// six colon-separated parts on its own, each part with * and ? wildcards.
+type arnPattern [6]pattern
+
+func compileARN(s string, variables bool) (arnPattern, bool) {
+	parts := strings.SplitN(s, ":", 6)
+	var p arnPattern
+	if len(parts) != 6 {
+		return p, false
+	}
+	for i, part := range parts {
+		p[i] = compile(part, variables, true)
+	}
+	return p, true
+}
+
+func (p *arnPattern) match(v string, ctx Context) bool {
+	for i := range 5 {
+		j := strings.IndexByte(v, ':')
+		if j < 0 || !p[i].match(v[:j], ctx) {
+			return false
+		}
+		v = v[j+1:]
+	}
+	return p[5].match(v, ctx)
 }
 
 type operator uint8
@@ -113,7 +141,14 @@ func parseConditions(raw json.RawMessage, variables bool) ([]condition, error) {
 						return nil, malformed("%s %s: %q is not true or false", opName, keyName, v)
 					}
 					cc.values = append(cc.values, pattern{{kind: literal, text: strings.ToLower(v)}})
-				case stringLike, stringNotLike, arnLike, arnNotLike:
+				case arnEquals, arnNotEquals, arnLike, arnNotLike:
+					// A value of fewer than six parts matches no ARN; * any.
+					if arn, ok := compileARN(v, variables); ok {
+						cc.arns = append(cc.arns, arn)
+					} else if v == "*" {
+						cc.arns = append(cc.arns, arnPattern{{{kind: anyRun}}, {{kind: anyRun}}, {{kind: anyRun}}, {{kind: anyRun}}, {{kind: anyRun}}, {{kind: anyRun}}})
+					}
+				case stringLike, stringNotLike:
 					cc.values = append(cc.values, compile(v, variables, true))
 				default:
 					cc.values = append(cc.values, compile(v, variables, false))
@@ -175,7 +210,12 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func (c *condition) holds(ctx Context) bool {
 	if c.op == null {
 		_, present := c.lookupAny(ctx)
-		return present == (c.values[0][0].text == "false")
+		for _, v := range c.values {
+			if present == (v[0].text == "false") {
+				return true
+			}
+		}
+		return false
 	}
 	if c.set == single {
 		var value string
@@ -191,7 +231,13 @@ func (c *condition) holds(ctx Context) bool {
 	var values []string
 	ok := false
 	if ctx != nil {
-		values, ok = ctx.Values(c.key)
+		if values, ok = ctx.Values(c.key); !ok {
+			// A single-valued key is a set of one, as IAM takes it.
+			var v string
+			if v, ok = ctx.Value(c.key); ok {
+				return c.test(v, ctx)
+			}
+		}
 	}
 	if !ok {
 		return c.set == forAllValues || c.ifExists
@@ -235,7 +281,19 @@ func (c *condition) test(v string, ctx Context) bool {
 			}
 		}
 	case boolean:
-		matched = strings.EqualFold(v, c.values[0][0].text)
+		for _, p := range c.values {
+			if strings.EqualFold(v, p[0].text) {
+				matched = true
+				break
+			}
+		}
+	case arnEquals, arnNotEquals, arnLike, arnNotLike:
+		for _, parts := range c.arns {
+			if parts.match(v, ctx) {
+				matched = true
+				break
+			}
+		}
 	default:
 		fold := c.op == stringEqualsIgnoreCase || c.op == stringNotEqualsIgnoreCase
 		like := c.op == stringLike || c.op == stringNotLike || c.op == arnLike || c.op == arnNotLike

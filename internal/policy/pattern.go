@@ -56,7 +56,8 @@ func compile(s string, variables, wildcards bool) pattern {
 			flush()
 			p = append(p, token{kind: oneChar})
 			i++
-		case variables && strings.HasPrefix(s[i:], "$(") && len(s) >= i+4 && s[i+3] == ')' && strings.IndexByte("*?$", s[i+2]) >= 0:
+		case variables && len(s) >= i+4 && s[i] == '$' && (s[i+1] == '(' && s[i+3] == ')' || s[i+1] == '{' && s[i+3] == '}') && strings.IndexByte("*?$", s[i+2]) >= 0:
+			// $(*) as AWS IoT writes it, ${*} as IAM does.
 			lit.WriteByte(s[i+2])
 			i += 4
 		case variables && strings.HasPrefix(s[i:], "${"):
@@ -86,8 +87,9 @@ func compile(s string, variables, wildcards bool) pattern {
 }
 
 // match reports whether s matches the pattern, variables resolved through
-// ctx. It walks both once, returning to the last * on a mismatch, as glob
-// matching does; nothing is allocated.
+// ctx. It walks both, returning to the last * on a mismatch, as glob
+// matching does (at worst the product of their lengths); nothing is
+// allocated.
 func (p pattern) match(s string, ctx Context) bool {
 	ti, si := 0, 0
 	star, starAt := -1, 0

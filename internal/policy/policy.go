@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 )
@@ -241,13 +242,37 @@ func Parse(doc []byte) (*Policy, error) {
 	return p, nil
 }
 
-// object decodes a JSON object into its members, keeping names as written:
-// policy element names are case-sensitive, which encoding/json's struct
-// matching is not.
+// object decodes a JSON object into its members, keeping names as written
+// (policy element names are case-sensitive, which encoding/json's struct
+// matching is not) and refusing a name given twice, which encoding/json
+// would settle silently by keeping the last.
 func object(raw []byte, what string) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return nil, malformed("%s must be a JSON object", what)
+	bad := malformed("%s must be a JSON object", what)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, bad
+	}
+	m := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		name, ok := tok.(string)
+		if err != nil || !ok {
+			return nil, bad
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, bad
+		}
+		if _, dup := m[name]; dup {
+			return nil, malformed("%s has %q twice", what, name)
+		}
+		m[name] = v
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, bad
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad
 	}
 	return m, nil
 }

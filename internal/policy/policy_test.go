@@ -150,9 +150,12 @@ func TestAWSExamples(t *testing.T) {
 				{Publish, "topic/telemetry", nil, ImplicitDeny},
 			}},
 		{"escapes write literal wildcards", `{"Version":"2012-10-17","Statement":[
-			{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/a$(*)b$(?)c$($)d"}]}`,
+			{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/a$(*)b$(?)c$($)d"},
+			{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/iam/${*}${?}${$}"}]}`,
 			[]check{
 				{Publish, "topic/a*b?c$d", nil, Allowed},
+				{Publish, "topic/iam/*?$", nil, Allowed},
+				{Publish, "topic/iam/xy$", nil, ImplicitDeny},
 				{Publish, "topic/axxbycd", nil, ImplicitDeny},
 			}},
 		{"2008-10-17 has no variables", `{"Version":"2008-10-17","Statement":[
@@ -202,7 +205,8 @@ func TestAWSExamples(t *testing.T) {
 
 func TestConditionOperators(t *testing.T) {
 	t.Parallel()
-	ctx := connection{values: map[Key]string{{Name: "iot:ClientId"}: "Device-7", {Name: "iot:Connection.Thing.IsAttached"}: "true"},
+	ctx := connection{values: map[Key]string{{Name: "iot:ClientId"}: "Device-7", {Name: "iot:Connection.Thing.IsAttached"}: "true",
+		{Name: "iot:LastWillTopic"}: arn + "topic/will/Device-7"},
 		lists: map[Key][]string{{Name: "iot:ConnectAttributes"}: {"PersistentConnect", "LastWill"}}}
 	for _, tc := range []struct {
 		condition string
@@ -230,7 +234,14 @@ func TestConditionOperators(t *testing.T) {
 		{`"ForAllValues:StringEquals":{"iot:Certificate.Subject.CommonName.List":"x"}`, true}, // no values: vacuous
 		{`"ForAnyValue:StringEquals":{"iot:Certificate.Subject.CommonName.List":"x"}`, false},
 		{`"StringEquals":{"iot:ClientId":"${iot:Connection.Thing.IsAttached}"}`, false},
-		{`"ArnLike":{"iot:ClientId":"Dev*"}`, true},
+		{`"ArnLike":{"iot:ClientId":"Dev*"}`, false}, // not an ARN: matches none
+		{`"ArnLike":{"iot:LastWillTopic":"arn:aws:iot:*:*:topic/will/*"}`, true},
+		{`"ArnLike":{"iot:LastWillTopic":"arn:aws:*:topic/will/*"}`, false}, // * stays within its part
+		{`"ArnEquals":{"iot:LastWillTopic":"arn:aws:iot:us-east-1:123456789012:topic/will/Device-?"}`, true},
+		{`"ArnNotLike":{"iot:LastWillTopic":"arn:aws:iot:*:*:topic/other/*"}`, true},
+		{`"Bool":{"iot:Connection.Thing.IsAttached":["false","true"]}`, true},
+		{`"ForAllValues:StringEquals":{"iot:ClientId":"evil"}`, false}, // a single value is a set of one
+		{`"ForAnyValue:StringEquals":{"iot:ClientId":"Device-7"}`, true},
 		{`"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}`, true}, // absent: negated holds
 	} {
 		doc := `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:Connect","Resource":"*","Condition":{` + tc.condition + `}}}`
@@ -266,6 +277,9 @@ func TestMalformed(t *testing.T) {
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"StringEquals":{"k":[]}}}}`,
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":"x"}}`,
 		"{\"Version\":\"2012-10-17\",\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"iot:*\",\"Resource\":\"\xff\"}}",
+		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Effect":"Deny","Action":"iot:*","Resource":"*"}}`,
+		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*"}} trailing`,
+		`{"Version":"2012-10-17","Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*"}}`,
 	} {
 		_, err := Parse([]byte(doc))
 		var m *MalformedError

@@ -210,12 +210,15 @@ func (s *Service) Run(ctx context.Context) {
 // changed or the current one is due to be signed again. The database
 // decides between replicas: a CRL is stored only over the one read in the
 // same pass (compare and swap), and its number exceeds both that one's and
-// the one served, so numbers grow even when the database went back in time
-// (a failover to a standby that lags, a restored backup): they are at
-// least the second of thisUpdate since the epoch.
+// the one served and is at least the signing instant in milliseconds since
+// the epoch. A process signs a new CRL at its first pass whatever the
+// database holds. So numbers grow even when the database goes back in time
+// (a failover to a standby that lags, a backup restored under every
+// replica): the restored CRL is replaced by one numbered from the clock.
 func (s *Service) Refresh(ctx context.Context) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
+	first := s.state.Load() == nil
 	stored, err := s.adoptStored(ctx)
 	if err != nil {
 		return err
@@ -230,7 +233,7 @@ func (s *Service) Refresh(ctx context.Context) error {
 	cur := s.state.Load()
 	// Due: there is no CRL, it is old enough to sign again, or the
 	// database holds an older one than is served (it went back in time).
-	due := cur == nil || now.Sub(cur.crl.ThisUpdate) >= s.opts.CRLRefresh || stored < cur.crl.Number
+	due := first || cur == nil || now.Sub(cur.crl.ThisUpdate) >= s.opts.CRLRefresh || stored < cur.crl.Number
 	if !due {
 		// The fingerprint can in theory miss a change (its sums could
 		// coincide), so the list itself is checked every fullCheck too.
@@ -242,12 +245,14 @@ func (s *Service) Refresh(ctx context.Context) error {
 			return nil
 		}
 	}
-	defer func() { s.nextBuild = now.Add(10 * s.opts.Now().Sub(now)) }()
 	unusable, err := s.opts.Store.UnusableCertificates(ctx, s.issuerID, now)
 	if err != nil {
 		return fmt.Errorf("listing unusable certificates: %w", err)
 	}
 	s.lastFullCheck = now
+	// The pause is taken after a read that worked, and is at most a
+	// minute, so a slow failure does not hold revocations back.
+	defer func() { s.nextBuild = now.Add(min(10*s.opts.Now().Sub(now), time.Minute)) }()
 	entries, digest := Entries(unusable)
 	if !due && digest == cur.crl.Digest {
 		s.lastFingerprint = fingerprint
@@ -258,12 +263,12 @@ func (s *Service) Refresh(ctx context.Context) error {
 	if cur != nil {
 		served = cur.crl.Number
 		// thisUpdate never goes back, whatever the clocks of the replicas
-		// say; nor ahead of now, which verifiers would refuse.
+		// say (a replica whose clock runs behind repeats the latest).
 		if next.ThisUpdate.Before(cur.crl.ThisUpdate) {
 			next.ThisUpdate = cur.crl.ThisUpdate
 		}
 	}
-	next.Number = max(stored+1, served+1, next.ThisUpdate.Unix())
+	next.Number = max(stored+1, served+1, now.UnixMilli())
 	next.NextUpdate = next.ThisUpdate.Add(s.opts.CRLValidity)
 	if next.DER, err = s.opts.Signer.SignCRL(ctx, next.Number, next.ThisUpdate, next.NextUpdate, entries); err != nil {
 		return fmt.Errorf("signing CRL %d: %w", next.Number, err)

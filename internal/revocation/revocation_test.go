@@ -316,10 +316,11 @@ func TestFirstRefreshMakesTheFirstCRL(t *testing.T) {
 	refresh(t, h.svc)
 	c, list := h.served(t, h.svc)
 	wantThis := h.clock.Now().Truncate(time.Second)
-	// Numbers start at thisUpdate's second since the epoch, so that they
-	// grow even across a database restored from an older backup.
-	if c.Number != wantThis.Unix() || !c.ThisUpdate.Equal(wantThis) || !c.NextUpdate.Equal(wantThis.Add(5*time.Hour)) {
-		t.Errorf("CRL %d, %v to %v; want %d, %v to %v", c.Number, c.ThisUpdate, c.NextUpdate, wantThis.Unix(), wantThis, wantThis.Add(5*time.Hour))
+	// Numbers start at the signing instant's millisecond since the epoch,
+	// so that they grow even across a database restored from an older
+	// backup.
+	if want := h.clock.Now().UnixMilli(); c.Number != want || !c.ThisUpdate.Equal(wantThis) || !c.NextUpdate.Equal(wantThis.Add(5*time.Hour)) {
+		t.Errorf("CRL %d, %v to %v; want %d, %v to %v", c.Number, c.ThisUpdate, c.NextUpdate, want, wantThis, wantThis.Add(5*time.Hour))
 	}
 	if len(list.RevokedCertificateEntries) != 0 {
 		t.Errorf("an empty store's CRL lists %d certificates", len(list.RevokedCertificateEntries))
@@ -352,7 +353,7 @@ func TestRefreshSignsWhenTheListChangesOrIsDue(t *testing.T) {
 		name    string
 		advance time.Duration
 		change  func(now time.Time)
-		signs   bool // a new CRL, numbered its thisUpdate's second
+		signs   bool // a new CRL, numbered its signing instant's millisecond
 		want    map[string]int
 	}{
 		{"first", 0, nil, true, map[string]int{}},
@@ -379,7 +380,7 @@ func TestRefreshSignsWhenTheListChangesOrIsDue(t *testing.T) {
 		}
 		refresh(t, h.svc)
 		c, list := h.served(t, h.svc)
-		switch want := h.clock.Now().Truncate(time.Second).Unix(); {
+		switch want := h.clock.Now().UnixMilli(); {
 		case s.signs && (c.Number != want || c.Number <= prev.Number):
 			t.Fatalf("%s: CRL %d after %d, want a new one numbered %d", s.name, c.Number, prev.Number, want)
 		case !s.signs && c.Number != prev.Number:
@@ -575,16 +576,19 @@ func TestReplicasAgree(t *testing.T) {
 		}
 	}
 
-	// In turn: the second adopts what the first signed.
+	// In turn. A replica's first pass signs anew, whatever is stored (a
+	// restored database may hold an old CRL); after that, the second
+	// adopts what the first signed.
 	refresh(t, a)
 	refresh(t, b)
+	refresh(t, a)
 	converged("first")
 	h.st.setStatus("5e", iot.StatusRevoked, h.clock.Now())
 	refresh(t, b)
 	refresh(t, a)
 	converged("after a change")
-	if n := h.st.saveCount(); n != 2 {
-		t.Fatalf("%d CRLs stored for two lists, want 2", n)
+	if n := h.st.saveCount(); n != 3 {
+		t.Fatalf("%d CRLs stored for two starts and one change, want 3", n)
 	}
 
 	// Together, round after round: a change, sometimes the refresh period
@@ -1230,5 +1234,39 @@ func TestUnknownAnswersAreRateLimited(t *testing.T) {
 	}
 	if resp, _ := h.answer(t, h.svc, active, crypto.SHA1); resp.Status != ocsp.Good {
 		t.Fatalf("a known certificate after the flood: status %d, want good", resp.Status)
+	}
+}
+
+// TestARestoreUnderEveryReplicaKeepsNumbersGrowing: the whole database,
+// statuses and CRL together, goes back to an older backup and every
+// replica restarts. The stored CRL matches the stored statuses, yet a
+// restarted replica signs anew, numbered from the clock, above what was
+// served before the restore.
+func TestARestoreUnderEveryReplicaKeepsNumbersGrowing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	issuer := h.ca.IssuerID()
+	refresh(t, h.svc)
+	backup := h.st.stored(issuer)[0] // the CRL of an empty list
+	h.clock.advance(time.Minute)
+	h.st.setStatus("a1", iot.StatusRevoked, h.clock.Now())
+	refresh(t, h.svc)
+	served, _ := h.svc.CRL()
+
+	// The restore: the statuses and the CRL as they were at the backup.
+	h.st.setStatus("a1", iot.StatusActive, h.clock.Now())
+	h.st.mu.Lock()
+	h.st.crl[issuer] = &backup
+	h.st.mu.Unlock()
+	h.clock.advance(time.Second)
+
+	restarted := h.service(t, Options{})
+	refresh(t, restarted)
+	c, list := h.served(t, restarted)
+	if c.Number <= served.Number {
+		t.Fatalf("after the restore the CRL is numbered %d, not above the %d served before it", c.Number, served.Number)
+	}
+	if len(list.RevokedCertificateEntries) != 0 {
+		t.Fatalf("the restored list has %d entries, want the backup's none", len(list.RevokedCertificateEntries))
 	}
 }

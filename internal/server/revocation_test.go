@@ -307,8 +307,9 @@ func TestOCSPRefusesBadRequests(t *testing.T) {
 	}
 }
 
-// TestCRLNumbersSurviveRestarts: the number comes from the database, and a
-// restart with nothing changed signs nothing new.
+// TestCRLNumbersSurviveRestarts: numbers only grow across a restart (which
+// signs anew, in case the database was restored from an older backup), and
+// the list is what the registry says.
 func TestCRLNumbersSurviveRestarts(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -330,9 +331,11 @@ func TestCRLNumbersSurviveRestarts(t *testing.T) {
 
 	ts = startServerWith(t, dir, configure)
 	after := ts.crl(t)
-	if after.Number.Cmp(before.Number) != 0 || !bytes.Equal(after.Raw, before.Raw) {
-		t.Fatalf("after a restart with nothing changed: CRL %d, was %d", after.Number, before.Number)
+	if after.Number.Cmp(before.Number) <= 0 || len(after.RevokedCertificateEntries) != len(before.RevokedCertificateEntries) {
+		t.Fatalf("after a restart: CRL %d with %d entries; was %d with %d", after.Number, len(after.RevokedCertificateEntries),
+			before.Number, len(before.RevokedCertificateEntries))
 	}
+	before = after
 	if _, err := ts.iotClient().CreateKeysAndCertificate(context.Background(), &iot.CreateKeysAndCertificateInput{}); err != nil {
 		t.Fatal(err)
 	}

@@ -267,7 +267,7 @@ type Revocations interface {
 	// UnattributedCertificates returns up to limit certificates, DER
 	// included, that fleetca may have signed before it recorded issuers and
 	// serials: those stored before the revocation migration in DEFAULT mode
-	// under no registered CA, not yet given to AttributeCertificate.
+	// under no registered CA, not yet given to AttributeCertificates.
 	UnattributedCertificates(ctx context.Context, limit int) ([]iot.Certificate, error)
 	// AttributeCertificates records, in one transaction, the issuer and
 	// serial of unattributed certificates; an empty issuer records that
