@@ -18,6 +18,16 @@ func (h *Handler) policyOperations() []operation {
 		{"GetPolicyVersion", "GET /policies/{policyName}/version/{policyVersionId}", h.getPolicyVersion},
 		{"SetDefaultPolicyVersion", "PATCH /policies/{policyName}/version/{policyVersionId}", h.setDefaultPolicyVersion},
 		{"DeletePolicyVersion", "DELETE /policies/{policyName}/version/{policyVersionId}", h.deletePolicyVersion},
+		{"AttachPolicy", "PUT /target-policies/{policyName}", h.attachPolicy},
+		{"DetachPolicy", "POST /target-policies/{policyName}", h.detachPolicy},
+		{"ListAttachedPolicies", "POST /attached-policies/{target}", h.listAttachedPolicies},
+		{"ListTargetsForPolicy", "POST /policy-targets/{policyName}", h.listTargetsForPolicy},
+		// The deprecated calls older SDKs and tools still make: the
+		// principal (a certificate ARN) or policy travels in a header.
+		{"AttachPrincipalPolicy", "PUT /principal-policies/{policyName}", h.attachPrincipalPolicy},
+		{"DetachPrincipalPolicy", "DELETE /principal-policies/{policyName}", h.detachPrincipalPolicy},
+		{"ListPrincipalPolicies", "GET /principal-policies", h.listPrincipalPolicies},
+		{"ListPolicyPrincipals", "GET /policy-principals", h.listPolicyPrincipals},
 	}
 }
 
@@ -267,4 +277,169 @@ func (h *Handler) deletePolicyVersion(c *call) (any, error) {
 		return nil, err
 	}
 	return nil, h.reg.DeletePolicyVersion(c.r.Context(), c.scope, name, id)
+}
+
+type policyTargetInput struct {
+	Target *string `json:"target"`
+}
+
+// target requires the body's target; the registry reads the ARN.
+func target(t *string) (string, error) {
+	if t == nil {
+		return "", validation("null", "target", "Member must not be null")
+	}
+	if len(*t) > 2048 {
+		return "", validation("...", "target", "Member must have length less than or equal to 2048")
+	}
+	return *t, nil
+}
+
+func (h *Handler) attachPolicy(c *call) (any, error) {
+	var in policyTargetInput
+	if err := c.decodeBody(&in); err != nil {
+		return nil, err
+	}
+	name, err := c.policyName()
+	if err != nil {
+		return nil, err
+	}
+	t, err := target(in.Target)
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.reg.AttachPolicy(c.r.Context(), c.scope, name, t)
+}
+
+func (h *Handler) detachPolicy(c *call) (any, error) {
+	var in policyTargetInput
+	if err := c.decodeBody(&in); err != nil {
+		return nil, err
+	}
+	name, err := c.policyName()
+	if err != nil {
+		return nil, err
+	}
+	t, err := target(in.Target)
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.reg.DetachPolicy(c.r.Context(), c.scope, name, t)
+}
+
+func (h *Handler) listAttachedPolicies(c *call) (any, error) {
+	opts, err := c.listOptions()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.boolQuery("recursive"); err != nil {
+		return nil, err
+	}
+	list, next, err := h.reg.ListAttachedPolicies(c.r.Context(), c.scope, c.r.PathValue("target"), opts)
+	if err != nil {
+		return nil, err
+	}
+	out := listPoliciesOutput{Policies: make([]policyRef, len(list)), NextMarker: next}
+	for i := range list {
+		out.Policies[i] = policyRef{PolicyName: list[i].Name, PolicyArn: list[i].ARN()}
+	}
+	return out, nil
+}
+
+type listTargetsOutput struct {
+	Targets    []string `json:"targets"`
+	NextMarker string   `json:"nextMarker,omitempty"`
+}
+
+func (h *Handler) listTargetsForPolicy(c *call) (any, error) {
+	name, err := c.policyName()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := c.listOptions()
+	if err != nil {
+		return nil, err
+	}
+	list, next, err := h.reg.ListTargetsForPolicy(c.r.Context(), c.scope, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return listTargetsOutput{Targets: list, NextMarker: next}, nil
+}
+
+// principalHeader reads the header the deprecated calls name their
+// principal or policy in.
+func (c *call) principalHeader(name, member string) (string, error) {
+	v := c.r.Header.Get(name)
+	if v == "" {
+		return "", validation("null", member, "Member must not be null")
+	}
+	return v, nil
+}
+
+func (h *Handler) attachPrincipalPolicy(c *call) (any, error) {
+	name, err := c.policyName()
+	if err != nil {
+		return nil, err
+	}
+	principal, err := c.principalHeader("x-amzn-iot-principal", "principal")
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.reg.AttachPolicy(c.r.Context(), c.scope, name, principal)
+}
+
+func (h *Handler) detachPrincipalPolicy(c *call) (any, error) {
+	name, err := c.policyName()
+	if err != nil {
+		return nil, err
+	}
+	principal, err := c.principalHeader("x-amzn-iot-principal", "principal")
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.reg.DetachPolicy(c.r.Context(), c.scope, name, principal)
+}
+
+func (h *Handler) listPrincipalPolicies(c *call) (any, error) {
+	principal, err := c.principalHeader("x-amzn-iot-principal", "principal")
+	if err != nil {
+		return nil, err
+	}
+	opts, err := c.listOptions()
+	if err != nil {
+		return nil, err
+	}
+	list, next, err := h.reg.ListAttachedPolicies(c.r.Context(), c.scope, principal, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := listPoliciesOutput{Policies: make([]policyRef, len(list)), NextMarker: next}
+	for i := range list {
+		out.Policies[i] = policyRef{PolicyName: list[i].Name, PolicyArn: list[i].ARN()}
+	}
+	return out, nil
+}
+
+type listPolicyPrincipalsOutput struct {
+	Principals []string `json:"principals"`
+	NextMarker string   `json:"nextMarker,omitempty"`
+}
+
+func (h *Handler) listPolicyPrincipals(c *call) (any, error) {
+	name, err := c.principalHeader("x-amzn-iot-policy", "policyName")
+	if err != nil {
+		return nil, err
+	}
+	if !iot.ValidPolicyName(name) {
+		return nil, validation(name, "policyName", `Member must satisfy regular expression pattern: [\w+=,.@-]+`)
+	}
+	opts, err := c.listOptions()
+	if err != nil {
+		return nil, err
+	}
+	list, next, err := h.reg.ListTargetsForPolicy(c.r.Context(), c.scope, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return listPolicyPrincipalsOutput{Principals: list, NextMarker: next}, nil
 }

@@ -30,6 +30,10 @@ type Policies interface {
 	ListPolicyVersions(ctx context.Context, scope iot.Scope, name string) ([]iot.PolicyVersion, error)
 	SetDefaultPolicyVersion(ctx context.Context, scope iot.Scope, name, id string) error
 	DeletePolicyVersion(ctx context.Context, scope iot.Scope, name, id string) error
+	AttachPolicy(ctx context.Context, scope iot.Scope, name, target string) error
+	DetachPolicy(ctx context.Context, scope iot.Scope, name, target string) error
+	ListAttachedPolicies(ctx context.Context, scope iot.Scope, target string, opts registry.ListOptions) ([]iot.Policy, string, error)
+	ListTargetsForPolicy(ctx context.Context, scope iot.Scope, name string, opts registry.ListOptions) ([]string, string, error)
 }
 
 // Certificates serves the certificates fleetca's CA issues and their

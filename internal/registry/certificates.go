@@ -238,9 +238,10 @@ func (s *Service) touch(c *iot.Certificate) {
 
 // DeleteCertificate deletes a certificate that is not ACTIVE. forceDelete
 // matters only for attached policies, which fleetca does not have yet.
+// With policies attached it refuses, as AWS does, unless forceDelete, which
+// detaches them in the same transaction.
 func (s *Service) DeleteCertificate(ctx context.Context, scope iot.Scope, id string, forceDelete bool) error {
-	_ = forceDelete
-	err := s.store.DeleteCertificate(ctx, scope, id, func(c *iot.Certificate) error {
+	err := s.store.DeleteCertificate(ctx, scope, id, forceDelete, func(c *iot.Certificate) error {
 		switch c.Status {
 		case iot.StatusActive:
 			return apierr.New(apierr.CertificateState, "Certificate must be deactivated (not ACTIVE) before deletion.")
@@ -259,6 +260,8 @@ func certificateError(err error, id string) error {
 		return nil
 	case errors.Is(err, store.ErrNotFound):
 		return apierr.New(apierr.ResourceNotFound, "The certificate %s does not exist.", id)
+	case errors.Is(err, store.ErrAttached):
+		return apierr.New(apierr.DeleteConflict, "Certificate policies must be detached before deletion, or deleted with forceDelete (certificate %s).", id)
 	}
 	if _, ok := apierr.As(err); ok {
 		return err

@@ -90,11 +90,7 @@ func (s *Service) ListPolicies(ctx context.Context, scope iot.Scope, opts ListOp
 	if cur != nil {
 		after = cur.ID
 	}
-	size := opts.PageSize
-	if size <= 0 || size > policyPageSize {
-		size = policyPageSize
-	}
-	list, more, err := s.store.ListPolicies(ctx, scope, after, opts.Ascending, size)
+	list, more, err := s.store.ListPolicies(ctx, scope, after, opts.Ascending, pageSize(opts.PageSize))
 	if err != nil {
 		return nil, "", internal("listing policies", err)
 	}
@@ -116,6 +112,9 @@ func (s *Service) DeletePolicy(ctx context.Context, scope iot.Scope, name string
 	var e *apierr.Error
 	if errors.As(err, &e) {
 		return err
+	}
+	if errors.Is(err, store.ErrAttached) {
+		return apierr.New(apierr.DeleteConflict, "The policy cannot be deleted as the policy is attached to one or more principals (name=%s)", name)
 	}
 	if err != nil {
 		return policyError(err, name, "deleting a policy")
@@ -218,4 +217,113 @@ func (s *Service) DeletePolicyVersion(ctx context.Context, scope iot.Scope, name
 		return versionError(err, name, id, "deleting a policy version")
 	}
 	return nil
+}
+
+// MaxPoliciesPerCertificate is how many policies one certificate may have
+// attached, as at AWS.
+const MaxPoliciesPerCertificate = 10
+
+// certificateTarget reads a policy target: a certificate ARN of the scope
+// (fleetca has no thing groups or Cognito identities to attach to). It
+// returns the certificate's ID and its ARN as fleetca writes it.
+func certificateTarget(scope iot.Scope, target string) (string, string, error) {
+	p, ok := iot.ParseARN(target)
+	if !ok || p.ResourceType != iot.TypeCertificate {
+		return "", "", apierr.New(apierr.InvalidRequest, "The target %q is not a certificate ARN; fleetca attaches policies to certificates.", truncate(target, 256))
+	}
+	if p.Partition != iot.Partition || p.Region != scope.Region || p.AccountID != scope.AccountID {
+		return "", "", apierr.New(apierr.InvalidRequest, "The target names a certificate of another account, region or partition.")
+	}
+	id, ok := iot.NormalizeCertificateID(p.ResourceID)
+	if !ok {
+		return "", "", apierr.New(apierr.InvalidRequest, "The target's certificate ID is not 64 hexadecimal characters.")
+	}
+	return id, scope.CertificateARN(id), nil
+}
+
+// AttachPolicy attaches a policy to a certificate.
+func (s *Service) AttachPolicy(ctx context.Context, scope iot.Scope, name, target string) error {
+	id, _, err := certificateTarget(scope, target)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.Policy(ctx, scope, name); err != nil {
+		return policyError(err, name, "reading a policy")
+	}
+	err = s.store.AttachPolicyToCertificate(ctx, scope, name, id, MaxPoliciesPerCertificate, s.timestamp())
+	switch {
+	case errors.Is(err, store.ErrLimit):
+		return apierr.New(apierr.LimitExceeded, "The certificate %s has the maximum number of policies attached (%d).", id, MaxPoliciesPerCertificate)
+	case errors.Is(err, store.ErrNotFound):
+		return apierr.New(apierr.ResourceNotFound, "The policy %s or the certificate %s does not exist.", name, id)
+	case err != nil:
+		return internal("attaching a policy", err)
+	}
+	return nil
+}
+
+// DetachPolicy detaches a policy from a certificate.
+func (s *Service) DetachPolicy(ctx context.Context, scope iot.Scope, name, target string) error {
+	_, arn, err := certificateTarget(scope, target)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DetachPolicy(ctx, scope, name, arn); err != nil {
+		return policyError(err, name, "detaching a policy")
+	}
+	return nil
+}
+
+// ListAttachedPolicies lists the policies attached to a certificate, in
+// name order.
+func (s *Service) ListAttachedPolicies(ctx context.Context, scope iot.Scope, target string, opts ListOptions) ([]iot.Policy, string, error) {
+	_, arn, err := certificateTarget(scope, target)
+	if err != nil {
+		return nil, "", err
+	}
+	cur, err := parseMarker(opts.Marker)
+	if err != nil {
+		return nil, "", err
+	}
+	after := ""
+	if cur != nil {
+		after = cur.ID
+	}
+	list, more, err := s.store.ListAttachedPolicies(ctx, scope, arn, after, pageSize(opts.PageSize))
+	if err != nil {
+		return nil, "", internal("listing attached policies", err)
+	}
+	next := ""
+	if more {
+		next = store.Cursor{ID: list[len(list)-1].Name}.Marker()
+	}
+	return list, next, nil
+}
+
+// ListTargetsForPolicy lists the targets a policy is attached to.
+func (s *Service) ListTargetsForPolicy(ctx context.Context, scope iot.Scope, name string, opts ListOptions) ([]string, string, error) {
+	cur, err := parseMarker(opts.Marker)
+	if err != nil {
+		return nil, "", err
+	}
+	after := ""
+	if cur != nil {
+		after = cur.ID
+	}
+	list, more, err := s.store.ListPolicyTargets(ctx, scope, name, after, pageSize(opts.PageSize))
+	if err != nil {
+		return nil, "", policyError(err, name, "listing policy targets")
+	}
+	next := ""
+	if more {
+		next = store.Cursor{ID: list[len(list)-1]}.Marker()
+	}
+	return list, next, nil
+}
+
+func pageSize(n int) int {
+	if n <= 0 || n > policyPageSize {
+		return policyPageSize
+	}
+	return n
 }

@@ -185,3 +185,111 @@ func TestListPoliciesPaging(t *testing.T) {
 		t.Fatalf("a marker fleetca did not issue: %v", err)
 	}
 }
+
+// TestPolicyAttachments attaches policies to certificates through the SDK,
+// with the current calls and the deprecated ones older tools make, and
+// checks what attachments refuse: deleting the policy or the certificate.
+func TestPolicyAttachments(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	c := ts.iotClient()
+	ctx := context.Background()
+	cert, err := c.CreateKeysAndCertificate(ctx, &iot.CreateKeysAndCertificateInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certARN := aws.ToString(cert.CertificateArn)
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := c.CreatePolicy(ctx, &iot.CreatePolicyInput{PolicyName: aws.String(name), PolicyDocument: aws.String(policyDoc(name))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.AttachPolicy(ctx, &iot.AttachPolicyInput{PolicyName: aws.String("a"), Target: aws.String(certARN)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AttachPolicy(ctx, &iot.AttachPolicyInput{PolicyName: aws.String("a"), Target: aws.String(certARN)}); err != nil {
+		t.Fatalf("attaching twice: %v", err)
+	}
+	//lint:ignore SA1019 the deprecated call is what older SDKs and tools still make
+	if _, err := c.AttachPrincipalPolicy(ctx, &iot.AttachPrincipalPolicyInput{PolicyName: aws.String("b"), Principal: aws.String(certARN)}); err != nil {
+		t.Fatal(err)
+	}
+	attached, err := c.ListAttachedPolicies(ctx, &iot.ListAttachedPoliciesInput{Target: aws.String(certARN)})
+	if err != nil || len(attached.Policies) != 2 || aws.ToString(attached.Policies[0].PolicyName) != "a" || aws.ToString(attached.Policies[1].PolicyName) != "b" {
+		t.Fatalf("ListAttachedPolicies = %+v, %v", attached, err)
+	}
+	//lint:ignore SA1019 deprecated, still called
+	principal, err := c.ListPrincipalPolicies(ctx, &iot.ListPrincipalPoliciesInput{Principal: aws.String(certARN)})
+	if err != nil || len(principal.Policies) != 2 {
+		t.Fatalf("ListPrincipalPolicies = %+v, %v", principal, err)
+	}
+	targets, err := c.ListTargetsForPolicy(ctx, &iot.ListTargetsForPolicyInput{PolicyName: aws.String("a")})
+	if err != nil || len(targets.Targets) != 1 || targets.Targets[0] != certARN {
+		t.Fatalf("ListTargetsForPolicy = %+v, %v", targets, err)
+	}
+	//lint:ignore SA1019 deprecated, still called
+	principals, err := c.ListPolicyPrincipals(ctx, &iot.ListPolicyPrincipalsInput{PolicyName: aws.String("b")})
+	if err != nil || len(principals.Principals) != 1 || principals.Principals[0] != certARN {
+		t.Fatalf("ListPolicyPrincipals = %+v, %v", principals, err)
+	}
+
+	// What attachments refuse.
+	if _, err := c.DeletePolicy(ctx, &iot.DeletePolicyInput{PolicyName: aws.String("a")}); !isErr[*types.DeleteConflictException](err) {
+		t.Fatalf("deleting an attached policy: %v", err)
+	}
+	if _, err := c.DeleteCertificate(ctx, &iot.DeleteCertificateInput{CertificateId: cert.CertificateId}); !isErr[*types.DeleteConflictException](err) {
+		t.Fatalf("deleting a certificate with policies: %v", err)
+	}
+	for _, bad := range []struct {
+		policy, target string
+		ok             func(error) bool
+	}{
+		{"a", "arn:aws:iot:us-east-1:" + testAccount + ":cert/" + strings.Repeat("ab", 32), isErr[*types.ResourceNotFoundException]},
+		{"none", certARN, isErr[*types.ResourceNotFoundException]},
+		{"a", "arn:aws:iot:us-east-1:" + testAccount + ":thinggroup/g", isErr[*types.InvalidRequestException]},
+		{"a", "arn:aws:iot:us-east-1:111111111111:cert/" + aws.ToString(cert.CertificateId), isErr[*types.InvalidRequestException]},
+		{"a", "us-east-1:1234-identity", isErr[*types.InvalidRequestException]},
+	} {
+		if _, err := c.AttachPolicy(ctx, &iot.AttachPolicyInput{PolicyName: aws.String(bad.policy), Target: aws.String(bad.target)}); !bad.ok(err) {
+			t.Errorf("AttachPolicy(%s, %s): %v", bad.policy, bad.target, err)
+		}
+	}
+
+	// Detach, with both calls; then the policy can go.
+	if _, err := c.DetachPolicy(ctx, &iot.DetachPolicyInput{PolicyName: aws.String("a"), Target: aws.String(certARN)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeletePolicy(ctx, &iot.DeletePolicyInput{PolicyName: aws.String("a")}); err != nil {
+		t.Fatalf("deleting a detached policy: %v", err)
+	}
+	//lint:ignore SA1019 deprecated, still called
+	if _, err := c.DetachPrincipalPolicy(ctx, &iot.DetachPrincipalPolicyInput{PolicyName: aws.String("b"), Principal: aws.String(certARN)}); err != nil {
+		t.Fatal(err)
+	}
+	if attached, _ := c.ListAttachedPolicies(ctx, &iot.ListAttachedPoliciesInput{Target: aws.String(certARN)}); len(attached.Policies) != 0 {
+		t.Fatalf("after detaching: %+v", attached.Policies)
+	}
+
+	// Ten policies at most; forceDelete detaches them with the certificate.
+	for i := range 10 {
+		name := fmt.Sprint("limit-", i)
+		if _, err := c.CreatePolicy(ctx, &iot.CreatePolicyInput{PolicyName: aws.String(name), PolicyDocument: aws.String(policyDoc(name))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.AttachPolicy(ctx, &iot.AttachPolicyInput{PolicyName: aws.String(name), Target: aws.String(certARN)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.AttachPolicy(ctx, &iot.AttachPolicyInput{PolicyName: aws.String("c"), Target: aws.String(certARN)}); !isErr[*types.LimitExceededException](err) {
+		t.Fatalf("an eleventh policy: %v", err)
+	}
+	if _, err := c.DeleteCertificate(ctx, &iot.DeleteCertificateInput{CertificateId: cert.CertificateId, ForceDelete: true}); err != nil {
+		t.Fatalf("forceDelete: %v", err)
+	}
+	if targets, err := c.ListTargetsForPolicy(ctx, &iot.ListTargetsForPolicyInput{PolicyName: aws.String("limit-0")}); err != nil || len(targets.Targets) != 0 {
+		t.Fatalf("a force-deleted certificate is still a target: %+v, %v", targets, err)
+	}
+	if _, err := c.DeletePolicy(ctx, &iot.DeletePolicyInput{PolicyName: aws.String("limit-0")}); err != nil {
+		t.Fatalf("deleting a policy once its certificate is gone: %v", err)
+	}
+}

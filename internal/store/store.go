@@ -32,6 +32,9 @@ var (
 	// the one way limits are enforced, so every limit is safe across
 	// replicas.
 	ErrLimit = errors.New("store: limit exceeded")
+	// ErrAttached is a certificate or policy that policies are attached to
+	// (or that is attached to them): it is not deleted unless forced.
+	ErrAttached = errors.New("store: attached")
 	// ErrTokenMismatch is a client token used before with other parameters.
 	ErrTokenMismatch = errors.New("store: client token reused with different parameters")
 )
@@ -109,7 +112,9 @@ type Certificates interface {
 	UpdateCertificate(ctx context.Context, scope iot.Scope, id string, change func(*iot.Certificate) error) (*iot.Certificate, error)
 	// DeleteCertificate deletes the certificate if check, called on the stored
 	// certificate in the same transaction, returns nil; ErrNotFound if absent.
-	DeleteCertificate(ctx context.Context, scope iot.Scope, id string, check func(*iot.Certificate) error) error
+	// With policies attached it returns ErrAttached, or, with detach,
+	// detaches them in the same transaction.
+	DeleteCertificate(ctx context.Context, scope iot.Scope, id string, detach bool, check func(*iot.Certificate) error) error
 	// CertificatesByID returns the registrations of a certificate in every
 	// scope, DER included.
 	CertificatesByID(ctx context.Context, id string) ([]iot.Certificate, error)
@@ -319,8 +324,23 @@ type Policies interface {
 	ListPolicies(ctx context.Context, scope iot.Scope, after string, ascending bool, limit int) (policies []iot.Policy, more bool, err error)
 	// DeletePolicy deletes the policy, its versions and its tags if check,
 	// called in the same transaction with the policy and its number of
-	// versions, returns nil.
+	// versions, returns nil; ErrAttached if it is attached to a target.
 	DeletePolicy(ctx context.Context, scope iot.Scope, name string, check func(p *iot.Policy, versions int) error) error
+	// AttachPolicyToCertificate attaches the policy to the certificate
+	// (its ARN is the target); attaching twice is no change. ErrNotFound
+	// if either is absent, ErrLimit if the certificate would have more than
+	// max policies (counted in the transaction).
+	AttachPolicyToCertificate(ctx context.Context, scope iot.Scope, policy, certificateID string, max int, now time.Time) error
+	// DetachPolicy detaches the policy from the target; a target it is not
+	// attached to is no change. ErrNotFound if the policy is absent.
+	DetachPolicy(ctx context.Context, scope iot.Scope, policy, target string) error
+	// ListAttachedPolicies returns up to limit of the policies attached to
+	// the target, in name order after after; more tells whether others
+	// follow.
+	ListAttachedPolicies(ctx context.Context, scope iot.Scope, target, after string, limit int) (policies []iot.Policy, more bool, err error)
+	// ListPolicyTargets returns up to limit of the policy's targets, in
+	// order after after; ErrNotFound if the policy is absent.
+	ListPolicyTargets(ctx context.Context, scope iot.Scope, policy, after string, limit int) (targets []string, more bool, err error)
 	// CreatePolicyVersion adds a version with the next ID; with
 	// change.SetAsDefault it becomes the default, and the policy takes
 	// change's time and generation. ErrLimit if the policy has max versions

@@ -161,7 +161,7 @@ func (s *Store) UpdateCertificate(ctx context.Context, scope iot.Scope, id strin
 }
 
 // DeleteCertificate implements store.Certificates.
-func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id string, check func(*iot.Certificate) error) error {
+func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id string, detach bool, check func(*iot.Certificate) error) error {
 	return s.write.do(ctx, func(tx txn) error {
 		c, err := selectCertificateForUpdate(tx, scope, id)
 		if err != nil {
@@ -169,6 +169,21 @@ func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id strin
 		}
 		if err := check(c); err != nil {
 			return err
+		}
+		if detach {
+			if _, err := tx.Exec(`DELETE FROM policy_targets WHERE account_id = ? AND region = ? AND target = ?`,
+				scope.AccountID, scope.Region, c.ARN()); err != nil {
+				return err
+			}
+		} else {
+			var attached bool
+			if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM policy_targets WHERE account_id = ? AND region = ? AND target = ?)`,
+				scope.AccountID, scope.Region, c.ARN()).Scan(&attached); err != nil {
+				return err
+			}
+			if attached {
+				return fmt.Errorf("certificate %s: %w", id, store.ErrAttached)
+			}
 		}
 		return deleteCertificate(tx, c)
 	})

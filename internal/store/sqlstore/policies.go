@@ -116,6 +116,14 @@ func (s *Store) DeletePolicy(ctx context.Context, scope iot.Scope, name string, 
 		if err := check(p, n); err != nil {
 			return err
 		}
+		var attached bool
+		if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM policy_targets WHERE account_id = ? AND region = ? AND policy_name = ?)`,
+			scope.AccountID, scope.Region, name).Scan(&attached); err != nil {
+			return err
+		}
+		if attached {
+			return fmt.Errorf("policy %s: %w", name, store.ErrAttached)
+		}
 		for _, q := range []string{
 			`DELETE FROM policy_versions WHERE account_id = ? AND region = ? AND policy_name = ?`,
 			`DELETE FROM policies WHERE account_id = ? AND region = ? AND policy_name = ?`,
@@ -254,4 +262,88 @@ func (s *Store) DeletePolicyVersion(ctx context.Context, scope iot.Scope, name s
 			scope.AccountID, scope.Region, name, id)
 		return err
 	})
+}
+
+// AttachPolicyToCertificate implements store.Policies. The policy's row and
+// the certificate's are locked, so neither is deleted under the new
+// attachment and replicas attaching to one certificate take turns.
+func (s *Store) AttachPolicyToCertificate(ctx context.Context, scope iot.Scope, policy, certificateID string, max int, now time.Time) error {
+	return s.write.do(ctx, func(tx txn) error {
+		if _, err := lockPolicy(tx, scope, policy); err != nil {
+			return err
+		}
+		c, err := selectCertificateForUpdate(tx, scope, certificateID)
+		if err != nil {
+			return err
+		}
+		target := c.ARN()
+		var n int
+		var already bool
+		if err := tx.QueryRow(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN policy_name = ? THEN 1 ELSE 0 END), 0) > 0 FROM policy_targets
+			WHERE account_id = ? AND region = ? AND target = ?`, policy, scope.AccountID, scope.Region, target).Scan(&n, &already); err != nil {
+			return err
+		}
+		if already {
+			return nil
+		}
+		if n >= max {
+			return fmt.Errorf("certificate %s has %d policies: %w", certificateID, n, store.ErrLimit)
+		}
+		_, err = tx.Exec(`INSERT INTO policy_targets (account_id, region, policy_name, target, created_us) VALUES (?, ?, ?, ?, ?)`,
+			scope.AccountID, scope.Region, policy, target, now.UnixMicro())
+		return err
+	})
+}
+
+// DetachPolicy implements store.Policies.
+func (s *Store) DetachPolicy(ctx context.Context, scope iot.Scope, policy, target string) error {
+	return s.write.do(ctx, func(tx txn) error {
+		if _, err := lockPolicy(tx, scope, policy); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`DELETE FROM policy_targets WHERE account_id = ? AND region = ? AND policy_name = ? AND target = ?`,
+			scope.AccountID, scope.Region, policy, target)
+		return err
+	})
+}
+
+// ListAttachedPolicies implements store.Policies.
+func (s *Store) ListAttachedPolicies(ctx context.Context, scope iot.Scope, target, after string, limit int) ([]iot.Policy, bool, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+policyColumns+` FROM policy_targets t
+		JOIN policies p ON p.account_id = t.account_id AND p.region = t.region AND p.policy_name = t.policy_name
+		WHERE t.account_id = ? AND t.region = ? AND t.target = ? AND t.policy_name > ? ORDER BY t.policy_name LIMIT ?`,
+		scope.AccountID, scope.Region, target, after, limit+1)
+	policies, err := scanAll(rows, err, func(r rowScanner) (*iot.Policy, error) { return scanPolicy(r) })
+	if err != nil {
+		return nil, false, err
+	}
+	if len(policies) > limit {
+		return policies[:limit], true, nil
+	}
+	return policies, false, nil
+}
+
+// ListPolicyTargets implements store.Policies.
+func (s *Store) ListPolicyTargets(ctx context.Context, scope iot.Scope, policy, after string, limit int) ([]string, bool, error) {
+	var exists bool
+	if err := s.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM policies WHERE account_id = ? AND region = ? AND policy_name = ?)`,
+		scope.AccountID, scope.Region, policy).Scan(&exists); err != nil {
+		return nil, false, err
+	}
+	if !exists {
+		return nil, false, fmt.Errorf("policy %s: %w", policy, store.ErrNotFound)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT target FROM policy_targets WHERE account_id = ? AND region = ? AND policy_name = ? AND target > ?
+		ORDER BY target LIMIT ?`, scope.AccountID, scope.Region, policy, after, limit+1)
+	targets, err := scanAll(rows, err, func(r rowScanner) (*string, error) {
+		var t string
+		return &t, r.Scan(&t)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if len(targets) > limit {
+		return targets[:limit], true, nil
+	}
+	return targets, false, nil
 }

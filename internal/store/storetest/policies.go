@@ -224,3 +224,99 @@ func replicaPolicyVersions(t *testing.T, a, b store.Store) {
 		t.Fatalf("%d defaults among the versions, the policy says %d (%v)", defaults, p.DefaultVersionID, err)
 	}
 }
+
+func testPolicyAttachments(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c := cert(scopeA, 1, base)
+	mustCreate(t, s, c)
+	for _, name := range []string{"p1", "p2", "p3"} {
+		if err := s.CreatePolicy(ctx, newPolicy(scopeA, name, base), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"p2", "p1", "p2"} {
+		if err := s.AttachPolicyToCertificate(ctx, scopeA, name, c.ID, 2, base); err != nil {
+			t.Fatalf("attach %s: %v", name, err)
+		}
+	}
+	if err := s.AttachPolicyToCertificate(ctx, scopeA, "p3", c.ID, 2, base); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("a third policy with a limit of 2: %v", err)
+	}
+	for _, tc := range []struct{ policy, cert string }{{"none", c.ID}, {"p3", "missing"}} {
+		if err := s.AttachPolicyToCertificate(ctx, scopeA, tc.policy, tc.cert, 2, base); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("attach %s to %s: %v, want ErrNotFound", tc.policy, tc.cert, err)
+		}
+	}
+	if err := s.AttachPolicyToCertificate(ctx, scopeB, "p1", c.ID, 2, base); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("attaching across accounts: %v", err)
+	}
+	list, more, err := s.ListAttachedPolicies(ctx, scopeA, c.ARN(), "", 1)
+	if err != nil || !more || len(list) != 1 || list[0].Name != "p1" {
+		t.Fatalf("first page of attached policies: %+v %v %v", list, more, err)
+	}
+	if list, more, err = s.ListAttachedPolicies(ctx, scopeA, c.ARN(), "p1", 1); err != nil || more || len(list) != 1 || list[0].Name != "p2" {
+		t.Fatalf("second page: %+v %v %v", list, more, err)
+	}
+	if targets, _, err := s.ListPolicyTargets(ctx, scopeA, "p1", "", 10); err != nil || len(targets) != 1 || targets[0] != c.ARN() {
+		t.Fatalf("targets of p1: %v, %v", targets, err)
+	}
+	if _, _, err := s.ListPolicyTargets(ctx, scopeA, "none", "", 10); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("targets of no policy: %v", err)
+	}
+	if err := s.DeletePolicy(ctx, scopeA, "p1", func(*iot.Policy, int) error { return nil }); !errors.Is(err, store.ErrAttached) {
+		t.Fatalf("deleting an attached policy: %v", err)
+	}
+	if err := s.DeleteCertificate(ctx, scopeA, c.ID, false, func(*iot.Certificate) error { return nil }); !errors.Is(err, store.ErrAttached) {
+		t.Fatalf("deleting a certificate with policies: %v", err)
+	}
+	if err := s.DetachPolicy(ctx, scopeA, "p1", c.ARN()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DetachPolicy(ctx, scopeA, "p1", c.ARN()); err != nil {
+		t.Fatalf("detaching what is not attached: %v", err)
+	}
+	if err := s.DetachPolicy(ctx, scopeA, "none", c.ARN()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("detaching no policy: %v", err)
+	}
+	if err := s.DeletePolicy(ctx, scopeA, "p1", func(*iot.Policy, int) error { return nil }); err != nil {
+		t.Fatalf("deleting a detached policy: %v", err)
+	}
+	if err := s.DeleteCertificate(ctx, scopeA, c.ID, true, func(*iot.Certificate) error { return nil }); err != nil {
+		t.Fatalf("deleting with detach: %v", err)
+	}
+	if targets, _, err := s.ListPolicyTargets(ctx, scopeA, "p2", "", 10); err != nil || len(targets) != 0 {
+		t.Fatalf("a deleted certificate is still a target: %v, %v", targets, err)
+	}
+}
+
+// replicaPolicyAttachments: replicas attaching policies to one certificate
+// at once never exceed the limit.
+func replicaPolicyAttachments(t *testing.T, a, b store.Store) {
+	ctx := t.Context()
+	c := cert(scopeA, 1, base)
+	mustCreate(t, a, c)
+	for i := range 20 {
+		if err := a.CreatePolicy(ctx, newPolicy(scopeA, fmt.Sprint("p", i), base), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var attached, limited atomic.Int64
+	both(a, b, 10, func(s store.Store, i int) {
+		name := fmt.Sprint("p", i)
+		if s == b {
+			name = fmt.Sprint("p", 10+i)
+		}
+		switch err := s.AttachPolicyToCertificate(ctx, scopeA, name, c.ID, 10, base); {
+		case err == nil:
+			attached.Add(1)
+		case errors.Is(err, store.ErrLimit):
+			limited.Add(1)
+		default:
+			t.Error(err)
+		}
+	})
+	list, _, err := b.ListAttachedPolicies(ctx, scopeA, c.ARN(), "", 100)
+	if err != nil || len(list) != 10 || attached.Load() != 10 || limited.Load() != 10 {
+		t.Fatalf("%d attached (%d succeeded, %d refused, %v); want exactly 10", len(list), attached.Load(), limited.Load(), err)
+	}
+}

@@ -28,6 +28,7 @@ func RunReplicas(t *testing.T, newStores func(t *testing.T) (store.Store, store.
 		{"OneCAWhenStartingTogether", replicaCAKeeper},
 		{"CRLNumbers", replicaCRLNumbers},
 		{"PolicyVersions", replicaPolicyVersions},
+		{"PolicyAttachments", replicaPolicyAttachments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -102,7 +102,7 @@ func testUnusableCertificates(t *testing.T, s store.Store) {
 		{"revoke a pending one", func() error { return setStatus(t, s, pending, iot.StatusRevoked, at.Add(time.Second)) }},
 		{"deactivate", func() error { return setStatus(t, s, active, iot.StatusInactive, at.Add(2*time.Second)) }},
 		{"delete", func() error {
-			return s.DeleteCertificate(ctx, scopeA, active.ID, func(*iot.Certificate) error { return nil })
+			return s.DeleteCertificate(ctx, scopeA, active.ID, false, func(*iot.Certificate) error { return nil })
 		}},
 	}
 	last := afterCreate

@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CRLs", testCRLs},
 		{"Policies", testPolicies},
 		{"ListPolicies", testListPolicies},
+		{"PolicyAttachments", testPolicyAttachments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -349,14 +350,14 @@ func testDelete(t *testing.T, s store.Store) {
 	c := cert(scopeA, 1, base)
 	mustCreate(t, s, c)
 	refuse := errors.New("refused")
-	if err := s.DeleteCertificate(ctx, scopeA, c.ID, func(*iot.Certificate) error { return refuse }); !errors.Is(err, refuse) {
+	if err := s.DeleteCertificate(ctx, scopeA, c.ID, false, func(*iot.Certificate) error { return refuse }); !errors.Is(err, refuse) {
 		t.Fatalf("DeleteCertificate with a refusing check = %v", err)
 	}
 	if _, err := s.Certificate(ctx, scopeA, c.ID); err != nil {
 		t.Fatalf("a refused delete deleted: %v", err)
 	}
 	var checked *iot.Certificate
-	if err := s.DeleteCertificate(ctx, scopeA, c.ID, func(c *iot.Certificate) error { checked = c; return nil }); err != nil {
+	if err := s.DeleteCertificate(ctx, scopeA, c.ID, false, func(c *iot.Certificate) error { checked = c; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if checked == nil || checked.ID != c.ID || checked.Status != c.Status {
@@ -365,7 +366,7 @@ func testDelete(t *testing.T, s store.Store) {
 	if _, err := s.Certificate(ctx, scopeA, c.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Certificate after delete = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteCertificate(ctx, scopeA, c.ID, func(*iot.Certificate) error { return nil }); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DeleteCertificate(ctx, scopeA, c.ID, false, func(*iot.Certificate) error { return nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second DeleteCertificate = %v, want ErrNotFound", err)
 	}
 }
