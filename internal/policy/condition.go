@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // A condition is one key under one operator: it holds when the key's value
@@ -17,6 +18,7 @@ type condition struct {
 	values   []pattern
 	prefixes []netip.Prefix // IpAddress, NotIpAddress
 	arns     []arnPattern   // the Arn operators
+	numbers  []float64      // the Numeric and Date operators
 }
 
 // arnPattern matches an ARN the way IAM's Arn operators do: each of the
@@ -63,6 +65,18 @@ const (
 	ipAddress
 	notIPAddress
 	null
+	numericEquals
+	numericNotEquals
+	numericLessThan
+	numericLessThanEquals
+	numericGreaterThan
+	numericGreaterThanEquals
+	dateEquals
+	dateNotEquals
+	dateLessThan
+	dateLessThanEquals
+	dateGreaterThan
+	dateGreaterThanEquals
 )
 
 var operators = map[string]operator{
@@ -71,12 +85,58 @@ var operators = map[string]operator{
 	"StringLike": stringLike, "StringNotLike": stringNotLike,
 	"ArnEquals": arnEquals, "ArnNotEquals": arnNotEquals, "ArnLike": arnLike, "ArnNotLike": arnNotLike,
 	"Bool": boolean, "IpAddress": ipAddress, "NotIpAddress": notIPAddress, "Null": null,
+	"NumericEquals": numericEquals, "NumericNotEquals": numericNotEquals, "NumericLessThan": numericLessThan,
+	"NumericLessThanEquals": numericLessThanEquals, "NumericGreaterThan": numericGreaterThan,
+	"NumericGreaterThanEquals": numericGreaterThanEquals,
+	"DateEquals":               dateEquals, "DateNotEquals": dateNotEquals, "DateLessThan": dateLessThan,
+	"DateLessThanEquals": dateLessThanEquals, "DateGreaterThan": dateGreaterThan, "DateGreaterThanEquals": dateGreaterThanEquals,
+}
+
+// ordered reports whether o compares numbers or dates, and how: the sign
+// of value - policy value it wants (-1, 0, 1), and whether that is
+// inclusive of equality.
+func (o operator) ordered() (date bool, want int, orEqual, ok bool) {
+	switch o {
+	case numericEquals, numericNotEquals:
+		return false, 0, false, true
+	case numericLessThan:
+		return false, -1, false, true
+	case numericLessThanEquals:
+		return false, -1, true, true
+	case numericGreaterThan:
+		return false, 1, false, true
+	case numericGreaterThanEquals:
+		return false, 1, true, true
+	case dateEquals, dateNotEquals:
+		return true, 0, false, true
+	case dateLessThan:
+		return true, -1, false, true
+	case dateLessThanEquals:
+		return true, -1, true, true
+	case dateGreaterThan:
+		return true, 1, false, true
+	case dateGreaterThanEquals:
+		return true, 1, true, true
+	}
+	return false, 0, false, false
+}
+
+// orderedValue reads a number, or a date (RFC 3339, or seconds since the
+// epoch, as IAM takes both), as a float64 to compare.
+func orderedValue(s string, date bool) (float64, bool) {
+	if date {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			return float64(t.UnixNano()) / 1e9, true
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
 }
 
 // negated operators hold when the value matches none of the policy's.
 func (o operator) negated() bool {
 	switch o {
-	case stringNotEquals, stringNotEqualsIgnoreCase, stringNotLike, arnNotEquals, arnNotLike, notIPAddress:
+	case stringNotEquals, stringNotEqualsIgnoreCase, stringNotLike, arnNotEquals, arnNotLike, notIPAddress, numericNotEquals, dateNotEquals:
 		return true
 	}
 	return false
@@ -136,6 +196,14 @@ func parseConditions(raw json.RawMessage, variables bool) ([]condition, error) {
 						return nil, malformed("%s %s: %q is not an IP address or CIDR block", opName, keyName, v)
 					}
 					cc.prefixes = append(cc.prefixes, prefix)
+				case numericEquals, numericNotEquals, numericLessThan, numericLessThanEquals, numericGreaterThan, numericGreaterThanEquals,
+					dateEquals, dateNotEquals, dateLessThan, dateLessThanEquals, dateGreaterThan, dateGreaterThanEquals:
+					date, _, _, _ := op.ordered()
+					f, ok := orderedValue(v, date)
+					if !ok {
+						return nil, malformed("%s %s: %q is not a %s", opName, keyName, v, map[bool]string{false: "number", true: "date"}[date])
+					}
+					cc.numbers = append(cc.numbers, f)
 				case boolean, null:
 					if b := strings.ToLower(v); b != "true" && b != "false" {
 						return nil, malformed("%s %s: %q is not true or false", opName, keyName, v)
@@ -275,6 +343,23 @@ func (c *condition) test(v string, ctx Context) bool {
 		if a, err := netip.ParseAddr(v); err == nil {
 			for _, p := range c.prefixes {
 				if p.Contains(a.Unmap()) {
+					matched = true
+					break
+				}
+			}
+		}
+	case numericEquals, numericNotEquals, numericLessThan, numericLessThanEquals, numericGreaterThan, numericGreaterThanEquals,
+		dateEquals, dateNotEquals, dateLessThan, dateLessThanEquals, dateGreaterThan, dateGreaterThanEquals:
+		date, want, orEqual, _ := c.op.ordered()
+		if x, ok := orderedValue(v, date); ok {
+			for _, n := range c.numbers {
+				cmp := 0
+				if x < n {
+					cmp = -1
+				} else if x > n {
+					cmp = 1
+				}
+				if cmp == want || orEqual && cmp == 0 {
 					matched = true
 					break
 				}

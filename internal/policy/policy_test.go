@@ -206,7 +206,9 @@ func TestAWSExamples(t *testing.T) {
 func TestConditionOperators(t *testing.T) {
 	t.Parallel()
 	ctx := connection{values: map[Key]string{{Name: "iot:ClientId"}: "Device-7", {Name: "iot:Connection.Thing.IsAttached"}: "true",
-		{Name: "iot:LastWillTopic"}: arn + "topic/will/Device-7"},
+		{Name: "iot:LastWillTopic"}:                             arn + "topic/will/Device-7",
+		{Name: "iot:Connection.Thing.Attributes", Arg: "floor"}: "7",
+		{Name: "iot:Connection.Thing.Attributes", Arg: "since"}: "2030-06-01T12:00:00Z"},
 		lists: map[Key][]string{{Name: "iot:ConnectAttributes"}: {"PersistentConnect", "LastWill"}}}
 	for _, tc := range []struct {
 		condition string
@@ -243,6 +245,13 @@ func TestConditionOperators(t *testing.T) {
 		{`"ForAllValues:StringEquals":{"iot:ClientId":"evil"}`, false}, // a single value is a set of one
 		{`"ForAnyValue:StringEquals":{"iot:ClientId":"Device-7"}`, true},
 		{`"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}`, true}, // absent: negated holds
+		{`"NumericLessThan":{"iot:Connection.Thing.Attributes[floor]":"10"}`, true},
+		{`"NumericGreaterThanEquals":{"iot:Connection.Thing.Attributes[floor]":7}`, true},
+		{`"NumericGreaterThan":{"iot:Connection.Thing.Attributes[floor]":7}`, false},
+		{`"NumericNotEquals":{"iot:Connection.Thing.Attributes[floor]":["7","8"]}`, false},
+		{`"DateLessThan":{"iot:Connection.Thing.Attributes[since]":"2031-01-01T00:00:00Z"}`, true},
+		{`"DateGreaterThan":{"iot:Connection.Thing.Attributes[since]":"1893456000"}`, true},
+		{`"NumericEquals":{"iot:ClientId":"7"}`, false}, // not a number: no match
 	} {
 		doc := `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:Connect","Resource":"*","Condition":{` + tc.condition + `}}}`
 		p := mustParse(t, doc)
@@ -274,6 +283,8 @@ func TestMalformed(t *testing.T) {
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"StringSoundsLike":{"k":"v"}}}}`,
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"nowhere"}}}}`,
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"Bool":{"k":"maybe"}}}}`,
+		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"NumericLessThan":{"k":"ten"}}}}`,
+		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"DateLessThan":{"k":"yesterday"}}}}`,
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"StringEquals":{"k":[]}}}}`,
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":"x"}}`,
 		"{\"Version\":\"2012-10-17\",\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"iot:*\",\"Resource\":\"\xff\"}}",
