@@ -363,7 +363,7 @@ func (h *Handler) listTargetsForPolicy(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return listTargetsOutput{Targets: list, NextMarker: next}, nil
+	return listTargetsOutput{Targets: append([]string{}, list...), NextMarker: next}, nil
 }
 
 // principalHeader reads the header the deprecated calls name their
@@ -441,5 +441,5 @@ func (h *Handler) listPolicyPrincipals(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return listPolicyPrincipalsOutput{Principals: list, NextMarker: next}, nil
+	return listPolicyPrincipalsOutput{Principals: append([]string{}, list...), NextMarker: next}, nil
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -121,16 +122,26 @@ func (o operator) ordered() (date bool, want int, orEqual, ok bool) {
 	return false, 0, false, false
 }
 
-// orderedValue reads a number, or a date (RFC 3339, or seconds since the
-// epoch, as IAM takes both), as a float64 to compare.
+// dateLayouts are the ISO 8601 forms a date condition takes, as IAM reads
+// them, besides seconds since the epoch.
+var dateLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00", "2006-01-02"}
+
+// orderedValue reads a number, or a date, as a float64 to compare. NaN and
+// the infinities are no numbers here: NaN compares unequal to everything,
+// which would make it pass one operator and its negation alike.
 func orderedValue(s string, date bool) (float64, bool) {
 	if date {
-		if t, err := time.Parse(time.RFC3339, s); err == nil {
-			return float64(t.UnixNano()) / 1e9, true
+		for _, layout := range dateLayouts {
+			if t, err := time.Parse(layout, s); err == nil {
+				return float64(t.Unix()) + float64(t.Nanosecond())/1e9, true
+			}
 		}
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	return f, err == nil
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
 }
 
 // negated operators hold when the value matches none of the policy's.
@@ -351,18 +362,22 @@ func (c *condition) test(v string, ctx Context) bool {
 	case numericEquals, numericNotEquals, numericLessThan, numericLessThanEquals, numericGreaterThan, numericGreaterThanEquals,
 		dateEquals, dateNotEquals, dateLessThan, dateLessThanEquals, dateGreaterThan, dateGreaterThanEquals:
 		date, want, orEqual, _ := c.op.ordered()
-		if x, ok := orderedValue(v, date); ok {
-			for _, n := range c.numbers {
-				cmp := 0
-				if x < n {
-					cmp = -1
-				} else if x > n {
-					cmp = 1
-				}
-				if cmp == want || orEqual && cmp == 0 {
-					matched = true
-					break
-				}
+		x, ok := orderedValue(v, date)
+		if !ok {
+			// A value that is no number or date satisfies no comparison,
+			// the negated ones included.
+			return false
+		}
+		for _, n := range c.numbers {
+			cmp := 0
+			if x < n {
+				cmp = -1
+			} else if x > n {
+				cmp = 1
+			}
+			if cmp == want || orEqual && cmp == 0 {
+				matched = true
+				break
 			}
 		}
 	case boolean:

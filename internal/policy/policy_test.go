@@ -208,7 +208,8 @@ func TestConditionOperators(t *testing.T) {
 	ctx := connection{values: map[Key]string{{Name: "iot:ClientId"}: "Device-7", {Name: "iot:Connection.Thing.IsAttached"}: "true",
 		{Name: "iot:LastWillTopic"}:                             arn + "topic/will/Device-7",
 		{Name: "iot:Connection.Thing.Attributes", Arg: "floor"}: "7",
-		{Name: "iot:Connection.Thing.Attributes", Arg: "since"}: "2030-06-01T12:00:00Z"},
+		{Name: "iot:Connection.Thing.Attributes", Arg: "since"}: "2030-06-01T12:00:00Z",
+		{Name: "iot:Connection.Thing.Attributes", Arg: "nan"}:   "NaN"},
 		lists: map[Key][]string{{Name: "iot:ConnectAttributes"}: {"PersistentConnect", "LastWill"}}}
 	for _, tc := range []struct {
 		condition string
@@ -251,7 +252,13 @@ func TestConditionOperators(t *testing.T) {
 		{`"NumericNotEquals":{"iot:Connection.Thing.Attributes[floor]":["7","8"]}`, false},
 		{`"DateLessThan":{"iot:Connection.Thing.Attributes[since]":"2031-01-01T00:00:00Z"}`, true},
 		{`"DateGreaterThan":{"iot:Connection.Thing.Attributes[since]":"1893456000"}`, true},
-		{`"NumericEquals":{"iot:ClientId":"7"}`, false}, // not a number: no match
+		{`"NumericEquals":{"iot:ClientId":"7"}`, false},    // not a number: no match
+		{`"NumericNotEquals":{"iot:ClientId":"7"}`, false}, // ... negated ones included
+		{`"NumericEquals":{"iot:Connection.Thing.Attributes[nan]":"5"}`, false},
+		{`"NumericNotEquals":{"iot:Connection.Thing.Attributes[nan]":"5"}`, false},
+		{`"NumericLessThanEquals":{"iot:Connection.Thing.Attributes[nan]":"5"}`, false},
+		{`"DateLessThan":{"iot:Connection.Thing.Attributes[since]":"3000-01-01"}`, true},
+		{`"DateGreaterThan":{"iot:Connection.Thing.Attributes[since]":"2030-01-01T00:00Z"}`, true},
 	} {
 		doc := `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:Connect","Resource":"*","Condition":{` + tc.condition + `}}}`
 		p := mustParse(t, doc)
@@ -285,6 +292,7 @@ func TestMalformed(t *testing.T) {
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"Bool":{"k":"maybe"}}}}`,
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"NumericLessThan":{"k":"ten"}}}}`,
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"DateLessThan":{"k":"yesterday"}}}}`,
+		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"NumericEquals":{"k":"NaN"}}}}`,
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"StringEquals":{"k":[]}}}}`,
 		`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":"x"}}`,
 		"{\"Version\":\"2012-10-17\",\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"iot:*\",\"Resource\":\"\xff\"}}",

@@ -277,9 +277,12 @@ func (s *Service) DetachPolicy(ctx context.Context, scope iot.Scope, name, targe
 // ListAttachedPolicies lists the policies attached to a certificate, in
 // name order.
 func (s *Service) ListAttachedPolicies(ctx context.Context, scope iot.Scope, target string, opts ListOptions) ([]iot.Policy, string, error) {
-	_, arn, err := certificateTarget(scope, target)
+	id, arn, err := certificateTarget(scope, target)
 	if err != nil {
 		return nil, "", err
+	}
+	if _, err := s.store.Certificate(ctx, scope, id); err != nil {
+		return nil, "", certificateError(err, id)
 	}
 	cur, err := parseMarker(opts.Marker)
 	if err != nil {

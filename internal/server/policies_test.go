@@ -3,7 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,6 +162,10 @@ func TestListPoliciesPaging(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("policy-%03d", i))
+	}
 	for _, ascending := range []bool{true, false} {
 		var names []string
 		pages := iot.NewListPoliciesPaginator(c, &iot.ListPoliciesInput{PageSize: aws.Int32(40), AscendingOrder: ascending})
@@ -177,8 +181,12 @@ func TestListPoliciesPaging(t *testing.T) {
 				names = append(names, aws.ToString(p.PolicyName))
 			}
 		}
-		if len(names) != n || sort.StringsAreSorted(names) != ascending {
-			t.Fatalf("ascending %v: %d names, sorted %v", ascending, len(names), sort.StringsAreSorted(names))
+		expected := slices.Clone(want)
+		if !ascending {
+			slices.Reverse(expected)
+		}
+		if !slices.Equal(names, expected) {
+			t.Fatalf("ascending %v: listed %d names, not each once in order: %v", ascending, len(names), names)
 		}
 	}
 	if _, err := c.ListPolicies(ctx, &iot.ListPoliciesInput{Marker: aws.String("bm90LWEtbWFya2Vy")}); !isErr[*types.InvalidRequestException](err) {

@@ -170,12 +170,7 @@ func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id strin
 		if err := check(c); err != nil {
 			return err
 		}
-		if detach {
-			if _, err := tx.Exec(`DELETE FROM policy_targets WHERE account_id = ? AND region = ? AND target = ?`,
-				scope.AccountID, scope.Region, c.ARN()); err != nil {
-				return err
-			}
-		} else {
+		if !detach {
 			var attached bool
 			if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM policy_targets WHERE account_id = ? AND region = ? AND target = ?)`,
 				scope.AccountID, scope.Region, c.ARN()).Scan(&attached); err != nil {
@@ -189,11 +184,17 @@ func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id strin
 	})
 }
 
-// deleteCertificate deletes c. A certificate fleetca signed is remembered as
-// revoked until it expires, so that no verifier admits it again.
+// deleteCertificate deletes c and what is attached to it (callers that must
+// refuse attachments check first). A certificate fleetca signed is
+// remembered as revoked until it expires, so that no verifier admits it
+// again.
 func deleteCertificate(tx txn, c *iot.Certificate) error {
 	if _, err := tx.Exec(`DELETE FROM certificates WHERE account_id = ? AND region = ? AND certificate_id = ?`,
 		c.Scope.AccountID, c.Scope.Region, c.ID); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`DELETE FROM policy_targets WHERE account_id = ? AND region = ? AND target = ?`,
+		c.Scope.AccountID, c.Scope.Region, c.ARN()); err != nil {
 		return err
 	}
 	if c.IssuerID == "" || c.Serial == "" {

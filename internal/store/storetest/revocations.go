@@ -135,9 +135,16 @@ func testUnusableCertificates(t *testing.T, s store.Store) {
 			t.Errorf("IssuedSerial(%s) = %v, %v; want %v", serial, got, err, want)
 		}
 	}
-	// Fleet provisioning's expiry deletes too, and remembers as deletion does.
+	// Fleet provisioning's expiry deletes too, and remembers as deletion
+	// does; it takes the certificate's policy attachments with it.
 	prov := signed(scopeA, 8, issuer1, iot.StatusPendingActivation)
 	if err := s.CreateProvisionedCertificate(ctx, prov, store.ProvisioningToken{Hash: "h8", ExpiresAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreatePolicy(ctx, newPolicy(scopeA, "provisioned", base), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AttachPolicyToCertificate(ctx, scopeA, "provisioned", prov.ID, 10, base); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ExpireProvisioningTokens(ctx, base.Add(time.Hour)); err != nil {
@@ -145,6 +152,9 @@ func testUnusableCertificates(t *testing.T, s store.Store) {
 	}
 	if u, ok := unusable(t, s, issuer1, base)[prov.Serial]; !ok || !u.Deleted || u.Status != iot.StatusPendingActivation {
 		t.Errorf("expired provisioning certificate: %+v (listed %v)", u, ok)
+	}
+	if targets, _, err := s.ListPolicyTargets(ctx, scopeA, "provisioned", "", 10); err != nil || len(targets) != 0 {
+		t.Errorf("an expired certificate is still a policy target: %v (%v)", targets, err)
 	}
 }
 
