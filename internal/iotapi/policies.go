@@ -140,6 +140,14 @@ type listPoliciesOutput struct {
 	NextMarker string      `json:"nextMarker,omitempty"`
 }
 
+func encodePolicyList(list []iot.Policy, next string) listPoliciesOutput {
+	out := listPoliciesOutput{Policies: make([]policyRef, len(list)), NextMarker: next}
+	for i := range list {
+		out.Policies[i] = policyRef{PolicyName: list[i].Name, PolicyArn: list[i].ARN()}
+	}
+	return out
+}
+
 func (h *Handler) listPolicies(c *call) (any, error) {
 	opts, err := c.listOptions()
 	if err != nil {
@@ -149,11 +157,7 @@ func (h *Handler) listPolicies(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := listPoliciesOutput{Policies: make([]policyRef, len(list)), NextMarker: next}
-	for i := range list {
-		out.Policies[i] = policyRef{PolicyName: list[i].Name, PolicyArn: list[i].ARN()}
-	}
-	return out, nil
+	return encodePolicyList(list, next), nil
 }
 
 func (h *Handler) deletePolicy(c *call) (any, error) {
@@ -338,11 +342,7 @@ func (h *Handler) listAttachedPolicies(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := listPoliciesOutput{Policies: make([]policyRef, len(list)), NextMarker: next}
-	for i := range list {
-		out.Policies[i] = policyRef{PolicyName: list[i].Name, PolicyArn: list[i].ARN()}
-	}
-	return out, nil
+	return encodePolicyList(list, next), nil
 }
 
 type listTargetsOutput struct {
@@ -413,11 +413,7 @@ func (h *Handler) listPrincipalPolicies(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := listPoliciesOutput{Policies: make([]policyRef, len(list)), NextMarker: next}
-	for i := range list {
-		out.Policies[i] = policyRef{PolicyName: list[i].Name, PolicyArn: list[i].ARN()}
-	}
-	return out, nil
+	return encodePolicyList(list, next), nil
 }
 
 type listPolicyPrincipalsOutput struct {

@@ -82,13 +82,9 @@ func (s *Service) GetPolicy(ctx context.Context, scope iot.Scope, name string) (
 
 // ListPolicies returns a page of the scope's policies in name order.
 func (s *Service) ListPolicies(ctx context.Context, scope iot.Scope, opts ListOptions) ([]iot.Policy, string, error) {
-	cur, err := parseMarker(opts.Marker)
+	after, err := markerID(opts.Marker)
 	if err != nil {
 		return nil, "", err
-	}
-	after := ""
-	if cur != nil {
-		after = cur.ID
 	}
 	list, more, err := s.store.ListPolicies(ctx, scope, after, opts.Ascending, pageSize(opts.PageSize))
 	if err != nil {
@@ -284,13 +280,9 @@ func (s *Service) ListAttachedPolicies(ctx context.Context, scope iot.Scope, tar
 	if _, err := s.store.Certificate(ctx, scope, id); err != nil {
 		return nil, "", certificateError(err, id)
 	}
-	cur, err := parseMarker(opts.Marker)
+	after, err := markerID(opts.Marker)
 	if err != nil {
 		return nil, "", err
-	}
-	after := ""
-	if cur != nil {
-		after = cur.ID
 	}
 	list, more, err := s.store.ListAttachedPolicies(ctx, scope, arn, after, pageSize(opts.PageSize))
 	if err != nil {
@@ -305,13 +297,9 @@ func (s *Service) ListAttachedPolicies(ctx context.Context, scope iot.Scope, tar
 
 // ListTargetsForPolicy lists the targets a policy is attached to.
 func (s *Service) ListTargetsForPolicy(ctx context.Context, scope iot.Scope, name string, opts ListOptions) ([]string, string, error) {
-	cur, err := parseMarker(opts.Marker)
+	after, err := markerID(opts.Marker)
 	if err != nil {
 		return nil, "", err
-	}
-	after := ""
-	if cur != nil {
-		after = cur.ID
 	}
 	list, more, err := s.store.ListPolicyTargets(ctx, scope, name, after, pageSize(opts.PageSize))
 	if err != nil {
@@ -322,6 +310,16 @@ func (s *Service) ListTargetsForPolicy(ctx context.Context, scope iot.Scope, nam
 		next = store.Cursor{ID: list[len(list)-1]}.Marker()
 	}
 	return list, next, nil
+}
+
+// markerID is the name a paging marker resumes after; empty for the
+// first page.
+func markerID(m string) (string, error) {
+	cur, err := parseMarker(m)
+	if err != nil || cur == nil {
+		return "", err
+	}
+	return cur.ID, nil
 }
 
 func pageSize(n int) int {

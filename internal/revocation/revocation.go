@@ -231,9 +231,10 @@ func (s *Service) Refresh(ctx context.Context) error {
 	}
 	now := s.opts.Now().UTC()
 	cur := s.state.Load()
-	// Due: there is no CRL, it is old enough to sign again, or the
-	// database holds an older one than is served (it went back in time).
-	due := first || cur == nil || now.Sub(cur.crl.ThisUpdate) >= s.opts.CRLRefresh || stored < cur.crl.Number
+	// Due: this process has signed nothing yet (cur can be nil only then), the
+	// CRL is old enough to sign again, or the database holds an older one
+	// than is served (it went back in time).
+	due := first || now.Sub(cur.crl.ThisUpdate) >= s.opts.CRLRefresh || stored < cur.crl.Number
 	if !due {
 		// The fingerprint can in theory miss a change (its sums could
 		// coincide), so the list itself is checked every fullCheck too.
