@@ -37,6 +37,7 @@ const (
 	AccessDenied               Kind = "AccessDeniedException"
 	MalformedPolicy            Kind = "MalformedPolicyException"
 	VersionsLimitExceeded      Kind = "VersionsLimitExceededException"
+	VersionConflict            Kind = "VersionConflictException"
 )
 
 // Kinds lists every Kind, so that each front end's table of renderings can
@@ -46,7 +47,7 @@ var Kinds = []Kind{
 	ResourceNotFound, CertificateState, ResourceAlreadyExists, DeleteConflict, CertificateConflict,
 	LimitExceeded, InternalFailure, ServiceUnavailable, UnknownOperation, RequestEntityTooLarge,
 	MissingAuthenticationToken, UnrecognizedClient, InvalidSignature, IncompleteSignature, AccessDenied,
-	MalformedPolicy, VersionsLimitExceeded,
+	MalformedPolicy, VersionsLimitExceeded, VersionConflict,
 }
 
 // Error is an error meant for the client: its Message is safe to show.

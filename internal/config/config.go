@@ -98,6 +98,12 @@ type Config struct {
 	// RevocationPoll is how often each replica looks in the database for
 	// changes of status.
 	RevocationPoll time.Duration
+	// ChangePoll is how often each replica reads the change feed for
+	// policy changes, attachments and detachments made by other replicas.
+	ChangePoll time.Duration
+	// InsecureSkipPolicies turns IoT policy enforcement off on the MQTT
+	// endpoint; for development only, and logged as a warning.
+	InsecureSkipPolicies bool
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof) there,
 	// without authentication: keep it on a loopback address.
 	DebugAddr string
@@ -124,6 +130,7 @@ func Default(getenv func(string) string) Config {
 		CRLRefresh:            24 * time.Hour,
 		CRLValidity:           7 * 24 * time.Hour,
 		RevocationPoll:        time.Second,
+		ChangePoll:            time.Second,
 		LogFormat:             "text",
 		LogLevel:              "info",
 	}
@@ -158,6 +165,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			fs.Float64Var(p, s.flag, *p, help)
 		case *time.Duration:
 			fs.DurationVar(p, s.flag, *p, help)
+		case *bool:
+			fs.BoolVar(p, s.flag, *p, help)
 		}
 	}
 }
@@ -204,6 +213,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RevocationPoll < 10*time.Millisecond || c.RevocationPoll > time.Minute {
 		errs = append(errs, fmt.Errorf("--revocation-poll %v must be between 10ms and 1m", c.RevocationPoll))
+	}
+	if c.ChangePoll < 10*time.Millisecond || c.ChangePoll > time.Minute {
+		errs = append(errs, fmt.Errorf("--change-poll %v must be between 10ms and 1m", c.ChangePoll))
 	}
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {

@@ -51,6 +51,8 @@ func (c *Config) settings() []setting {
 		{"crl-refresh", "FLEETCA_CRL_REFRESH", "how often the CRL is signed again when nothing changed (changes are on it within seconds)", &c.CRLRefresh},
 		{"crl-validity", "FLEETCA_CRL_VALIDITY", "how long a CRL is valid (its nextUpdate); longer than --crl-refresh", &c.CRLValidity},
 		{"revocation-poll", "FLEETCA_REVOCATION_POLL", "how often each replica looks in the database for changes of status to put on the CRL and in OCSP answers", &c.RevocationPoll},
+		{"change-poll", "FLEETCA_CHANGE_POLL", "how often each replica reads the change feed for policy changes, attachments and detachments made on other replicas (its own apply at once)", &c.ChangePoll},
+		{"insecure-skip-policies", "FLEETCA_INSECURE_SKIP_POLICIES", "do not enforce IoT policies on the MQTT endpoint: every device may connect, publish, subscribe and receive as the topic rules allow (development only; logged as a warning)", &c.InsecureSkipPolicies},
 		{"log-format", "FLEETCA_LOG_FORMAT", "text or json", &c.LogFormat},
 		{"log-level", "FLEETCA_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},
 		{"debug-addr", "FLEETCA_DEBUG_ADDR", "address serving Go's profiler at /debug/pprof/, unauthenticated, e.g. 127.0.0.1:7402; empty disables it", &c.DebugAddr},
@@ -80,6 +82,12 @@ func (s setting) set(v string) error {
 			return fmt.Errorf("not a duration such as 10s")
 		}
 		*p = d
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not true or false")
+		}
+		*p = b
 	default:
 		return fmt.Errorf("setting of unsupported type %T", p)
 	}

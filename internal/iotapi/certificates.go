@@ -20,6 +20,7 @@ func (h *Handler) operations() []operation {
 	ops = append(ops, h.tagOperations()...)
 	ops = append(ops, h.endpointOperations()...)
 	ops = append(ops, h.policyOperations()...)
+	ops = append(ops, h.thingOperations()...)
 	return append(ops, h.providerOperations()...)
 }
 

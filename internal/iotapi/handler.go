@@ -335,6 +335,7 @@ var statusOf = map[apierr.Kind]int{
 	apierr.AccessDenied:               http.StatusForbidden,
 	apierr.MalformedPolicy:            http.StatusBadRequest,
 	apierr.VersionsLimitExceeded:      http.StatusConflict,
+	apierr.VersionConflict:            http.StatusConflict,
 }
 
 // errorBody is what AWS sends with an error; the SDKs read the code from the

@@ -16,7 +16,21 @@ type Registry interface {
 	CACertificates
 	CertificateProviders
 	Policies
+	Things
 	Tags
+}
+
+// Things serves things and the principals attached to them.
+type Things interface {
+	CreateThing(ctx context.Context, scope iot.Scope, name, typeName, billingGroup string, attributes map[string]string, tags []iot.Tag) (*iot.Thing, error)
+	DescribeThing(ctx context.Context, scope iot.Scope, name string) (*iot.Thing, error)
+	ListThings(ctx context.Context, scope iot.Scope, filter registry.ThingFilter, opts registry.ListOptions) ([]iot.Thing, string, error)
+	UpdateThing(ctx context.Context, scope iot.Scope, name string, u registry.ThingUpdate) error
+	DeleteThing(ctx context.Context, scope iot.Scope, name string, expectedVersion *int64) error
+	AttachThingPrincipal(ctx context.Context, scope iot.Scope, thing, principal string, exclusive bool) error
+	DetachThingPrincipal(ctx context.Context, scope iot.Scope, thing, principal string) error
+	ListThingPrincipals(ctx context.Context, scope iot.Scope, thing string, opts registry.ListOptions) ([]iot.ThingPrincipal, string, error)
+	ListPrincipalThings(ctx context.Context, scope iot.Scope, principal string, opts registry.ListOptions) ([]iot.ThingPrincipal, string, error)
 }
 
 // Policies serves IoT policies and their versions.

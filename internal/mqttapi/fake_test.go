@@ -24,6 +24,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/policy"
 	"github.com/fleetca/fleetca/internal/registry"
 )
 
@@ -42,8 +43,14 @@ type fakeRegistry struct {
 	createKeys    func(ctx context.Context, scope iot.Scope) (*registry.ProvisionedCertificate, error)
 	createFromCSR func(ctx context.Context, scope iot.Scope, in registry.DeviceCSR) (*registry.ProvisionedCertificate, error)
 	expire        func(ctx context.Context, now time.Time) ([]iot.Certificate, error)
+	// grants answers ConnectionGrants; nil grants everything (allowAll).
+	grants func(ctx context.Context, scope iot.Scope, certificateID, clientID string) (*registry.Grants, error)
 
 	mu          sync.Mutex
+	// feed is the change feed Changes reads; notices is ChangeNotices.
+	feed        []registry.Change
+	notices     chan struct{}
+	grantCalls  int
 	admitCalls  []admitCall
 	stillCalls  []stillCall
 	keysCalls   []iot.Scope
@@ -117,6 +124,69 @@ func (f *fakeRegistry) ExpireProvisioningTokens(ctx context.Context, now time.Ti
 		return f.Registry.ExpireProvisioningTokens(ctx, now)
 	}
 	return f.expire(ctx, now)
+}
+
+func (f *fakeRegistry) ConnectionGrants(ctx context.Context, scope iot.Scope, certificateID, clientID string) (*registry.Grants, error) {
+	f.mu.Lock()
+	f.grantCalls++
+	grants := f.grants
+	f.mu.Unlock()
+	if grants == nil {
+		return &registry.Grants{Policies: []*policy.Policy{allowAll}, PolicyNames: []string{"all"}}, nil
+	}
+	return grants(ctx, scope, certificateID, clientID)
+}
+
+// allowAll is the policy the fake grants unless a test says otherwise.
+var allowAll = func() *policy.Policy {
+	p, err := policy.Parse([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}`))
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
+// change appends a change to the fake's feed and tells the follower.
+func (f *fakeRegistry) change(c registry.Change) {
+	f.ChangeNotices()
+	f.mu.Lock()
+	c.Seq = int64(len(f.feed) + 1)
+	f.feed = append(f.feed, c)
+	notices := f.notices
+	f.mu.Unlock()
+	select {
+	case notices <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fakeRegistry) Changes(ctx context.Context, after int64, limit int) ([]registry.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []registry.Change
+	for _, c := range f.feed {
+		if c.Seq > after && len(out) < limit {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeRegistry) LastChange(ctx context.Context) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return int64(len(f.feed)), nil
+}
+
+func (f *fakeRegistry) PruneChanges(ctx context.Context) error { return nil }
+
+func (f *fakeRegistry) ChangeNotices() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.notices == nil {
+		f.notices = make(chan struct{}, 1)
+	}
+	return f.notices
 }
 
 // calls returns a copy of the recorded calls of one method, read under the

@@ -5,15 +5,19 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/policy"
 	"github.com/fleetca/fleetca/internal/registry"
 )
 
@@ -31,6 +35,15 @@ type session struct {
 	// region, so that accounts sharing the broker never see each other.
 	prefix     string
 	serverName string
+	// arnPrefix begins the ARNs of the session's resources:
+	// arn:aws:iot:<region>:<account>:.
+	arnPrefix string
+	// grant is what the session may do; nil until read.
+	grant atomic.Pointer[grant]
+	// subscribing holds, while a SUBSCRIBE is processed, the filters its
+	// policies allowed, so that the broker's check of each filter (which
+	// shares OnACLCheck with deliveries) is told apart from a delivery.
+	subscribing atomic.Pointer[[]string]
 }
 
 func namespace(scope iot.Scope) string { return scope.AccountID + "/" + scope.Region + "/" }
@@ -76,6 +89,12 @@ type hook struct {
 	limiter *accountLimiter
 	// byCertificate bounds the sessions of one certificate (offline.go).
 	byCertificate certificateSessions
+	// skipPolicies turns policy enforcement off (a development switch).
+	skipPolicies bool
+	// deps finds the sessions a change affects (authorize.go), and feed
+	// follows the change feed (changes.go).
+	deps dependents
+	feed *follower
 }
 
 func (h *hook) ID() string { return "fleetca" }
@@ -83,7 +102,7 @@ func (h *hook) ID() string { return "fleetca" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect,
-		mqtt.OnSessionEstablished, mqtt.OnClientExpired, mqtt.OnSubscribe,
+		mqtt.OnSessionEstablished, mqtt.OnClientExpired, mqtt.OnSubscribe, mqtt.OnSubscribed,
 		mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnPublish,
 	}, []byte{b})
 }
@@ -130,12 +149,38 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.observeAdmission("refused", adm.Refusal)
 		return packets.ErrNotAuthorized
 	}
+	scope := adm.Certificate.Scope
 	sess := &session{
-		scope:         adm.Certificate.Scope,
+		scope:         scope,
 		certificateID: adm.Certificate.ID,
 		clientID:      cl.ID,
-		prefix:        namespace(adm.Certificate.Scope),
+		prefix:        namespace(scope),
 		serverName:    state.ServerName,
+		arnPrefix:     "arn:" + iot.Partition + ":iot:" + scope.Region + ":" + scope.AccountID + ":",
+	}
+	conn := newConnInfo(cl.ID, state.ServerName, cl.Net.Remote, state.PeerCertificates[0])
+	if cl.Properties.Will.Flag == 1 {
+		conn.willTopic = cl.Properties.Will.TopicName
+	}
+	if !h.skipPolicies {
+		seq := h.feed.position()
+		grants, err := h.reg.ConnectionGrants(ctx, scope, sess.certificateID, sess.clientID)
+		if err != nil {
+			h.log.Error("mqtt admission failed: reading the certificate's policies", "client_id", cl.ID, "remote", cl.Net.Remote, "err", err)
+			h.observeAdmission("error", "")
+			return packets.ErrServerUnavailable
+		}
+		h.logUnparsable(sess, grants)
+		sess.grant.Store(newGrant(conn, grants, seq))
+		if !h.allowed(sess, policy.Connect, resourceClient, sess.clientID) {
+			h.log.Info("mqtt connection refused", "account", scope.AccountID, "client_id", cl.ID, "remote", cl.Net.Remote,
+				"reason", "no policy of the certificate allows iot:Connect on client/"+sess.clientID, "certificate_id", sess.certificateID)
+			h.observeAdmission("refused", "policy")
+			// As AWS answers: CONNACK not authorized (0x87; 0x05 in
+			// MQTT 3.1.1), then the connection closes.
+			_ = h.broker.SendConnack(cl, packets.ErrNotAuthorized, false, nil)
+			return packets.ErrNotAuthorized
+		}
 	}
 	// Sessions are taken over by client ID: namespacing it keeps a device of
 	// one account from taking over another account's session.
@@ -152,10 +197,16 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if will := &cl.Properties.Will; will.Flag == 1 {
 		if strings.HasPrefix(will.TopicName, "$") || topicProblem(will.TopicName) != "" {
 			will.Flag = 0
+		} else if !h.allowed(sess, policy.Publish, resourceTopic, will.TopicName) {
+			// Published later by the broker, the will would escape the
+			// publish check: one the policies do not allow is dropped.
+			h.log.Info("mqtt will dropped: no policy allows iot:Publish on its topic", "account", scope.AccountID, "client_id", sess.clientID)
+			will.Flag = 0
 		}
 		will.TopicName = inNamespace(sess.prefix, will.TopicName)
 	}
 	h.sessions.Store(cl, sess)
+	h.track(cl, sess)
 	h.observeAdmission("admitted", "")
 	h.log.Info("mqtt connected", "account", sess.scope.AccountID, "region", sess.scope.Region,
 		"client_id", sess.clientID, "certificate_id", sess.certificateID, "sni", sess.serverName)
@@ -239,6 +290,7 @@ func (h *hook) forget(cl *mqtt.Client) {
 func (h *hook) forgetSession(cl *mqtt.Client) {
 	h.sessions.Delete(cl)
 	h.byCertificate.remove(cl)
+	h.deps.remove(cl)
 }
 
 // dead reports whether fleetca's record of cl outlived its session: taken
@@ -331,11 +383,20 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 // OnSubscribe refuses the filters that would take the client past
 // maxSubscriptions.
 func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	sess := h.session(cl)
 	n := cl.State.Subscriptions.Len()
+	allowed := make([]string, 0, len(pk.Filters))
+	denied := false
 	for i, f := range pk.Filters {
 		if f.Filter == invalidFilter {
 			continue
 		}
+		if sess != nil && !h.allowed(sess, policy.Subscribe, resourceTopicFilter, deviceFilter(sess.prefix, f.Filter)) {
+			pk.Filters[i].Filter = deniedFilter
+			denied = true
+			continue
+		}
+		allowed = append(allowed, f.Filter)
 		if _, ok := cl.State.Subscriptions.Get(f.Filter); ok {
 			continue
 		}
@@ -345,7 +406,38 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		}
 		n++
 	}
+	if sess == nil {
+		return pk
+	}
+	if denied {
+		h.log.Info("mqtt subscribe denied: no policy allows iot:Subscribe on a filter", "account", sess.scope.AccountID, "client_id", sess.clientID)
+		if cl.Properties.ProtocolVersion < 5 {
+			// AWS closes an MQTT 3.1.1 connection that subscribes
+			// where its policies do not allow it.
+			cl.Stop(errNotAllowed)
+		}
+	}
+	sess.subscribing.Store(&allowed)
 	return pk
+}
+
+// OnSubscribed ends the SUBSCRIBE that OnSubscribe began.
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	if sess := h.session(cl); sess != nil {
+		sess.subscribing.Store(nil)
+	}
+}
+
+// deviceFilter is the device's name of a namespaced filter, with a shared
+// subscription's group, as its policies name it
+// (topicfilter/$share/<group>/<filter>).
+func deviceFilter(prefix, filter string) string {
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+		if group, f, ok := strings.Cut(rest, "/"); ok {
+			return "$share/" + group + "/" + outOfNamespace(prefix, f)
+		}
+	}
+	return outOfNamespace(prefix, filter)
 }
 
 // namespaceFilter prefixes a filter, keeping a shared subscription's group.
@@ -376,7 +468,7 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 // only, so subscribing to a reply topic never shows another device's reply.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	sess := h.session(cl)
-	if sess == nil {
+	if sess == nil || topic == deniedFilter {
 		return false
 	}
 	t := outOfNamespace(sess.prefix, topic)
@@ -389,15 +481,26 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		// Delivery to an offline session whose queue is full.
 		return false
 	}
-	if !strings.HasPrefix(t, "$") {
-		return true
+	if strings.HasPrefix(t, "$") {
+		if write {
+			_, ok := requestTopics[t]
+			return ok
+		}
+		if !strings.HasPrefix(t, "$aws/certificates/create/") && !strings.HasPrefix(t, "$aws/certificates/create-from-csr/") &&
+			!strings.HasPrefix(t, "$aws/events/") {
+			return false
+		}
 	}
 	if write {
-		_, ok := requestTopics[t]
-		return ok
+		// Publishes are checked against the policies in OnPublish, after
+		// the broker has resolved topic aliases.
+		return true
 	}
-	return strings.HasPrefix(t, "$aws/certificates/create/") || strings.HasPrefix(t, "$aws/certificates/create-from-csr/") ||
-		strings.HasPrefix(t, "$aws/events/")
+	if f := sess.subscribing.Load(); f != nil && slices.Contains(*f, topic) {
+		return true // a filter of the SUBSCRIBE, allowed in OnSubscribe
+	}
+	// A delivery.
+	return h.allowed(sess, policy.Receive, resourceTopic, t)
 }
 
 // OnPublish serves the fleet-provisioning request topics; everything else is
@@ -407,12 +510,45 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if sess == nil {
 		return pk, nil
 	}
+	t := outOfNamespace(sess.prefix, pk.TopicName)
+	if !h.allowed(sess, policy.Publish, resourceTopic, t) ||
+		pk.FixedHeader.Retain && !h.allowed(sess, policy.RetainPublish, resourceTopic, t) {
+		return pk, h.publishDenied(cl, sess, pk)
+	}
 	pk.FixedHeader.Retain = false
-	req, ok := requestTopics[outOfNamespace(sess.prefix, pk.TopicName)]
+	req, ok := requestTopics[t]
 	if !ok {
 		return pk, nil
 	}
 	h.serve(cl, sess, req, pk.Payload)
 	// Acknowledged, but routed to no one.
 	return pk, packets.CodeSuccessIgnore
+}
+
+// deniedFilter replaces a filter the policies do not allow, so that the
+// broker's check refuses it with "not authorized" (0x87; 0x80 in MQTT
+// 3.1.1). No namespaced filter can be it.
+const deniedFilter = "$fleetca/denied"
+
+var errNotAllowed = errors.New("not allowed by the certificate's policies")
+
+// publishDenied answers a publish the policies do not allow as AWS does: an
+// MQTT 3.1.1 connection is closed; an MQTT 5 QoS 1 publish gets PUBACK 0x87
+// and a QoS 0 one is dropped.
+func (h *hook) publishDenied(cl *mqtt.Client, sess *session, pk packets.Packet) error {
+	if cl.Properties.ProtocolVersion < 5 {
+		h.log.Info("mqtt disconnect: no policy allows the publish", "account", sess.scope.AccountID, "client_id", sess.clientID)
+		cl.Stop(errNotAllowed)
+		return packets.ErrRejectPacket
+	}
+	if pk.FixedHeader.Qos > 0 {
+		return packets.ErrNotAuthorized
+	}
+	return packets.ErrRejectPacket
+}
+
+func (h *hook) logUnparsable(sess *session, g *registry.Grants) {
+	for _, name := range g.Unparsable {
+		h.log.Error("a stored policy document no longer parses; it grants nothing", "account", sess.scope.AccountID, "policy", name)
+	}
 }

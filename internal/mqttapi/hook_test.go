@@ -872,9 +872,17 @@ func TestAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatalf("admitted: OnConnect %v", err)
 	}
-	want := &session{scope: admittedScope, certificateID: "admitted-id", clientID: "thing-1", prefix: "111122223333/eu-west-1/", serverName: sni}
-	if got := s.hook.session(d.cl); !reflect.DeepEqual(got, want) {
-		t.Errorf("session %+v, want %+v", got, want)
+	type fields struct {
+		scope                                                  iot.Scope
+		certificateID, clientID, prefix, serverName, arnPrefix string
+	}
+	want := fields{admittedScope, "admitted-id", "thing-1", "111122223333/eu-west-1/", sni, "arn:aws:iot:eu-west-1:111122223333:"}
+	got := s.hook.session(d.cl)
+	if f := (fields{got.scope, got.certificateID, got.clientID, got.prefix, got.serverName, got.arnPrefix}); f != want {
+		t.Errorf("session %+v, want %+v", f, want)
+	}
+	if got.grant.Load() == nil {
+		t.Errorf("an admitted session has no grant")
 	}
 	if d.cl.ID != "111122223333/eu-west-1/thing-1" {
 		t.Errorf("broker client ID %q", d.cl.ID)

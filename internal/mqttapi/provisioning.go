@@ -220,6 +220,7 @@ var rejectionOf = map[apierr.Kind]rejectedReply{
 	apierr.AccessDenied:               internalRejection,
 	apierr.MalformedPolicy:            internalRejection,
 	apierr.VersionsLimitExceeded:      internalRejection,
+	apierr.VersionConflict:            internalRejection,
 }
 
 var internalRejection = rejectedReply{StatusCode: http.StatusInternalServerError, ErrorCode: "InternalError", ErrorMessage: "An internal error occurred."}

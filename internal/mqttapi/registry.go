@@ -26,6 +26,15 @@ type Registry interface {
 	// ExpireProvisioningTokens deletes the certificates still
 	// PENDING_ACTIVATION whose ownership token expired before now.
 	ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]iot.Certificate, error)
+	// ConnectionGrants reads what a device connected with the
+	// certificate and client ID may do.
+	ConnectionGrants(ctx context.Context, scope iot.Scope, certificateID, clientID string) (*registry.Grants, error)
+	// Changes, LastChange and PruneChanges read and trim the change feed;
+	// ChangeNotices tells of this process's own changes at once.
+	Changes(ctx context.Context, after int64, limit int) ([]registry.Change, error)
+	LastChange(ctx context.Context) (int64, error)
+	PruneChanges(ctx context.Context) error
+	ChangeNotices() <-chan struct{}
 }
 
 var _ Registry = (*registry.Service)(nil)

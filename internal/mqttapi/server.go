@@ -64,6 +64,13 @@ type Options struct {
 	// WriteTimeout bounds each write to a device; a device that does not
 	// read for that long is disconnected. Zero means 10 s.
 	WriteTimeout time.Duration
+	// ChangePoll is how often the change feed is read for changes made by
+	// other replicas (this process's own are read at once). Zero means 1 s.
+	ChangePoll time.Duration
+	// SkipPolicies turns IoT policy enforcement off: every connect,
+	// publish, subscribe and delivery the topic rules allow is allowed.
+	// For development only; New logs a warning.
+	SkipPolicies bool
 }
 
 // Observer is told about every fleet-provisioning request once it is
@@ -117,6 +124,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 	}
+	if opts.ChangePoll <= 0 {
+		opts.ChangePoll = time.Second
+	}
 	if opts.ProvisioningRate <= 0 {
 		opts.ProvisioningRate, opts.ProvisioningBurst = 20, 40
 	}
@@ -139,7 +149,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	h := &hook{ctx: ctx, reg: opts.Registry, log: opts.Logger, broker: broker, observer: opts.Observer,
-		limiter: newAccountLimiter(opts.ProvisioningRate, opts.ProvisioningBurst)}
+		limiter: newAccountLimiter(opts.ProvisioningRate, opts.ProvisioningBurst), skipPolicies: opts.SkipPolicies}
+	h.feed = newFollower(h, opts.Registry)
+	if opts.SkipPolicies {
+		opts.Logger.Warn("IoT POLICIES ARE NOT ENFORCED: every device may connect, publish, subscribe and receive as the topic rules allow, whatever its certificate's policies say (--insecure-skip-policies; for development only)")
+	}
 	if err := broker.AddHook(h, nil); err != nil {
 		cancel()
 		return nil, err
@@ -192,13 +206,37 @@ func (s *Server) Start() error {
 	if err := s.broker.Serve(); err != nil {
 		return err
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	// A sweep pass checks every session, however long that takes: bounded
 	// by the interval, it would stop at the same place every pass and never
 	// check the devices after it.
 	go s.every(s.opts.SweepInterval, 0, s.sweep)
 	go s.every(s.opts.ExpiryInterval, s.opts.ExpiryInterval, s.expire)
+	go s.follow()
 	return nil
+}
+
+// follow reads the change feed on every tick, after each change this
+// process makes, and when a session asks for its grants to be read again.
+func (s *Server) follow() {
+	defer s.wg.Done()
+	if s.opts.SkipPolicies {
+		return
+	}
+	f := s.hook.feed
+	t := time.NewTicker(s.opts.ChangePoll)
+	defer t.Stop()
+	f.pass(s.ctx)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.opts.Registry.ChangeNotices():
+		case <-f.wake:
+		}
+		f.pass(s.ctx)
+	}
 }
 
 // Close disconnects every device and stops, giving up waiting for the
@@ -304,5 +342,8 @@ func (s *Server) ExpireNow(ctx context.Context, at time.Time) (int, error) {
 func (s *Server) expire(ctx context.Context) {
 	if _, err := s.ExpireNow(ctx, s.opts.Now()); err != nil {
 		s.opts.Logger.Warn("expiring ownership tokens", "err", err)
+	}
+	if err := s.opts.Registry.PruneChanges(ctx); err != nil {
+		s.opts.Logger.Warn("pruning the change feed", "err", err)
 	}
 }

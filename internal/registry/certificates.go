@@ -262,6 +262,8 @@ func certificateError(err error, id string) error {
 		return apierr.New(apierr.ResourceNotFound, "The certificate %s does not exist.", id)
 	case errors.Is(err, store.ErrAttached):
 		return apierr.New(apierr.DeleteConflict, "Certificate policies must be detached before deletion, or deleted with forceDelete (certificate %s).", id)
+	case errors.Is(err, store.ErrThingAttached):
+		return apierr.New(apierr.DeleteConflict, "Things are attached to the certificate %s; detach them before deleting it.", id)
 	}
 	if _, ok := apierr.As(err); ok {
 		return err

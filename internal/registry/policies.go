@@ -120,6 +120,7 @@ func (s *Service) DeletePolicy(ctx context.Context, scope iot.Scope, name string
 
 // CreatePolicyVersion adds a version, the default if setAsDefault.
 func (s *Service) CreatePolicyVersion(ctx context.Context, scope iot.Scope, name, document string, setAsDefault bool) (*iot.PolicyVersion, error) {
+	defer s.changed()
 	if err := checkPolicyDocument(document); err != nil {
 		return nil, err
 	}
@@ -176,6 +177,7 @@ func (s *Service) ListPolicyVersions(ctx context.Context, scope iot.Scope, name 
 
 // SetDefaultPolicyVersion makes a version the default.
 func (s *Service) SetDefaultPolicyVersion(ctx context.Context, scope iot.Scope, name, id string) error {
+	defer s.changed()
 	n, ok := parseVersionID(id)
 	if !ok {
 		return apierr.New(apierr.ResourceNotFound, "The policy %s has no version %s.", name, id)
@@ -239,6 +241,7 @@ func certificateTarget(scope iot.Scope, target string) (string, string, error) {
 
 // AttachPolicy attaches a policy to a certificate.
 func (s *Service) AttachPolicy(ctx context.Context, scope iot.Scope, name, target string) error {
+	defer s.changed()
 	id, _, err := certificateTarget(scope, target)
 	if err != nil {
 		return err
@@ -260,11 +263,12 @@ func (s *Service) AttachPolicy(ctx context.Context, scope iot.Scope, name, targe
 
 // DetachPolicy detaches a policy from a certificate.
 func (s *Service) DetachPolicy(ctx context.Context, scope iot.Scope, name, target string) error {
+	defer s.changed()
 	_, arn, err := certificateTarget(scope, target)
 	if err != nil {
 		return err
 	}
-	if err := s.store.DetachPolicy(ctx, scope, name, arn); err != nil {
+	if err := s.store.DetachPolicy(ctx, scope, name, arn, s.now()); err != nil {
 		return policyError(err, name, "detaching a policy")
 	}
 	return nil

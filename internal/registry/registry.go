@@ -30,6 +30,8 @@ type Store interface {
 	store.Tags
 	store.CertificateProviders
 	store.Policies
+	store.Things
+	store.Changes
 }
 
 // Authority signs certificates; *issuance.Authority is one.
@@ -84,11 +86,14 @@ type Service struct {
 	secrets      SecretSealer
 	newDeviceKey func() (*rsa.PrivateKey, error)
 	now          func() time.Time
+	compiled     compiledPolicies
+	notices      chan struct{}
 }
 
 // New returns a Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, crossAccount: opts.CrossAccountProviders, secrets: opts.Secrets, newDeviceKey: opts.NewDeviceKey, now: opts.Now}
+	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, crossAccount: opts.CrossAccountProviders, secrets: opts.Secrets, newDeviceKey: opts.NewDeviceKey, now: opts.Now,
+		notices: make(chan struct{}, 1)}
 	if s.newDeviceKey == nil {
 		s.newDeviceKey = issuance.GenerateDeviceKey
 	}

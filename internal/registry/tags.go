@@ -31,7 +31,7 @@ func checkTags(tags []iot.Tag) error {
 }
 
 // taggableTypes are the resource types that take tags.
-var taggableTypes = map[string]bool{iot.TypeCACertificate: true, iot.TypeCertificateProvider: true, iot.TypePolicy: true}
+var taggableTypes = map[string]bool{iot.TypeCACertificate: true, iot.TypeCertificateProvider: true, iot.TypePolicy: true, iot.TypeThing: true}
 
 // resource resolves an ARN to a taggable resource of the caller's scope.
 // Device certificates take no tags, and no caller may reach another account's
@@ -60,6 +60,10 @@ func resource(scope iot.Scope, arn string) (iot.Resource, error) {
 	case iot.TypePolicy:
 		if !iot.ValidPolicyName(id) {
 			return iot.Resource{}, apierr.New(apierr.InvalidRequest, "The ARN's policy name is not a valid name.")
+		}
+	case iot.TypeThing:
+		if !iot.ValidThingName(id) {
+			return iot.Resource{}, apierr.New(apierr.InvalidRequest, "The ARN's thing name is not a valid name.")
 		}
 	}
 	return iot.Resource{Scope: scope, Type: p.ResourceType, ID: id}, nil

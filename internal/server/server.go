@@ -199,6 +199,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			MaxConnections:   budget.mqtt,
 			ProvisioningRate: cfg.MQTTProvisioningRate, ProvisioningBurst: cfg.MQTTProvisioningBurst,
 			WriteTimeout: cfg.MQTTWriteTimeout,
+			ChangePoll:   cfg.ChangePoll, SkipPolicies: cfg.InsecureSkipPolicies,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mqtt endpoint: %w", err)

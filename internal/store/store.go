@@ -33,8 +33,17 @@ var (
 	// replicas.
 	ErrLimit = errors.New("store: limit exceeded")
 	// ErrAttached is a certificate or policy that policies are attached to
-	// (or that is attached to them): it is not deleted unless forced.
+	// (or that is attached to them): it is not deleted unless forced (a
+	// certificate's policies detached with it).
 	ErrAttached = errors.New("store: attached")
+	// ErrThingAttached is a certificate attached to a thing, or a thing
+	// with principals: it is not deleted, forced or not.
+	ErrThingAttached = errors.New("store: attached to a thing")
+	// ErrExclusive is a principal attached to a thing exclusively, or one
+	// that cannot be attached exclusively because it is attached elsewhere.
+	ErrExclusive = errors.New("store: exclusively attached")
+	// ErrVersionMismatch is an expected version that is not the current one.
+	ErrVersionMismatch = errors.New("store: version mismatch")
 	// ErrTokenMismatch is a client token used before with other parameters.
 	ErrTokenMismatch = errors.New("store: client token reused with different parameters")
 )
@@ -51,6 +60,8 @@ type Store interface {
 	RootPin
 	Revocations
 	Policies
+	Things
+	Changes
 	// Close waits for pending writes and releases the backend.
 	Close() error
 }
@@ -113,7 +124,8 @@ type Certificates interface {
 	// DeleteCertificate deletes the certificate if check, called on the stored
 	// certificate in the same transaction, returns nil; ErrNotFound if absent.
 	// With policies attached it returns ErrAttached, or, with detach,
-	// detaches them in the same transaction.
+	// detaches them in the same transaction; attached to a thing, it
+	// returns ErrThingAttached.
 	DeleteCertificate(ctx context.Context, scope iot.Scope, id string, detach bool, check func(*iot.Certificate) error) error
 	// CertificatesByID returns the registrations of a certificate in every
 	// scope, DER included.
@@ -333,7 +345,7 @@ type Policies interface {
 	AttachPolicyToCertificate(ctx context.Context, scope iot.Scope, policy, certificateID string, max int, now time.Time) error
 	// DetachPolicy detaches the policy from the target; a target it is not
 	// attached to is no change. ErrNotFound if the policy is absent.
-	DetachPolicy(ctx context.Context, scope iot.Scope, policy, target string) error
+	DetachPolicy(ctx context.Context, scope iot.Scope, policy, target string, at time.Time) error
 	// ListAttachedPolicies returns up to limit of the policies attached to
 	// the target, in name order after after; more tells whether others
 	// follow.
@@ -364,3 +376,96 @@ type PolicyChange struct {
 	GenerationID string
 	SetAsDefault bool
 }
+
+// Things keeps things and the principals attached to them. Every call
+// returns ErrNotFound when the thing does not exist.
+type Things interface {
+	// CreateThing stores a thing and its tags; ErrExists if the scope has a
+	// thing of that name.
+	CreateThing(ctx context.Context, t *iot.Thing, tags []iot.Tag) error
+	// Thing returns one thing.
+	Thing(ctx context.Context, scope iot.Scope, name string) (*iot.Thing, error)
+	// ListThings returns up to limit of the scope's things that pass the
+	// filter, in name order after after; more tells whether others follow.
+	ListThings(ctx context.Context, scope iot.Scope, filter ThingFilter, after string, limit int) (things []iot.Thing, more bool, err error)
+	// UpdateThing changes a thing with update, called in the write
+	// transaction with the thing as stored; the thing then takes the next
+	// version and at as its modification time. The result is the thing as
+	// updated.
+	UpdateThing(ctx context.Context, scope iot.Scope, name string, at time.Time, update func(t *iot.Thing) error) (*iot.Thing, error)
+	// DeleteThing deletes the thing and its tags if check, called in the
+	// same transaction, returns nil; ErrThingAttached if principals are
+	// attached to it.
+	DeleteThing(ctx context.Context, scope iot.Scope, name string, check func(t *iot.Thing) error) error
+	// AttachThingPrincipal attaches the certificate (its ARN is the
+	// principal) to the thing; attaching twice is no change, though it may
+	// make the attachment exclusive. ErrNotFound if either is absent;
+	// ErrExclusive if the certificate is attached to another thing
+	// exclusively, or exclusive is asked and it is attached to another
+	// thing.
+	AttachThingPrincipal(ctx context.Context, scope iot.Scope, thing, certificateID string, exclusive bool, at time.Time) error
+	// DetachThingPrincipal detaches the principal; a principal that is not
+	// attached is no change.
+	DetachThingPrincipal(ctx context.Context, scope iot.Scope, thing, principal string, at time.Time) error
+	// ListThingPrincipals returns up to limit of the thing's principals in
+	// order after after.
+	ListThingPrincipals(ctx context.Context, scope iot.Scope, thing, after string, limit int) (principals []iot.ThingPrincipal, more bool, err error)
+	// ListPrincipalThings returns up to limit of the things the principal
+	// is attached to, in name order after after; a principal attached to
+	// nothing has none (no ErrNotFound).
+	ListPrincipalThings(ctx context.Context, scope iot.Scope, principal, after string, limit int) (things []iot.ThingPrincipal, more bool, err error)
+	// ConnectionGrants returns what a device connecting with the
+	// certificate (its ARN is the principal) and clientID is granted: the
+	// policies attached to the certificate, each with its default
+	// document, and the thing for the connection, or nil: the thing named
+	// clientID if the certificate is attached to it, else the one thing the
+	// certificate is attached to exclusively.
+	ConnectionGrants(ctx context.Context, scope iot.Scope, principal, clientID string) (policies []iot.Policy, thing *iot.Thing, err error)
+}
+
+// ThingFilter selects things: those with attribute AttributeName (if set)
+// whose value is AttributeValue (or starts with it, with ValuePrefix; any
+// value if empty), and of thing type TypeName (if set).
+type ThingFilter struct {
+	AttributeName  string
+	AttributeValue string
+	ValuePrefix    bool
+	TypeName       string
+}
+
+// Changes is the change feed: every change that connected devices may
+// depend on, written in the transaction that makes it, numbered in commit
+// order on SQLite and in order of insertion on PostgreSQL, where a
+// transaction that commits late leaves a gap that fills later.
+type Changes interface {
+	// Changes returns up to limit changes numbered above after, in order.
+	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	// LastChange returns the highest number given so far, 0 for none.
+	LastChange(ctx context.Context) (int64, error)
+	// PruneChanges deletes the changes made before t.
+	PruneChanges(ctx context.Context, before time.Time) error
+}
+
+// Change is one entry of the change feed.
+type Change struct {
+	Seq   int64
+	Scope iot.Scope
+	Kind  ChangeKind
+	// Name is what changed: a policy name, a principal's ARN or a thing name.
+	Name string
+	At   time.Time
+}
+
+// ChangeKind says what a change is about.
+type ChangeKind string
+
+// The kinds of change.
+const (
+	// ChangePolicy: the policy's default version changed.
+	ChangePolicy ChangeKind = "policy"
+	// ChangePrincipal: policies or things were attached to or detached
+	// from the principal.
+	ChangePrincipal ChangeKind = "principal"
+	// ChangeThing: the thing's attributes or type changed.
+	ChangeThing ChangeKind = "thing"
+)

@@ -170,6 +170,14 @@ func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id strin
 		if err := check(c); err != nil {
 			return err
 		}
+		var onThing bool
+		if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM thing_principals WHERE account_id = ? AND region = ? AND principal = ?)`,
+			scope.AccountID, scope.Region, c.ARN()).Scan(&onThing); err != nil {
+			return err
+		}
+		if onThing {
+			return fmt.Errorf("certificate %s: %w", id, store.ErrThingAttached)
+		}
 		if !detach {
 			var attached bool
 			if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM policy_targets WHERE account_id = ? AND region = ? AND target = ?)`,
@@ -193,9 +201,13 @@ func deleteCertificate(tx txn, c *iot.Certificate) error {
 		c.Scope.AccountID, c.Scope.Region, c.ID); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(`DELETE FROM policy_targets WHERE account_id = ? AND region = ? AND target = ?`,
-		c.Scope.AccountID, c.Scope.Region, c.ARN()); err != nil {
-		return err
+	for _, q := range []string{
+		`DELETE FROM policy_targets WHERE account_id = ? AND region = ? AND target = ?`,
+		`DELETE FROM thing_principals WHERE account_id = ? AND region = ? AND principal = ?`,
+	} {
+		if _, err := tx.Exec(q, c.Scope.AccountID, c.Scope.Region, c.ARN()); err != nil {
+			return err
+		}
 	}
 	if c.IssuerID == "" || c.Serial == "" {
 		return nil // not signed by fleetca, or not yet attributed

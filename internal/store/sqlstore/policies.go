@@ -173,7 +173,10 @@ func (s *Store) CreatePolicyVersion(ctx context.Context, scope iot.Scope, name, 
 			return err
 		}
 		v = &iot.PolicyVersion{Scope: scope, PolicyName: name, ID: id, Document: document, IsDefault: change.SetAsDefault, CreatedAt: now.UTC()}
-		return nil
+		if !change.SetAsDefault {
+			return nil
+		}
+		return recordChange(tx, scope, store.ChangePolicy, name, now)
 	})
 	return v, err
 }
@@ -230,10 +233,12 @@ func (s *Store) SetDefaultPolicyVersion(ctx context.Context, scope iot.Scope, na
 		if n == 0 {
 			return fmt.Errorf("policy %s version %d: %w", name, id, store.ErrNotFound)
 		}
-		_, err := tx.Exec(`UPDATE policies SET default_version = ?, modified_us = ?, generation_id = ?
+		if _, err := tx.Exec(`UPDATE policies SET default_version = ?, modified_us = ?, generation_id = ?
 			WHERE account_id = ? AND region = ? AND policy_name = ?`,
-			id, change.At.UnixMicro(), change.GenerationID, scope.AccountID, scope.Region, name)
-		return err
+			id, change.At.UnixMicro(), change.GenerationID, scope.AccountID, scope.Region, name); err != nil {
+			return err
+		}
+		return recordChange(tx, scope, store.ChangePolicy, name, change.At)
 	})
 }
 
@@ -289,21 +294,29 @@ func (s *Store) AttachPolicyToCertificate(ctx context.Context, scope iot.Scope, 
 		if n >= max {
 			return fmt.Errorf("certificate %s has %d policies: %w", certificateID, n, store.ErrLimit)
 		}
-		_, err = tx.Exec(`INSERT INTO policy_targets (account_id, region, policy_name, target, created_us) VALUES (?, ?, ?, ?, ?)`,
-			scope.AccountID, scope.Region, policy, target, now.UnixMicro())
-		return err
+		if _, err := tx.Exec(`INSERT INTO policy_targets (account_id, region, policy_name, target, created_us) VALUES (?, ?, ?, ?, ?)`,
+			scope.AccountID, scope.Region, policy, target, now.UnixMicro()); err != nil {
+			return err
+		}
+		return recordChange(tx, scope, store.ChangePrincipal, target, now)
 	})
 }
 
 // DetachPolicy implements store.Policies.
-func (s *Store) DetachPolicy(ctx context.Context, scope iot.Scope, policy, target string) error {
+func (s *Store) DetachPolicy(ctx context.Context, scope iot.Scope, policy, target string, at time.Time) error {
 	return s.write.do(ctx, func(tx txn) error {
 		if _, err := lockPolicy(tx, scope, policy); err != nil {
 			return err
 		}
-		_, err := tx.Exec(`DELETE FROM policy_targets WHERE account_id = ? AND region = ? AND policy_name = ? AND target = ?`,
+		res, err := tx.Exec(`DELETE FROM policy_targets WHERE account_id = ? AND region = ? AND policy_name = ? AND target = ?`,
 			scope.AccountID, scope.Region, policy, target)
-		return err
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		return recordChange(tx, scope, store.ChangePrincipal, target, at)
 	})
 }
 

@@ -16,6 +16,7 @@ var taggable = map[string]struct{ table, idColumn string }{
 	iot.TypeCACertificate:       {"ca_certificates", "ca_certificate_id"},
 	iot.TypeCertificateProvider: {"certificate_providers", "name"},
 	iot.TypePolicy:              {"policies", "policy_name"},
+	iot.TypeThing:               {"things", "thing_name"},
 }
 
 type querier interface {

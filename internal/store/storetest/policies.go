@@ -269,13 +269,13 @@ func testPolicyAttachments(t *testing.T, s store.Store) {
 	if err := s.DeleteCertificate(ctx, scopeA, c.ID, false, func(*iot.Certificate) error { return nil }); !errors.Is(err, store.ErrAttached) {
 		t.Fatalf("deleting a certificate with policies: %v", err)
 	}
-	if err := s.DetachPolicy(ctx, scopeA, "p1", c.ARN()); err != nil {
+	if err := s.DetachPolicy(ctx, scopeA, "p1", c.ARN(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DetachPolicy(ctx, scopeA, "p1", c.ARN()); err != nil {
+	if err := s.DetachPolicy(ctx, scopeA, "p1", c.ARN(), time.Now()); err != nil {
 		t.Fatalf("detaching what is not attached: %v", err)
 	}
-	if err := s.DetachPolicy(ctx, scopeA, "none", c.ARN()); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DetachPolicy(ctx, scopeA, "none", c.ARN(), time.Now()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("detaching no policy: %v", err)
 	}
 	if err := s.DeletePolicy(ctx, scopeA, "p1", func(*iot.Policy, int) error { return nil }); err != nil {

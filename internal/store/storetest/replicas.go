@@ -29,6 +29,7 @@ func RunReplicas(t *testing.T, newStores func(t *testing.T) (store.Store, store.
 		{"CRLNumbers", replicaCRLNumbers},
 		{"PolicyVersions", replicaPolicyVersions},
 		{"PolicyAttachments", replicaPolicyAttachments},
+		{"ExclusiveThingPrincipal", replicaExclusiveThing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

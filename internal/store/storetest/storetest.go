@@ -51,6 +51,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Policies", testPolicies},
 		{"ListPolicies", testListPolicies},
 		{"PolicyAttachments", testPolicyAttachments},
+		{"Things", testThings},
+		{"ListThings", testListThings},
+		{"UpdateThing", testUpdateThing},
+		{"DeleteThing", testDeleteThing},
+		{"ThingPrincipals", testThingPrincipals},
+		{"CertificatesOnThings", testCertificatesOnThings},
+		{"ConnectionGrants", testConnectionGrants},
+		{"Changes", testChanges},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

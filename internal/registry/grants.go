@@ -1,0 +1,80 @@
+package registry
+
+import (
+	"context"
+	"sync"
+
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/policy"
+)
+
+// Grants is what a connected device is granted: the default versions of
+// the policies attached to its certificate, compiled, and the thing the
+// connection's thing policy variables resolve to.
+type Grants struct {
+	Policies []*policy.Policy
+	// PolicyNames are the attached policies' names, in Policies' order.
+	PolicyNames []string
+	// Thing is the thing named by the client ID if the certificate is
+	// attached to it, else the one thing the certificate is attached to
+	// exclusively, else nil.
+	Thing *iot.Thing
+	// Unparsable names attached policies whose stored document no longer
+	// parses; they grant nothing, and the front end logs them.
+	Unparsable []string
+}
+
+// ConnectionGrants reads what a device connecting with the scope's
+// certificate and clientID is granted. Documents are compiled once and
+// shared by every connection whose policies have the same text.
+func (s *Service) ConnectionGrants(ctx context.Context, scope iot.Scope, certificateID, clientID string) (*Grants, error) {
+	policies, thing, err := s.store.ConnectionGrants(ctx, scope, scope.CertificateARN(certificateID), clientID)
+	if err != nil {
+		return nil, internal("reading a device's policies", err)
+	}
+	g := &Grants{Thing: thing, Policies: make([]*policy.Policy, 0, len(policies)), PolicyNames: make([]string, 0, len(policies))}
+	for _, p := range policies {
+		compiled, err := s.compiled.get(p.DefaultDocument)
+		if err != nil {
+			// Stored documents were checked when they were stored; one
+			// that no longer parses (a later version reads the language
+			// more strictly) grants nothing rather than failing every
+			// connection of the certificate.
+			g.Unparsable = append(g.Unparsable, p.Name)
+			continue
+		}
+		g.Policies = append(g.Policies, compiled)
+		g.PolicyNames = append(g.PolicyNames, p.Name)
+	}
+	return g, nil
+}
+
+// maxCompiled bounds the compiled documents kept; a fleet shares few.
+const maxCompiled = 4096
+
+// compiledPolicies keeps compiled documents by their text.
+type compiledPolicies struct {
+	mu sync.Mutex
+	m  map[string]*policy.Policy
+}
+
+func (c *compiledPolicies) get(doc string) (*policy.Policy, error) {
+	c.mu.Lock()
+	p, ok := c.m[doc]
+	c.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := policy.Parse([]byte(doc))
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCompiled || c.m == nil {
+		// Dropping all is simplest, and a refill costs a parse per document.
+		c.m = make(map[string]*policy.Policy)
+	}
+	c.m[doc] = p
+	return p, nil
+}

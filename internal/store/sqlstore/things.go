@@ -1,0 +1,338 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/store"
+)
+
+const thingColumns = `t.account_id, t.region, t.thing_name, t.thing_id, t.thing_type, t.attributes, t.version, t.created_us, t.modified_us`
+
+func scanThing(r rowScanner) (*iot.Thing, error) {
+	var t iot.Thing
+	var attributes string
+	var created, modified int64
+	if err := r.Scan(&t.Scope.AccountID, &t.Scope.Region, &t.Name, &t.ID, &t.TypeName, &attributes, &t.Version, &created, &modified); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(attributes), &t.Attributes); err != nil {
+		return nil, fmt.Errorf("thing %s: attributes: %w", t.Name, err)
+	}
+	t.CreatedAt, t.ModifiedAt = time.UnixMicro(created).UTC(), time.UnixMicro(modified).UTC()
+	return &t, nil
+}
+
+// attributesJSON is the thing's attributes as stored: never null, so that
+// a thing without attributes reads back with an empty map.
+func attributesJSON(t *iot.Thing) string {
+	if len(t.Attributes) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(t.Attributes)
+	return string(b)
+}
+
+// writeAttributes replaces the thing's rows in thing_attributes.
+func writeAttributes(tx txn, t *iot.Thing) error {
+	if _, err := tx.Exec(`DELETE FROM thing_attributes WHERE account_id = ? AND region = ? AND thing_name = ?`,
+		t.Scope.AccountID, t.Scope.Region, t.Name); err != nil {
+		return err
+	}
+	for k, v := range t.Attributes {
+		if _, err := tx.Exec(`INSERT INTO thing_attributes (account_id, region, thing_name, name, value) VALUES (?, ?, ?, ?, ?)`,
+			t.Scope.AccountID, t.Scope.Region, t.Name, k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateThing implements store.Things.
+func (s *Store) CreateThing(ctx context.Context, t *iot.Thing, tags []iot.Tag) error {
+	return s.write.do(ctx, func(tx txn) error {
+		_, err := tx.Exec(`INSERT INTO things (account_id, region, thing_name, thing_id, thing_type, attributes, version, created_us, modified_us)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.Scope.AccountID, t.Scope.Region, t.Name, t.ID, t.TypeName, attributesJSON(t), t.Version, t.CreatedAt.UnixMicro(), t.ModifiedAt.UnixMicro())
+		if isUniqueViolation(err) {
+			return fmt.Errorf("thing %s: %w", t.Name, store.ErrExists)
+		}
+		if err != nil {
+			return err
+		}
+		if err := writeAttributes(tx, t); err != nil {
+			return err
+		}
+		return upsertTags(tx, iot.Resource{Scope: t.Scope, Type: iot.TypeThing, ID: t.Name}, tags)
+	})
+}
+
+// Thing implements store.Things.
+func (s *Store) Thing(ctx context.Context, scope iot.Scope, name string) (*iot.Thing, error) {
+	t, err := scanThing(s.read.QueryRowContext(ctx, `SELECT `+thingColumns+` FROM things t WHERE t.account_id = ? AND t.region = ? AND t.thing_name = ?`,
+		scope.AccountID, scope.Region, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("thing %s: %w", name, store.ErrNotFound)
+	}
+	return t, err
+}
+
+// ListThings implements store.Things. With an attribute it reads the
+// attribute index, which holds each value with the things that have it.
+func (s *Store) ListThings(ctx context.Context, scope iot.Scope, f store.ThingFilter, after string, limit int) ([]iot.Thing, bool, error) {
+	query := `SELECT ` + thingColumns + ` FROM things t WHERE t.account_id = ? AND t.region = ? AND t.thing_name > ?`
+	args := []any{scope.AccountID, scope.Region, after}
+	if f.AttributeName != "" {
+		query = `SELECT ` + thingColumns + ` FROM thing_attributes a
+			JOIN things t ON t.account_id = a.account_id AND t.region = a.region AND t.thing_name = a.thing_name
+			WHERE a.account_id = ? AND a.region = ? AND a.name = ? AND a.thing_name > ?`
+		args = []any{scope.AccountID, scope.Region, f.AttributeName, after}
+		switch {
+		case f.AttributeValue == "":
+		case f.ValuePrefix:
+			query += ` AND substr(a.value, 1, ?) = ?`
+			args = append(args, len(f.AttributeValue), f.AttributeValue)
+		default:
+			query += ` AND a.value = ?`
+			args = append(args, f.AttributeValue)
+		}
+	}
+	if f.TypeName != "" {
+		query += ` AND t.thing_type = ?`
+		args = append(args, f.TypeName)
+	}
+	query += ` ORDER BY t.thing_name LIMIT ?`
+	args = append(args, limit+1)
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	things, err := scanAll(rows, err, scanThing)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(things) > limit {
+		return things[:limit], true, nil
+	}
+	return things, false, nil
+}
+
+func lockThing(tx txn, scope iot.Scope, name string) (*iot.Thing, error) {
+	t, err := scanThing(tx.QueryRow(`SELECT `+thingColumns+` FROM things t WHERE t.account_id = ? AND t.region = ? AND t.thing_name = ?`+tx.d.forUpdate(),
+		scope.AccountID, scope.Region, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("thing %s: %w", name, store.ErrNotFound)
+	}
+	return t, err
+}
+
+// UpdateThing implements store.Things.
+func (s *Store) UpdateThing(ctx context.Context, scope iot.Scope, name string, at time.Time, update func(*iot.Thing) error) (*iot.Thing, error) {
+	var out *iot.Thing
+	err := s.write.do(ctx, func(tx txn) error {
+		t, err := lockThing(tx, scope, name)
+		if err != nil {
+			return err
+		}
+		if err := update(t); err != nil {
+			return err
+		}
+		t.Version++
+		t.ModifiedAt = at.UTC()
+		if _, err := tx.Exec(`UPDATE things SET thing_type = ?, attributes = ?, version = ?, modified_us = ?
+			WHERE account_id = ? AND region = ? AND thing_name = ?`,
+			t.TypeName, attributesJSON(t), t.Version, t.ModifiedAt.UnixMicro(), scope.AccountID, scope.Region, name); err != nil {
+			return err
+		}
+		if err := writeAttributes(tx, t); err != nil {
+			return err
+		}
+		out = t
+		return recordChange(tx, scope, store.ChangeThing, name, at)
+	})
+	return out, err
+}
+
+// DeleteThing implements store.Things.
+func (s *Store) DeleteThing(ctx context.Context, scope iot.Scope, name string, check func(*iot.Thing) error) error {
+	return s.write.do(ctx, func(tx txn) error {
+		t, err := lockThing(tx, scope, name)
+		if err != nil {
+			return err
+		}
+		if err := check(t); err != nil {
+			return err
+		}
+		var attached bool
+		if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM thing_principals WHERE account_id = ? AND region = ? AND thing_name = ?)`,
+			scope.AccountID, scope.Region, name).Scan(&attached); err != nil {
+			return err
+		}
+		if attached {
+			return fmt.Errorf("thing %s: %w", name, store.ErrThingAttached)
+		}
+		for _, q := range []string{
+			`DELETE FROM thing_attributes WHERE account_id = ? AND region = ? AND thing_name = ?`,
+			`DELETE FROM things WHERE account_id = ? AND region = ? AND thing_name = ?`,
+		} {
+			if _, err := tx.Exec(q, scope.AccountID, scope.Region, name); err != nil {
+				return err
+			}
+		}
+		return deleteAllTags(tx, iot.Resource{Scope: scope, Type: iot.TypeThing, ID: name})
+	})
+}
+
+// AttachThingPrincipal implements store.Things. The thing's row and the
+// certificate's are locked, so neither is deleted under the attachment and
+// replicas attaching one certificate take turns (which keeps exclusive
+// attachments exclusive).
+func (s *Store) AttachThingPrincipal(ctx context.Context, scope iot.Scope, thing, certificateID string, exclusive bool, at time.Time) error {
+	return s.write.do(ctx, func(tx txn) error {
+		if _, err := lockThing(tx, scope, thing); err != nil {
+			return err
+		}
+		c, err := selectCertificateForUpdate(tx, scope, certificateID)
+		if err != nil {
+			return err
+		}
+		principal := c.ARN()
+		rows, err := tx.Query(`SELECT thing_name, exclusive FROM thing_principals WHERE account_id = ? AND region = ? AND principal = ?`,
+			scope.AccountID, scope.Region, principal)
+		current, err := scanAll(rows, err, func(r rowScanner) (*iot.ThingPrincipal, error) {
+			var p iot.ThingPrincipal
+			return &p, r.Scan(&p.ThingName, &p.Exclusive)
+		})
+		if err != nil {
+			return err
+		}
+		already := false
+		for _, p := range current {
+			switch {
+			case p.ThingName == thing:
+				already = true
+				if p.Exclusive || !exclusive {
+					return nil
+				}
+			case p.Exclusive || exclusive:
+				return fmt.Errorf("certificate %s is attached to thing %s: %w", certificateID, p.ThingName, store.ErrExclusive)
+			}
+		}
+		if already {
+			_, err = tx.Exec(`UPDATE thing_principals SET exclusive = ? WHERE account_id = ? AND region = ? AND thing_name = ? AND principal = ?`,
+				true, scope.AccountID, scope.Region, thing, principal)
+		} else {
+			_, err = tx.Exec(`INSERT INTO thing_principals (account_id, region, thing_name, principal, exclusive, created_us) VALUES (?, ?, ?, ?, ?, ?)`,
+				scope.AccountID, scope.Region, thing, principal, exclusive, at.UnixMicro())
+		}
+		if err != nil {
+			return err
+		}
+		return recordChange(tx, scope, store.ChangePrincipal, principal, at)
+	})
+}
+
+// DetachThingPrincipal implements store.Things.
+func (s *Store) DetachThingPrincipal(ctx context.Context, scope iot.Scope, thing, principal string, at time.Time) error {
+	return s.write.do(ctx, func(tx txn) error {
+		if _, err := lockThing(tx, scope, thing); err != nil {
+			return err
+		}
+		res, err := tx.Exec(`DELETE FROM thing_principals WHERE account_id = ? AND region = ? AND thing_name = ? AND principal = ?`,
+			scope.AccountID, scope.Region, thing, principal)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		return recordChange(tx, scope, store.ChangePrincipal, principal, at)
+	})
+}
+
+func scanThingPrincipal(r rowScanner) (*iot.ThingPrincipal, error) {
+	var p iot.ThingPrincipal
+	return &p, r.Scan(&p.ThingName, &p.Principal, &p.Exclusive)
+}
+
+// ListThingPrincipals implements store.Things.
+func (s *Store) ListThingPrincipals(ctx context.Context, scope iot.Scope, thing, after string, limit int) ([]iot.ThingPrincipal, bool, error) {
+	var exists bool
+	if err := s.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM things WHERE account_id = ? AND region = ? AND thing_name = ?)`,
+		scope.AccountID, scope.Region, thing).Scan(&exists); err != nil {
+		return nil, false, err
+	}
+	if !exists {
+		return nil, false, fmt.Errorf("thing %s: %w", thing, store.ErrNotFound)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT thing_name, principal, exclusive FROM thing_principals
+		WHERE account_id = ? AND region = ? AND thing_name = ? AND principal > ? ORDER BY principal LIMIT ?`,
+		scope.AccountID, scope.Region, thing, after, limit+1)
+	return page(scanAll(rows, err, scanThingPrincipal))(limit)
+}
+
+// ListPrincipalThings implements store.Things.
+func (s *Store) ListPrincipalThings(ctx context.Context, scope iot.Scope, principal, after string, limit int) ([]iot.ThingPrincipal, bool, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT thing_name, principal, exclusive FROM thing_principals
+		WHERE account_id = ? AND region = ? AND principal = ? AND thing_name > ? ORDER BY thing_name LIMIT ?`,
+		scope.AccountID, scope.Region, principal, after, limit+1)
+	return page(scanAll(rows, err, scanThingPrincipal))(limit)
+}
+
+// page cuts a result read with limit+1 rows to limit, telling whether more
+// follow.
+func page[T any](items []T, err error) func(limit int) ([]T, bool, error) {
+	return func(limit int) ([]T, bool, error) {
+		if err != nil {
+			return nil, false, err
+		}
+		if len(items) > limit {
+			return items[:limit], true, nil
+		}
+		return items, false, nil
+	}
+}
+
+// ConnectionGrants implements store.Things. It reads in one transaction,
+// so the policies and the thing are of one moment.
+func (s *Store) ConnectionGrants(ctx context.Context, scope iot.Scope, principal, clientID string) ([]iot.Policy, *iot.Thing, error) {
+	var opts *sql.TxOptions
+	if s.d.postgres {
+		// One snapshot for both queries; SQLite's read transaction is one.
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := s.read.db.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tx.Rollback()
+	q := txn{tx: tx, d: s.read.d, ctx: ctx}
+	rows, err := q.Query(`SELECT `+policyColumns+`, v.document FROM policy_targets pt
+		JOIN policies p ON p.account_id = pt.account_id AND p.region = pt.region AND p.policy_name = pt.policy_name
+		JOIN policy_versions v ON v.account_id = p.account_id AND v.region = p.region AND v.policy_name = p.policy_name AND v.version_id = p.default_version
+		WHERE pt.account_id = ? AND pt.region = ? AND pt.target = ? ORDER BY pt.policy_name`, scope.AccountID, scope.Region, principal)
+	policies, err := scanAll(rows, err, func(r rowScanner) (*iot.Policy, error) {
+		var document string
+		p, err := scanPolicy(r, &document)
+		if err == nil {
+			p.DefaultDocument = document
+		}
+		return p, err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	thing, err := scanThing(q.QueryRow(`SELECT `+thingColumns+` FROM thing_principals tp
+		JOIN things t ON t.account_id = tp.account_id AND t.region = tp.region AND t.thing_name = tp.thing_name
+		WHERE tp.account_id = ? AND tp.region = ? AND tp.principal = ? AND (tp.thing_name = ? OR tp.exclusive)
+		ORDER BY CASE WHEN tp.thing_name = ? THEN 0 ELSE 1 END LIMIT 1`, scope.AccountID, scope.Region, principal, clientID, clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return policies, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return policies, thing, nil
+}
