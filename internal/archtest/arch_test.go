@@ -94,6 +94,7 @@ var rules = []rule{
 	{"github.com/prometheus/client_golang/prometheus", []string{"internal/telemetry"}, "metrics live behind the observer interfaces each layer declares", false},
 	{module + "internal/telemetry", []string{"internal/server"}, "nothing below server knows how it is observed, only that it is", false},
 	{"github.com/eclipse/paho.mqtt.golang", nil, "an MQTT client is for tests, never for the server", false},
+	{"github.com/eclipse/paho.golang/paho", nil, "an MQTT 5 client is for tests, never for the server", false},
 }
 
 // domain lists the packages below the front ends and adapters: they hold the
@@ -105,7 +106,7 @@ var domain = []string{
 }
 
 // wireLibraries are what only front ends and adapters may reach.
-var wireLibraries = []string{"net/http", "github.com/mochi-mqtt/server/v2", "github.com/eclipse/paho.mqtt.golang"}
+var wireLibraries = []string{"net/http", "github.com/mochi-mqtt/server/v2", "github.com/eclipse/paho.mqtt.golang", "github.com/eclipse/paho.golang/paho"}
 
 // backgroundAllowed may call context.Background: the program's entry, the
 // composition root, and test support. Everything else works on a context

@@ -26,7 +26,9 @@ func (h *Handler) thingOperations() []operation {
 
 // thingName applies the model's ThingName to a path label: 1 to 128 of
 // [a-zA-Z0-9:_-].
-func (c *call) thingName() (string, error) { return checkThingName(c.r.PathValue("thingName"), "thingName") }
+func (c *call) thingName() (string, error) {
+	return checkThingName(c.r.PathValue("thingName"), "thingName")
+}
 
 func checkThingName(name, member string) (string, error) {
 	if n := len(name); n < 1 || n > iot.MaxThingNameLength {

@@ -46,7 +46,7 @@ type fakeRegistry struct {
 	// grants answers ConnectionGrants; nil grants everything (allowAll).
 	grants func(ctx context.Context, scope iot.Scope, certificateID, clientID string) (*registry.Grants, error)
 
-	mu          sync.Mutex
+	mu sync.Mutex
 	// feed is the change feed Changes reads; notices is ChangeNotices.
 	feed        []registry.Change
 	notices     chan struct{}

@@ -178,7 +178,11 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			h.observeAdmission("refused", "policy")
 			// As AWS answers: CONNACK not authorized (0x87; 0x05 in
 			// MQTT 3.1.1), then the connection closes.
-			_ = h.broker.SendConnack(cl, packets.ErrNotAuthorized, false, nil)
+			code := packets.ErrNotAuthorized
+			if cl.Properties.ProtocolVersion < 5 {
+				code = packets.Err3NotAuthorized // mochi maps no 0x87 to 3.1.1
+			}
+			_ = h.broker.SendConnack(cl, code, false, nil)
 			return packets.ErrNotAuthorized
 		}
 	}

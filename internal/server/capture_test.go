@@ -22,11 +22,13 @@ func TestAnotherAccountCannotLockOutADevice(t *testing.T) {
 	c := ts.iotClient()
 	cB := ts.accountClient(t, testOtherAcct)
 	kp := ts.claim(t, c)
-	if _, err := cB.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
+	regB, err := cB.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
 		CertificatePem: aws.String(kp.certPEM), Status: types.CertificateStatusActive,
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	allowAll(t, cB, *regB.CertificateArn)
 	listenerA := ts.mustConnect(t, ts.claim(t, c))
 	inA := listenerA.subscribe(t, "capture/test")
 	d := ts.mustConnect(t, kp)
@@ -99,7 +101,7 @@ func TestAnotherAccountCannotCaptureDevices(t *testing.T) {
 	if n := certificateCount(t, cB); n != before {
 		t.Fatalf("B captured %d of A's devices", n-before)
 	}
-	setStatus(t, c, kp.id, "ACTIVE")
+	activate(t, c, kp.id)
 	ts.mustConnect(t, kp)
 }
 

@@ -52,6 +52,7 @@ func TestListenersSurviveAConnectionFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	allowAll(t, c, *out.CertificateArn)
 	kp := newKeyPair(t, *out.CertificatePem, *out.KeyPair.PrivateKey)
 	rootPEM := get(t, "http://"+api+"/ca.pem")
 

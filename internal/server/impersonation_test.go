@@ -38,6 +38,7 @@ func TestDeviceCertificateCannotImpersonateTheBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	allowAll(t, c, *out.CertificateArn)
 	leaf := parseCertPEM(t, aws.ToString(out.CertificatePem))
 	issuing := ts.issuingCA(t)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
+	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -41,14 +42,45 @@ func newKeyPair(t testing.TB, certPEM, keyPEM string) keyPair {
 }
 
 // claim makes an ACTIVE certificate through the control plane, as a fleet
-// owner makes claim certificates.
+// owner makes claim certificates, and attaches allowAllPolicy to it, so
+// that the device may do whatever the topic rules allow.
 func (ts *testServer) claim(t testing.TB, c *iot.Client) keyPair {
 	t.Helper()
 	out, err := c.CreateKeysAndCertificate(context.Background(), &iot.CreateKeysAndCertificateInput{SetAsActive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	allowAll(t, c, *out.CertificateArn)
 	return newKeyPair(t, *out.CertificatePem, *out.KeyPair.PrivateKey)
+}
+
+// activate makes a certificate ACTIVE and attaches allowAllPolicy to it,
+// as an owner does before the device connects.
+func activate(t testing.TB, c *iot.Client, id string) {
+	t.Helper()
+	setStatus(t, c, id, "ACTIVE")
+	out, err := c.DescribeCertificate(context.Background(), &iot.DescribeCertificateInput{CertificateId: aws.String(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowAll(t, c, *out.CertificateDescription.CertificateArn)
+}
+
+// allowAllPolicy allows every IoT action on every resource.
+const allowAllPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}`
+
+// allowAll attaches allowAllPolicy (made in the client's account when it
+// has none) to the certificate.
+func allowAll(t testing.TB, c *iot.Client, certificateARN string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := c.CreatePolicy(ctx, &iot.CreatePolicyInput{PolicyName: aws.String("allow-all"), PolicyDocument: aws.String(allowAllPolicy)})
+	if err != nil && !isErr[*types.ResourceAlreadyExistsException](err) {
+		t.Fatal(err)
+	}
+	if _, err := c.AttachPolicy(ctx, &iot.AttachPolicyInput{PolicyName: aws.String("allow-all"), Target: aws.String(certificateARN)}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var clientCounter atomic.Int64

@@ -119,7 +119,7 @@ func activateAndConnect(t *testing.T, ts *testServer, c *iot.Client, kp keyPair)
 	if _, err := ts.connect(t, kp, ""); err == nil {
 		t.Fatal("a PENDING_ACTIVATION certificate connected")
 	}
-	setStatus(t, c, kp.id, "ACTIVE")
+	activate(t, c, kp.id)
 	ts.mustConnect(t, kp)
 }
 
@@ -140,7 +140,7 @@ func TestAdmission(t *testing.T) {
 	t.Run("deleted", func(t *testing.T) {
 		kp := ts.claim(t, c)
 		setStatus(t, c, kp.id, "INACTIVE")
-		if _, err := c.DeleteCertificate(ctx, &iot.DeleteCertificateInput{CertificateId: aws.String(kp.id)}); err != nil {
+		if _, err := c.DeleteCertificate(ctx, &iot.DeleteCertificateInput{CertificateId: aws.String(kp.id), ForceDelete: true}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := ts.connect(t, kp, ""); err == nil {
@@ -160,6 +160,7 @@ func TestAdmission(t *testing.T) {
 		if _, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(kp.certPEM), Status: types.CertificateStatusActive}); err != nil {
 			t.Fatal(err)
 		}
+		activate(t, c, kp.id)
 		ts.mustConnect(t, kp)
 		// Once its CA is deactivated, the chain is no longer trusted.
 		if _, err := c.UpdateCACertificate(ctx, &iot.UpdateCACertificateInput{CertificateId: aws.String(caID), NewStatus: types.CACertificateStatusInactive}); err != nil {
@@ -175,6 +176,7 @@ func TestAdmission(t *testing.T) {
 		if _, err := c.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{CertificatePem: aws.String(self.PEM), Status: types.CertificateStatusActive}); err != nil {
 			t.Fatal(err)
 		}
+		activate(t, c, kp.id)
 		// As at AWS, an SNI_ONLY certificate names its account's endpoint.
 		if _, err := ts.connect(t, kp, ""); err == nil {
 			t.Fatal("an SNI_ONLY certificate connected without naming its account")
@@ -240,7 +242,7 @@ func TestJustInTimeRegistration(t *testing.T) {
 	if status != types.CertificateStatusPendingActivation || aws.ToString(d.CaCertificateId) != caID || d.CertificateMode != types.CertificateModeDefault {
 		t.Fatalf("registered as %s under %v", status, d.CaCertificateId)
 	}
-	setStatus(t, c, kp.id, "ACTIVE")
+	activate(t, c, kp.id)
 	ts.mustConnect(t, kp)
 	select {
 	case m := <-otherEvents:
@@ -329,7 +331,7 @@ func TestDeactivationDisconnects(t *testing.T) {
 			switch change {
 			case "deleted":
 				setStatus(t, c, kp.id, "INACTIVE")
-				if _, err := c.DeleteCertificate(context.Background(), &iot.DeleteCertificateInput{CertificateId: aws.String(kp.id)}); err != nil {
+				if _, err := c.DeleteCertificate(context.Background(), &iot.DeleteCertificateInput{CertificateId: aws.String(kp.id), ForceDelete: true}); err != nil {
 					t.Fatal(err)
 				}
 			default:
@@ -353,6 +355,7 @@ func TestDeactivationDisconnects(t *testing.T) {
 			if _, err := c.RegisterCertificate(context.Background(), &iot.RegisterCertificateInput{CertificatePem: aws.String(kp.certPEM), Status: types.CertificateStatusActive}); err != nil {
 				t.Fatal(err)
 			}
+			activate(t, c, kp.id)
 			d := ts.mustConnect(t, kp)
 			if _, err := c.UpdateCACertificate(context.Background(), &iot.UpdateCACertificateInput{CertificateId: aws.String(caID), NewStatus: types.CACertificateStatusInactive}); err != nil {
 				t.Fatal(err)
@@ -518,7 +521,7 @@ func TestProvisioningWithProvider(t *testing.T) {
 		t.Fatalf("provider certificate: %s %s", status, desc.CertificateMode)
 	}
 	// SNI_ONLY, so the device names its account, as at AWS.
-	setStatus(t, c, kp.id, "ACTIVE")
+	activate(t, c, kp.id)
 	if _, err := ts.connect(t, kp, ""); err == nil {
 		t.Fatal("an SNI_ONLY certificate connected without naming its account")
 	}

@@ -40,6 +40,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyLines(*out.KeyPair.PrivateKey)
+	allowAll(t, c, *out.CertificateArn)
 	// Keys answered over MQTT.
 	claim := newKeyPair(t, *out.CertificatePem, *out.KeyPair.PrivateKey)
 	d := ts.mustConnect(t, claim)
