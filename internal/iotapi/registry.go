@@ -22,7 +22,7 @@ type Registry interface {
 
 // Things serves things and the principals attached to them.
 type Things interface {
-	CreateThing(ctx context.Context, scope iot.Scope, name, typeName, billingGroup string, attributes map[string]string, tags []iot.Tag) (*iot.Thing, error)
+	CreateThing(ctx context.Context, scope iot.Scope, name, typeName, billingGroup string, attributes map[string]string) (*iot.Thing, error)
 	DescribeThing(ctx context.Context, scope iot.Scope, name string) (*iot.Thing, error)
 	ListThings(ctx context.Context, scope iot.Scope, filter registry.ThingFilter, opts registry.ListOptions) ([]iot.Thing, string, error)
 	UpdateThing(ctx context.Context, scope iot.Scope, name string, u registry.ThingUpdate) error

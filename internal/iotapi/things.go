@@ -71,7 +71,6 @@ type createThingInput struct {
 	ThingTypeName    string            `json:"thingTypeName"`
 	AttributePayload *attributePayload `json:"attributePayload"`
 	BillingGroupName string            `json:"billingGroupName"`
-	Tags             []tag             `json:"tags"`
 }
 
 type createThingOutput struct {
@@ -105,11 +104,7 @@ func (h *Handler) createThing(c *call) (any, error) {
 			return nil, err
 		}
 	}
-	tags, err := decodeTags(in.Tags, "tags")
-	if err != nil {
-		return nil, err
-	}
-	t, err := h.reg.CreateThing(c.r.Context(), c.scope, name, typeName, in.BillingGroupName, attrs, tags)
+	t, err := h.reg.CreateThing(c.r.Context(), c.scope, name, typeName, in.BillingGroupName, attrs)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/pki"
+	"github.com/fleetca/fleetca/internal/policy"
 	"github.com/fleetca/fleetca/internal/registry"
 )
 
@@ -229,6 +230,9 @@ var internalRejection = rejectedReply{StatusCode: http.StatusInternalServerError
 // to the topic, as AWS IoT delivers fleet-provisioning replies. It reports
 // whether the message was written.
 func (h *hook) reply(cl *mqtt.Client, sess *session, topic string, payload []byte) bool {
+	if !h.allowed(sess, policy.Receive, resourceTopic, topic) {
+		return false // as any delivery the policies do not allow
+	}
 	full := inNamespace(sess.prefix, topic)
 	subs := h.broker.Topics.Subscribers(full)
 	if _, ok := subs.Subscriptions[cl.ID]; !ok {

@@ -52,7 +52,7 @@ func checkAttributeCount(attributes map[string]string, typeName string) error {
 // CreateThing creates a thing. Creating a thing that exists with the same
 // type and attributes returns it, as AWS does; with others it is
 // ResourceAlreadyExistsException.
-func (s *Service) CreateThing(ctx context.Context, scope iot.Scope, name, typeName, billingGroup string, attributes map[string]string, tags []iot.Tag) (*iot.Thing, error) {
+func (s *Service) CreateThing(ctx context.Context, scope iot.Scope, name, typeName, billingGroup string, attributes map[string]string) (*iot.Thing, error) {
 	if err := checkThingType(typeName); err != nil {
 		return nil, err
 	}
@@ -64,12 +64,10 @@ func (s *Service) CreateThing(ctx context.Context, scope iot.Scope, name, typeNa
 	if err := checkAttributeCount(attributes, typeName); err != nil {
 		return nil, err
 	}
-	if err := checkTags(tags); err != nil {
-		return nil, err
-	}
 	now := s.timestamp()
 	t := &iot.Thing{Scope: scope, Name: name, ID: newGenerationID(), TypeName: typeName, Attributes: attributes, Version: 1, CreatedAt: now, ModifiedAt: now}
-	err := s.store.CreateThing(ctx, t, tags)
+	// AWS's CreateThing takes no tags; TagResource tags things.
+	err := s.store.CreateThing(ctx, t, nil)
 	if errors.Is(err, store.ErrExists) {
 		old, rerr := s.store.Thing(ctx, scope, name)
 		if rerr != nil {
