@@ -1,0 +1,197 @@
+package mqttapi
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/policy"
+	"github.com/fleetca/fleetca/internal/registry"
+)
+
+// grantCounter is a ConnectionGrants that grants each certificate the
+// policy named for it and counts the reads per certificate.
+type grantCounter struct {
+	mu     sync.Mutex
+	policy map[string]string // certificate ID -> policy name
+	reads  map[string]int
+}
+
+func (g *grantCounter) grants(_ context.Context, _ iot.Scope, certificateID, _ string) (*registry.Grants, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reads[certificateID]++
+	return &registry.Grants{Policies: []*policy.Policy{allowAll}, PolicyNames: []string{g.policy[certificateID]}}, nil
+}
+
+func (g *grantCounter) count(certificateID string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.reads[certificateID]
+}
+
+// addChange puts a change with a number of the test's choosing on the
+// fake's feed, as a replica whose transaction commits late does.
+func (f *fakeRegistry) addChange(c registry.Change) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.feed = append(f.feed, c)
+	slices.SortFunc(f.feed, func(a, b registry.Change) int { return int(a.Seq - b.Seq) })
+}
+
+// TestFollowerReadsAffectedSessionsAgain: a change reaches exactly the
+// sessions whose grant depends on what changed: a policy they hold, their
+// certificate's attachments, the thing their client ID names; nothing of
+// another scope.
+func TestFollowerReadsAffectedSessionsAgain(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	certA, certB := p.device(t, "a"), p.device(t, "b")
+	idA, idB := certificateID(certA), certificateID(certB)
+	counter := &grantCounter{policy: map[string]string{idA: "pa", idB: "pb"}, reads: map[string]int{}}
+	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope1}), grants: counter.grants}
+	s, _ := newTestServer(t, Options{Registry: fake})
+	ctx := context.Background()
+	connectOne(t, s, "thing-a", certA)
+	connectOne(t, s, "thing-b", certB)
+	f := s.hook.feed
+	f.pass(ctx)
+	if counter.count(idA) != 1 || counter.count(idB) != 1 {
+		t.Fatalf("reads after connecting: a %d, b %d; want 1 each", counter.count(idA), counter.count(idB))
+	}
+	other := iot.Scope{AccountID: "999988887777", Region: scope1.Region}
+	for _, tc := range []struct {
+		change     registry.Change
+		readsA     int
+		readsB     int
+		explainWhy string
+	}{
+		{registry.Change{Scope: scope1, Kind: registry.ChangePolicy, Name: "pa"}, 2, 1, "a's policy changed"},
+		{registry.Change{Scope: other, Kind: registry.ChangePolicy, Name: "pa"}, 2, 1, "another account's policy of the same name"},
+		{registry.Change{Scope: scope1, Kind: registry.ChangePrincipal, Name: scope1.CertificateARN(idB)}, 2, 2, "b's certificate's attachments changed"},
+		{registry.Change{Scope: scope1, Kind: registry.ChangeThing, Name: "thing-a"}, 3, 2, "the thing a's client ID names changed"},
+		{registry.Change{Scope: scope1, Kind: registry.ChangeThing, Name: "thing-c"}, 3, 2, "a thing nobody's client ID names"},
+	} {
+		fake.change(tc.change)
+		f.pass(ctx)
+		if a, b := counter.count(idA), counter.count(idB); a != tc.readsA || b != tc.readsB {
+			t.Errorf("%s: reads a %d, b %d; want %d, %d", tc.explainWhy, a, b, tc.readsA, tc.readsB)
+		}
+	}
+}
+
+// TestFollowerWaitsForGaps: on PostgreSQL a change numbered below one
+// already read can commit later; the follower reads it when it appears.
+func TestFollowerWaitsForGaps(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	cert := p.device(t, "a")
+	id := certificateID(cert)
+	counter := &grantCounter{policy: map[string]string{id: "pa"}, reads: map[string]int{}}
+	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1}), grants: counter.grants}
+	s, _ := newTestServer(t, Options{Registry: fake})
+	ctx := context.Background()
+	connectOne(t, s, "thing-a", cert)
+	f := s.hook.feed
+	f.pass(ctx)
+	fake.addChange(registry.Change{Seq: 1, Scope: scope1, Kind: registry.ChangeThing, Name: "elsewhere"})
+	fake.addChange(registry.Change{Seq: 3, Scope: scope1, Kind: registry.ChangeThing, Name: "elsewhere"})
+	f.pass(ctx)
+	if f.position() != 3 || counter.count(id) != 1 {
+		t.Fatalf("position %d, reads %d; want 3, 1", f.position(), counter.count(id))
+	}
+	// Number 2 commits late, and concerns the device's policy.
+	fake.addChange(registry.Change{Seq: 2, Scope: scope1, Kind: registry.ChangePolicy, Name: "pa"})
+	f.pass(ctx)
+	if counter.count(id) != 2 {
+		t.Fatalf("the late change was not applied: reads %d, want 2", counter.count(id))
+	}
+	// Read once, it is not applied again.
+	f.pass(ctx)
+	if counter.count(id) != 2 {
+		t.Fatalf("a change was applied twice: reads %d, want 2", counter.count(id))
+	}
+}
+
+// TestGrantReadBeforeAChangeIsReadAgain: a device whose grant was read
+// before a change the follower applied before the session was indexed is
+// read again, so that no change falls between admission and the index.
+func TestGrantReadBeforeAChangeIsReadAgain(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	cert := p.device(t, "a")
+	id := certificateID(cert)
+	counter := &grantCounter{policy: map[string]string{id: "pa"}, reads: map[string]int{}}
+	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1}), grants: counter.grants}
+	s, _ := newTestServer(t, Options{Registry: fake})
+	f := s.hook.feed
+	f.pass(context.Background())
+	// The change lands while the device is being admitted: the grant says
+	// it was read at position 0, and the follower is at 1 by the time the
+	// session is indexed.
+	fake.change(registry.Change{Scope: scope1, Kind: registry.ChangePolicy, Name: "pa"})
+	var once sync.Once
+	fake.mu.Lock()
+	inner := fake.grants
+	fake.grants = func(ctx context.Context, scope iot.Scope, certificateID, clientID string) (*registry.Grants, error) {
+		g, err := inner(ctx, scope, certificateID, clientID)
+		once.Do(func() { f.pass(ctx) })
+		return g, err
+	}
+	fake.mu.Unlock()
+	connectOne(t, s, "thing-a", cert)
+	f.pass(context.Background())
+	if n := counter.count(id); n != 2 {
+		t.Fatalf("reads %d, want 2: the grant read before the change was kept", n)
+	}
+}
+
+// TestReceiveFollowsTheGrant: deliveries are checked against the grant in
+// force when they are made, and a new grant applies to the live session.
+func TestReceiveFollowsTheGrant(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"sub": scope1, "pub": scope1})}
+	allowed := mustPolicy(t, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"},
+		{"Effect":"Deny","Action":"iot:Receive","Resource":"arn:aws:iot:*:*:topic/secret/*"}]}`)
+	fake.grants = func(context.Context, iot.Scope, string, string) (*registry.Grants, error) {
+		return &registry.Grants{Policies: []*policy.Policy{allowed}, PolicyNames: []string{"p"}}, nil
+	}
+	s, _ := newTestServer(t, Options{Registry: fake})
+	sub := connectOne(t, s, "sub", p.device(t, "sub"))
+	pub := connectOne(t, s, "pub", p.device(t, "pub"))
+	if codes := sub.subscribe(t, "secret/#", "open/#"); !slices.Equal(codes, []byte{1, 1}) {
+		t.Fatalf("SUBACK %v", codes)
+	}
+	if err := pub.publish("secret/x", []byte("hidden")); err != nil {
+		t.Fatal(err)
+	}
+	sub.quiet(t)
+	if err := pub.publish("open/x", []byte("seen")); err != nil {
+		t.Fatal(err)
+	}
+	if pk := sub.next(t); pk.TopicName != "open/x" {
+		t.Fatalf("delivered %q, want open/x", pk.TopicName)
+	}
+	// A new grant without the deny reaches the live session.
+	sess := s.hook.session(sub.cl)
+	sess.grant.Store(&grant{conn: sess.grant.Load().conn, policies: []*policy.Policy{allowAll}, names: []string{"all"}})
+	if err := pub.publish("secret/y", []byte("now seen")); err != nil {
+		t.Fatal(err)
+	}
+	if pk := sub.next(t); pk.TopicName != "secret/y" {
+		t.Fatalf("delivered %q, want secret/y", pk.TopicName)
+	}
+}
+
+func mustPolicy(t *testing.T, doc string) *policy.Policy {
+	t.Helper()
+	p, err := policy.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
