@@ -156,7 +156,7 @@ func (c *call) tokenOptions() (registry.ListOptions, error) {
 	if c.query.Has("nextToken") {
 		m := c.query.Get("nextToken")
 		if len(m) == 0 || len(m) > 1024 || !isBase64(m) {
-			return opts, validation(m, "nextToken", "Member must be a token returned by the previous call")
+			return opts, validation(m, "nextToken", "The token was not issued by this service")
 		}
 		opts.Marker = m
 	}
