@@ -194,4 +194,3 @@ func mustPolicy(t *testing.T, doc string) *policy.Policy {
 	}
 	return p
 }
-

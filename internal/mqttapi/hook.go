@@ -500,11 +500,38 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		// the broker has resolved topic aliases.
 		return true
 	}
-	if f := sess.subscribing.Load(); f != nil && slices.Contains(*f, topic) {
+	if f := sess.subscribing.Load(); f != nil && slices.Contains(*f, topic) && !h.couldDeliver(cl, topic) {
 		return true // a filter of the SUBSCRIBE, allowed in OnSubscribe
 	}
 	// A delivery.
 	return h.allowed(sess, policy.Receive, resourceTopic, t)
+}
+
+// couldDeliver reports whether a string the broker asks about while the
+// device subscribes, and which is one of the filters OnSubscribe allowed,
+// could instead be a delivery to the device. mochi asks the same question
+// for a SUBSCRIBE's filters (on the device's goroutine) and for deliveries
+// (on the publishers'), and a filter without wildcards is spelled like the
+// topic it names. A delivery of topic T needs a subscription of the device
+// that matches T already (one the SUBSCRIBE adds comes after the question),
+// so without one the question is the filter check. With one, the question
+// is treated as a delivery and iot:Receive decides: a device re-subscribing
+// to a topic its policies do not let it receive is refused the filter,
+// where AWS would grant it and deliver nothing.
+func (h *hook) couldDeliver(cl *mqtt.Client, topic string) bool {
+	if strings.ContainsAny(topic, "+#") || strings.HasPrefix(topic, "$share/") {
+		return false // no topic is spelled like this
+	}
+	subs := h.broker.Topics.Subscribers(topic)
+	if _, ok := subs.Subscriptions[cl.ID]; ok {
+		return true
+	}
+	for _, group := range subs.Shared {
+		if _, ok := group[cl.ID]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // OnPublish serves the fleet-provisioning request topics; everything else is
