@@ -29,8 +29,8 @@ type Things interface {
 	DeleteThing(ctx context.Context, scope iot.Scope, name string, expectedVersion *int64) error
 	AttachThingPrincipal(ctx context.Context, scope iot.Scope, thing, principal string, exclusive bool) error
 	DetachThingPrincipal(ctx context.Context, scope iot.Scope, thing, principal string) error
-	ListThingPrincipals(ctx context.Context, scope iot.Scope, thing string, opts registry.ListOptions) ([]iot.ThingPrincipal, string, error)
-	ListPrincipalThings(ctx context.Context, scope iot.Scope, principal string, opts registry.ListOptions) ([]iot.ThingPrincipal, string, error)
+	ListThingPrincipals(ctx context.Context, scope iot.Scope, thing string, only registry.Attachments, opts registry.ListOptions) ([]iot.ThingPrincipal, string, error)
+	ListPrincipalThings(ctx context.Context, scope iot.Scope, principal string, only registry.Attachments, opts registry.ListOptions) ([]iot.ThingPrincipal, string, error)
 }
 
 // Policies serves IoT policies and their versions.

@@ -256,19 +256,19 @@ func (h *Handler) deleteThing(c *call) (any, error) {
 	return nil, h.reg.DeleteThing(c.r.Context(), c.scope, name, expected)
 }
 
-// thingPrincipalType reads the query's thingPrincipalType: whether the
-// attachment is exclusive. present is false when it is absent.
-func (c *call) thingPrincipalType() (exclusive, present bool, err error) {
+// thingPrincipalType reads the query's thingPrincipalType: the attachments
+// it selects, all when it is absent.
+func (c *call) thingPrincipalType() (registry.Attachments, error) {
 	if !c.query.Has("thingPrincipalType") {
-		return false, false, nil
+		return registry.AnyAttachment, nil
 	}
 	switch v := c.query.Get("thingPrincipalType"); v {
 	case "EXCLUSIVE_THING":
-		return true, true, nil
+		return registry.ExclusiveOnly, nil
 	case "NON_EXCLUSIVE_THING":
-		return false, true, nil
+		return registry.NonExclusiveOnly, nil
 	default:
-		return false, false, validation(v, "thingPrincipalType", "Member must satisfy enum value set: [EXCLUSIVE_THING, NON_EXCLUSIVE_THING]")
+		return 0, validation(v, "thingPrincipalType", "Member must satisfy enum value set: [EXCLUSIVE_THING, NON_EXCLUSIVE_THING]")
 	}
 }
 
@@ -288,11 +288,11 @@ func (h *Handler) attachThingPrincipal(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	exclusive, _, err := c.thingPrincipalType()
+	only, err := c.thingPrincipalType()
 	if err != nil {
 		return nil, err
 	}
-	return nil, h.reg.AttachThingPrincipal(c.r.Context(), c.scope, name, principal, exclusive)
+	return nil, h.reg.AttachThingPrincipal(c.r.Context(), c.scope, name, principal, only == registry.ExclusiveOnly)
 }
 
 func (h *Handler) detachThingPrincipal(c *call) (any, error) {
@@ -333,25 +333,11 @@ func (h *Handler) thingPrincipals(c *call) ([]iot.ThingPrincipal, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	exclusive, filtered, err := c.thingPrincipalType()
+	only, err := c.thingPrincipalType()
 	if err != nil {
 		return nil, "", err
 	}
-	list, next, err := h.reg.ListThingPrincipals(c.r.Context(), c.scope, name, opts)
-	if filtered {
-		list = filterExclusive(list, exclusive)
-	}
-	return list, next, err
-}
-
-func filterExclusive(list []iot.ThingPrincipal, exclusive bool) []iot.ThingPrincipal {
-	out := list[:0]
-	for _, p := range list {
-		if p.Exclusive == exclusive {
-			out = append(out, p)
-		}
-	}
-	return out
+	return h.reg.ListThingPrincipals(c.r.Context(), c.scope, name, only, opts)
 }
 
 func (h *Handler) listThingPrincipals(c *call) (any, error) {
@@ -402,15 +388,11 @@ func (h *Handler) principalThings(c *call) ([]iot.ThingPrincipal, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	exclusive, filtered, err := c.thingPrincipalType()
+	only, err := c.thingPrincipalType()
 	if err != nil {
 		return nil, "", err
 	}
-	list, next, err := h.reg.ListPrincipalThings(c.r.Context(), c.scope, principal, opts)
-	if filtered {
-		list = filterExclusive(list, exclusive)
-	}
-	return list, next, err
+	return h.reg.ListPrincipalThings(c.r.Context(), c.scope, principal, only, opts)
 }
 
 func (h *Handler) listPrincipalThings(c *call) (any, error) {

@@ -98,6 +98,16 @@ func (s *Service) DescribeThing(ctx context.Context, scope iot.Scope, name strin
 // ThingFilter selects the things ListThings lists.
 type ThingFilter = store.ThingFilter
 
+// Attachments selects the thing principals the listings list.
+type Attachments = store.Attachments
+
+// The selections of Attachments.
+const (
+	AnyAttachment    = store.AnyAttachment
+	ExclusiveOnly    = store.ExclusiveOnly
+	NonExclusiveOnly = store.NonExclusiveOnly
+)
+
 // ListThings returns a page of the scope's things in name order.
 func (s *Service) ListThings(ctx context.Context, scope iot.Scope, filter ThingFilter, opts ListOptions) ([]iot.Thing, string, error) {
 	if filter.AttributeValue != "" && filter.AttributeName == "" {
@@ -227,12 +237,12 @@ func (s *Service) DetachThingPrincipal(ctx context.Context, scope iot.Scope, thi
 }
 
 // ListThingPrincipals lists the principals attached to a thing.
-func (s *Service) ListThingPrincipals(ctx context.Context, scope iot.Scope, thing string, opts ListOptions) ([]iot.ThingPrincipal, string, error) {
+func (s *Service) ListThingPrincipals(ctx context.Context, scope iot.Scope, thing string, only Attachments, opts ListOptions) ([]iot.ThingPrincipal, string, error) {
 	after, err := markerID(opts.Marker)
 	if err != nil {
 		return nil, "", err
 	}
-	list, more, err := s.store.ListThingPrincipals(ctx, scope, thing, after, pageSize(opts.PageSize))
+	list, more, err := s.store.ListThingPrincipals(ctx, scope, thing, only, after, pageSize(opts.PageSize))
 	if err != nil {
 		return nil, "", thingError(err, thing, "listing principals")
 	}
@@ -244,7 +254,7 @@ func (s *Service) ListThingPrincipals(ctx context.Context, scope iot.Scope, thin
 }
 
 // ListPrincipalThings lists the things a certificate is attached to.
-func (s *Service) ListPrincipalThings(ctx context.Context, scope iot.Scope, principal string, opts ListOptions) ([]iot.ThingPrincipal, string, error) {
+func (s *Service) ListPrincipalThings(ctx context.Context, scope iot.Scope, principal string, only Attachments, opts ListOptions) ([]iot.ThingPrincipal, string, error) {
 	id, arn, err := certificateTarget(scope, principal)
 	if err != nil {
 		return nil, "", err
@@ -256,7 +266,7 @@ func (s *Service) ListPrincipalThings(ctx context.Context, scope iot.Scope, prin
 	if err != nil {
 		return nil, "", err
 	}
-	list, more, err := s.store.ListPrincipalThings(ctx, scope, arn, after, pageSize(opts.PageSize))
+	list, more, err := s.store.ListPrincipalThings(ctx, scope, arn, only, after, pageSize(opts.PageSize))
 	if err != nil {
 		return nil, "", internal("listing a principal's things", err)
 	}

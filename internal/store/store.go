@@ -409,11 +409,11 @@ type Things interface {
 	DetachThingPrincipal(ctx context.Context, scope iot.Scope, thing, principal string, at time.Time) error
 	// ListThingPrincipals returns up to limit of the thing's principals in
 	// order after after.
-	ListThingPrincipals(ctx context.Context, scope iot.Scope, thing, after string, limit int) (principals []iot.ThingPrincipal, more bool, err error)
+	ListThingPrincipals(ctx context.Context, scope iot.Scope, thing string, only Attachments, after string, limit int) (principals []iot.ThingPrincipal, more bool, err error)
 	// ListPrincipalThings returns up to limit of the things the principal
 	// is attached to, in name order after after; a principal attached to
 	// nothing has none (no ErrNotFound).
-	ListPrincipalThings(ctx context.Context, scope iot.Scope, principal, after string, limit int) (things []iot.ThingPrincipal, more bool, err error)
+	ListPrincipalThings(ctx context.Context, scope iot.Scope, principal string, only Attachments, after string, limit int) (things []iot.ThingPrincipal, more bool, err error)
 	// ConnectionGrants returns what a device connecting with the
 	// certificate (its ARN is the principal) and clientID is granted: the
 	// policies attached to the certificate, each with its default
@@ -422,6 +422,16 @@ type Things interface {
 	// certificate is attached to exclusively.
 	ConnectionGrants(ctx context.Context, scope iot.Scope, principal, clientID string) (policies []iot.Policy, thing *iot.Thing, err error)
 }
+
+// Attachments selects thing principals by how they are attached.
+type Attachments uint8
+
+// The selections of Attachments.
+const (
+	AnyAttachment Attachments = iota
+	ExclusiveOnly
+	NonExclusiveOnly
+)
 
 // ThingFilter selects things: those with attribute AttributeName (if set)
 // whose value is AttributeValue (or starts with it, with ValuePrefix; any

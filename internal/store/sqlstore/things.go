@@ -258,7 +258,7 @@ func scanThingPrincipal(r rowScanner) (*iot.ThingPrincipal, error) {
 }
 
 // ListThingPrincipals implements store.Things.
-func (s *Store) ListThingPrincipals(ctx context.Context, scope iot.Scope, thing, after string, limit int) ([]iot.ThingPrincipal, bool, error) {
+func (s *Store) ListThingPrincipals(ctx context.Context, scope iot.Scope, thing string, only store.Attachments, after string, limit int) ([]iot.ThingPrincipal, bool, error) {
 	var exists bool
 	if err := s.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM things WHERE account_id = ? AND region = ? AND thing_name = ?)`,
 		scope.AccountID, scope.Region, thing).Scan(&exists); err != nil {
@@ -268,17 +268,29 @@ func (s *Store) ListThingPrincipals(ctx context.Context, scope iot.Scope, thing,
 		return nil, false, fmt.Errorf("thing %s: %w", thing, store.ErrNotFound)
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT thing_name, principal, exclusive FROM thing_principals
-		WHERE account_id = ? AND region = ? AND thing_name = ? AND principal > ? ORDER BY principal LIMIT ?`,
+		WHERE account_id = ? AND region = ? AND thing_name = ? AND principal > ?`+attachmentClause(only)+` ORDER BY principal LIMIT ?`,
 		scope.AccountID, scope.Region, thing, after, limit+1)
 	return page(scanAll(rows, err, scanThingPrincipal))(limit)
 }
 
 // ListPrincipalThings implements store.Things.
-func (s *Store) ListPrincipalThings(ctx context.Context, scope iot.Scope, principal, after string, limit int) ([]iot.ThingPrincipal, bool, error) {
+func (s *Store) ListPrincipalThings(ctx context.Context, scope iot.Scope, principal string, only store.Attachments, after string, limit int) ([]iot.ThingPrincipal, bool, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT thing_name, principal, exclusive FROM thing_principals
-		WHERE account_id = ? AND region = ? AND principal = ? AND thing_name > ? ORDER BY thing_name LIMIT ?`,
+		WHERE account_id = ? AND region = ? AND principal = ? AND thing_name > ?`+attachmentClause(only)+` ORDER BY thing_name LIMIT ?`,
 		scope.AccountID, scope.Region, principal, after, limit+1)
 	return page(scanAll(rows, err, scanThingPrincipal))(limit)
+}
+
+// attachmentClause selects rows by how the principal is attached; the
+// clause is a constant per selection, so each is one prepared statement.
+func attachmentClause(only store.Attachments) string {
+	switch only {
+	case store.ExclusiveOnly:
+		return ` AND exclusive`
+	case store.NonExclusiveOnly:
+		return ` AND NOT exclusive`
+	}
+	return ""
 }
 
 // page cuts a result read with limit+1 rows to limit, telling whether more

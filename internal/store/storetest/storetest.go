@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UpdateThing", testUpdateThing},
 		{"DeleteThing", testDeleteThing},
 		{"ThingPrincipals", testThingPrincipals},
+		{"AttachmentSelection", testAttachmentSelection},
 		{"CertificatesOnThings", testCertificatesOnThings},
 		{"ConnectionGrants", testConnectionGrants},
 		{"Changes", testChanges},

@@ -399,7 +399,7 @@ func testDeleteThing(t *testing.T, s store.Store) {
 	if tags, err := s.Tags(ctx, res); err != nil || len(tags) != 1 {
 		t.Fatalf("tags after a refused delete: %v, %v", tags, err)
 	}
-	if list, _, err := s.ListThingPrincipals(ctx, scopeA, "door", "", 10); err != nil || len(list) != 1 {
+	if list, _, err := s.ListThingPrincipals(ctx, scopeA, "door", store.AnyAttachment, "", 10); err != nil || len(list) != 1 {
 		t.Fatalf("principals after a refused delete: %+v, %v", list, err)
 	}
 
@@ -418,7 +418,7 @@ func testDeleteThing(t *testing.T, s store.Store) {
 	if page, _, err := s.ListThings(ctx, scopeA, store.ThingFilter{AttributeName: "floor"}, "", 10); err != nil || len(page) != 0 {
 		t.Fatalf("a deleted thing is listed by its attribute: %v, %v", thingNames(page), err)
 	}
-	if _, _, err := s.ListThingPrincipals(ctx, scopeA, "door", "", 10); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.ListThingPrincipals(ctx, scopeA, "door", store.AnyAttachment, "", 10); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a deleted thing's principals = %v, want ErrNotFound", err)
 	}
 	if err := s.DeleteThing(ctx, scopeA, "door", func(*iot.Thing) error { return nil }); !errors.Is(err, store.ErrNotFound) {
@@ -460,7 +460,7 @@ func testThingPrincipals(t *testing.T, s store.Store) {
 	c1, c2 := certs[0], certs[1]
 	principalThings := func(principal string) []iot.ThingPrincipal {
 		t.Helper()
-		list, more, err := s.ListPrincipalThings(ctx, scopeA, principal, "", 100)
+		list, more, err := s.ListPrincipalThings(ctx, scopeA, principal, store.AnyAttachment, "", 100)
 		if err != nil || more {
 			t.Fatalf("ListPrincipalThings(%s): more %v, %v", principal, more, err)
 		}
@@ -468,7 +468,7 @@ func testThingPrincipals(t *testing.T, s store.Store) {
 	}
 	thingPrincipals := func(thing string) []iot.ThingPrincipal {
 		t.Helper()
-		list, more, err := s.ListThingPrincipals(ctx, scopeA, thing, "", 100)
+		list, more, err := s.ListThingPrincipals(ctx, scopeA, thing, store.AnyAttachment, "", 100)
 		if err != nil || more {
 			t.Fatalf("ListThingPrincipals(%s): more %v, %v", thing, more, err)
 		}
@@ -476,10 +476,10 @@ func testThingPrincipals(t *testing.T, s store.Store) {
 	}
 
 	// Nothing attached: empty lists, no errors.
-	if list, more, err := s.ListPrincipalThings(ctx, scopeA, c1.ARN(), "", 10); err != nil || more || len(list) != 0 {
+	if list, more, err := s.ListPrincipalThings(ctx, scopeA, c1.ARN(), store.AnyAttachment, "", 10); err != nil || more || len(list) != 0 {
 		t.Fatalf("an unattached principal's things: %+v, more %v, %v", list, more, err)
 	}
-	if list, more, err := s.ListPrincipalThings(ctx, scopeA, "arn:aws:iot:us-east-1:111111111111:cert/none", "", 10); err != nil || more || len(list) != 0 {
+	if list, more, err := s.ListPrincipalThings(ctx, scopeA, "arn:aws:iot:us-east-1:111111111111:cert/none", store.AnyAttachment, "", 10); err != nil || more || len(list) != 0 {
 		t.Fatalf("an unknown principal's things: %+v, more %v, %v", list, more, err)
 	}
 	if list := thingPrincipals("t1"); len(list) != 0 {
@@ -509,13 +509,13 @@ func testThingPrincipals(t *testing.T, s store.Store) {
 			}
 		}
 	}
-	if list, _, err := s.ListThingPrincipals(ctx, scopeB, "t1", "", 10); err != nil || len(list) != 0 {
+	if list, _, err := s.ListThingPrincipals(ctx, scopeB, "t1", store.AnyAttachment, "", 10); err != nil || len(list) != 0 {
 		t.Fatalf("another scope's t1 has principals %+v, %v", list, err)
 	}
-	if list, _, err := s.ListPrincipalThings(ctx, scopeB, c1.ARN(), "", 10); err != nil || len(list) != 0 {
+	if list, _, err := s.ListPrincipalThings(ctx, scopeB, c1.ARN(), store.AnyAttachment, "", 10); err != nil || len(list) != 0 {
 		t.Fatalf("another scope lists the things of a principal: %+v, %v", list, err)
 	}
-	if _, _, err := s.ListThingPrincipals(ctx, scopeA, "absent", "", 10); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.ListThingPrincipals(ctx, scopeA, "absent", store.AnyAttachment, "", 10); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the principals of an absent thing = %v, want ErrNotFound", err)
 	}
 	if err := s.DetachThingPrincipal(ctx, scopeA, "absent", c1.ARN(), base); !errors.Is(err, store.ErrNotFound) {
@@ -592,7 +592,7 @@ func testThingPrincipals(t *testing.T, s store.Store) {
 		if pages > 5 {
 			t.Fatal("paging does not end")
 		}
-		page, more, err := s.ListThingPrincipals(ctx, scopeA, "t3", after, 2)
+		page, more, err := s.ListThingPrincipals(ctx, scopeA, "t3", store.AnyAttachment, after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -614,11 +614,11 @@ func testThingPrincipals(t *testing.T, s store.Store) {
 	p := certs[5]
 	mustAttachThing(t, s, scopeA, "t5", p.ID, false)
 	mustAttachThing(t, s, scopeA, "t4", p.ID, false)
-	page, more, err := s.ListPrincipalThings(ctx, scopeA, p.ARN(), "", 2)
+	page, more, err := s.ListPrincipalThings(ctx, scopeA, p.ARN(), store.AnyAttachment, "", 2)
 	if err != nil || !more || !slices.Equal(page, []iot.ThingPrincipal{{ThingName: "t3", Principal: p.ARN()}, {ThingName: "t4", Principal: p.ARN()}}) {
 		t.Fatalf("first page of a principal's things: %+v, more %v, %v", page, more, err)
 	}
-	page, more, err = s.ListPrincipalThings(ctx, scopeA, p.ARN(), "t4", 2)
+	page, more, err = s.ListPrincipalThings(ctx, scopeA, p.ARN(), store.AnyAttachment, "t4", 2)
 	if err != nil || more || !slices.Equal(page, []iot.ThingPrincipal{{ThingName: "t5", Principal: p.ARN()}}) {
 		t.Fatalf("second page of a principal's things: %+v, more %v, %v", page, more, err)
 	}
@@ -649,7 +649,7 @@ func testCertificatesOnThings(t *testing.T, s store.Store) {
 	if list, _, err := s.ListAttachedPolicies(ctx, scopeA, c.ARN(), "", 10); err != nil || len(list) != 1 {
 		t.Fatalf("a refused delete detached the policies: %v, %v", list, err)
 	}
-	if list, _, err := s.ListThingPrincipals(ctx, scopeA, "dev", "", 10); err != nil || len(list) != 1 {
+	if list, _, err := s.ListThingPrincipals(ctx, scopeA, "dev", store.AnyAttachment, "", 10); err != nil || len(list) != 1 {
 		t.Fatalf("a refused delete detached the thing: %+v, %v", list, err)
 	}
 	if err := s.DetachPolicy(ctx, scopeA, "p", c.ARN(), base); err != nil {
@@ -678,11 +678,11 @@ func testCertificatesOnThings(t *testing.T, s store.Store) {
 	if deleted, err := s.ExpireProvisioningTokens(ctx, base.Add(2*time.Hour)); err != nil || len(deleted) != 1 || deleted[0].ID != pending.ID {
 		t.Fatalf("ExpireProvisioningTokens deleted %v, %v; want the pending certificate", deleted, err)
 	}
-	if list, _, err := s.ListPrincipalThings(ctx, scopeA, pending.ARN(), "", 10); err != nil || len(list) != 0 {
+	if list, _, err := s.ListPrincipalThings(ctx, scopeA, pending.ARN(), store.AnyAttachment, "", 10); err != nil || len(list) != 0 {
 		t.Fatalf("an expired certificate is still attached: %+v, %v", list, err)
 	}
 	for _, name := range []string{"dev", "dev2"} {
-		if list, _, err := s.ListThingPrincipals(ctx, scopeA, name, "", 10); err != nil || len(list) != 0 {
+		if list, _, err := s.ListThingPrincipals(ctx, scopeA, name, store.AnyAttachment, "", 10); err != nil || len(list) != 0 {
 			t.Fatalf("%s still has an expired certificate: %+v, %v", name, list, err)
 		}
 		if err := s.DeleteThing(ctx, scopeA, name, func(*iot.Thing) error { return nil }); err != nil {
@@ -1034,8 +1034,70 @@ func replicaExclusiveThing(t *testing.T, a, b store.Store) {
 			t.Error(err)
 		}
 	})
-	list, more, err := b.ListPrincipalThings(ctx, scopeA, c.ARN(), "", 100)
+	list, more, err := b.ListPrincipalThings(ctx, scopeA, c.ARN(), store.AnyAttachment, "", 100)
 	if err != nil || more || len(list) != 1 || !list[0].Exclusive || attached.Load() != 1 || refused.Load() != 2*n-1 {
 		t.Fatalf("attached to %+v (%d succeeded, %d refused, %v); want to exactly one thing, exclusively", list, attached.Load(), refused.Load(), err)
+	}
+}
+
+// testAttachmentSelection: the principal listings select by how each
+// principal is attached, before paging, so a page is never cut short by
+// the selection.
+func testAttachmentSelection(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateThing(t, s, newThing(scopeA, "hub", "", nil))
+	mustCreateThing(t, s, newThing(scopeA, "other", "", nil))
+	var arns []string
+	for i := range 6 {
+		c := cert(scopeA, i, base)
+		mustCreate(t, s, c)
+		// Every other certificate is the hub's alone.
+		mustAttachThing(t, s, scopeA, "hub", c.ID, i%2 == 0)
+		if i%2 == 1 {
+			mustAttachThing(t, s, scopeA, "other", c.ID, false)
+		}
+		arns = append(arns, c.ARN())
+	}
+	for _, tc := range []struct {
+		only store.Attachments
+		want int
+	}{{store.AnyAttachment, 6}, {store.ExclusiveOnly, 3}, {store.NonExclusiveOnly, 3}} {
+		var got []iot.ThingPrincipal
+		after := ""
+		for {
+			page, more, err := s.ListThingPrincipals(ctx, scopeA, "hub", tc.only, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if more && len(page) != 2 {
+				t.Fatalf("selection %d: a page of %d before the end", tc.only, len(page))
+			}
+			got = append(got, page...)
+			if !more {
+				break
+			}
+			after = page[len(page)-1].Principal
+		}
+		if len(got) != tc.want {
+			t.Errorf("selection %d: %d principals, want %d", tc.only, len(got), tc.want)
+		}
+		for _, p := range got {
+			if tc.only == store.ExclusiveOnly && !p.Exclusive || tc.only == store.NonExclusiveOnly && p.Exclusive {
+				t.Errorf("selection %d listed %+v", tc.only, p)
+			}
+		}
+	}
+	for i, arn := range arns {
+		exclusive, _, err := s.ListPrincipalThings(ctx, scopeA, arn, store.ExclusiveOnly, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared, _, err := s.ListPrincipalThings(ctx, scopeA, arn, store.NonExclusiveOnly, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantExclusive := i%2 == 0; wantExclusive && (len(exclusive) != 1 || len(shared) != 0) || !wantExclusive && (len(exclusive) != 0 || len(shared) != 2) {
+			t.Errorf("certificate %d: exclusive %v, shared %v", i, exclusive, shared)
+		}
 	}
 }
