@@ -95,8 +95,12 @@ func (s *Store) ListThings(ctx context.Context, scope iot.Scope, f store.ThingFi
 		switch {
 		case f.AttributeValue == "":
 		case f.ValuePrefix:
-			query += ` AND substr(a.value, 1, ?) = ?`
-			args = append(args, len(f.AttributeValue), f.AttributeValue)
+			// A range on the index: values sort bytewise, and the last
+			// byte of a value's pattern is never 0xff.
+			next := []byte(f.AttributeValue)
+			next[len(next)-1]++
+			query += ` AND a.value >= ? AND a.value < ?`
+			args = append(args, f.AttributeValue, string(next))
 		default:
 			query += ` AND a.value = ?`
 			args = append(args, f.AttributeValue)
@@ -106,7 +110,13 @@ func (s *Store) ListThings(ctx context.Context, scope iot.Scope, f store.ThingFi
 		query += ` AND t.thing_type = ?`
 		args = append(args, f.TypeName)
 	}
-	query += ` ORDER BY t.thing_name LIMIT ?`
+	// Ordered by the column of the table the rows are read from, so that an
+	// exact value reads the index (name, value, thing) in order.
+	if f.AttributeName != "" {
+		query += ` ORDER BY a.thing_name LIMIT ?`
+	} else {
+		query += ` ORDER BY t.thing_name LIMIT ?`
+	}
 	args = append(args, limit+1)
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	things, err := scanAll(rows, err, scanThing)
