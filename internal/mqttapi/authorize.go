@@ -87,14 +87,39 @@ func newConnInfo(clientID, domain string, remote string, leaf *x509.Certificate)
 type grant struct {
 	conn     *connInfo
 	policies []*policy.Policy
-	names    []string
-	thing    *iot.Thing
-	// seq is the change feed position read before the grants were.
-	seq int64
+	// names are the policies' names, in policies' order; unparsable names
+	// attached policies whose document grants nothing (registry.Grants).
+	names      []string
+	unparsable []string
+	thing      *iot.Thing
+	// seen is the follower's position when the grant was read.
+	seen int64
 }
 
-func newGrant(conn *connInfo, g *registry.Grants, seq int64) *grant {
-	return &grant{conn: conn, policies: g.Policies, names: g.PolicyNames, thing: g.Thing, seq: seq}
+func newGrant(conn *connInfo, g *registry.Grants, seen int64) *grant {
+	return &grant{conn: conn, policies: g.Policies, names: g.PolicyNames, unparsable: g.Unparsable, thing: g.Thing, seen: seen}
+}
+
+// with is the grant with the named policy's default version p in force
+// (nil: the policy is gone or grants nothing).
+func (g *grant) with(name string, p *policy.Policy, seen int64) *grant {
+	next := &grant{conn: g.conn, thing: g.thing, seen: seen}
+	for i, n := range g.names {
+		if n != name {
+			next.names, next.policies = append(next.names, n), append(next.policies, g.policies[i])
+		}
+	}
+	for _, n := range g.unparsable {
+		if n != name {
+			next.unparsable = append(next.unparsable, n)
+		}
+	}
+	if p != nil {
+		next.names, next.policies = append(next.names, name), append(next.policies, p)
+	} else {
+		next.unparsable = append(next.unparsable, name)
+	}
+	return next
 }
 
 // Value implements policy.Context.
@@ -262,6 +287,9 @@ func dependenciesOf(sess *session, g *grant) []dependency {
 		{sess.scope, registry.ChangeThing, sess.clientID},
 	}
 	for _, name := range g.names {
+		deps = append(deps, dependency{sess.scope, registry.ChangePolicy, name})
+	}
+	for _, name := range g.unparsable {
 		deps = append(deps, dependency{sess.scope, registry.ChangePolicy, name})
 	}
 	if g.thing != nil && g.thing.Name != sess.clientID {

@@ -8,6 +8,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/policy"
 	"github.com/fleetca/fleetca/internal/registry"
 )
 
@@ -15,21 +17,31 @@ import (
 // reaches live connections on every replica within seconds, without a poll
 // of every connected device: each replica reads the feed by number (on
 // every tick of Options.ChangePoll, and at once after a change of its own)
-// and reads again the grants of the sessions each change affects, found
-// through the dependents index. The work is O(changes + affected
-// sessions), whatever the size of the fleet.
+// and applies each change to the sessions it affects, found through the
+// dependents index. A policy's new default version is read once and put in
+// every affected grant; an attachment or a thing's change reads again the
+// grants of the few sessions of that certificate or thing. The work is
+// O(changes + affected sessions), whatever the size of the fleet.
 const (
 	// changePage is how many changes one read takes.
 	changePage = 1000
 	// gapWait is how long a missing number is waited for. On PostgreSQL
 	// numbers are taken at insertion, so a transaction that commits after
-	// one with a higher number leaves a gap that fills when it commits; a
-	// rolled-back one leaves a gap that never fills.
-	gapWait = 30 * time.Second
-	// maxGaps bounds the numbers waited for.
+	// one with a higher number leaves a gap that fills when it commits
+	// (within the store's write timeout, at most a minute); a rolled-back
+	// one leaves a gap that never fills.
+	gapWait = 2 * time.Minute
+	// maxGaps bounds the numbers waited for; beyond it every session's
+	// grant is read again rather than a change risked.
 	maxGaps = 10_000
-	// refreshTimeout bounds the reading of one session's grants.
+	// startGaps is how many of the numbers given before this replica
+	// started it reads again, to find those of transactions still in
+	// flight.
+	startGaps = 1_000
+	// refreshTimeout bounds the reading of one session's grants, and
+	// refreshers how many are read at once.
 	refreshTimeout = time.Second
+	refreshers     = 8
 )
 
 // follower reads the change feed. Only its goroutine runs pass; position
@@ -37,9 +49,13 @@ const (
 type follower struct {
 	h   *hook
 	reg Registry
-	// last is the highest number applied; every number below it was
-	// applied or is in gaps.
-	last  atomic.Int64
+	// applied counts the changes applied (gap fills included), so that a
+	// grant read before a change that was applied before its session was
+	// indexed is known stale (track).
+	applied atomic.Int64
+	// last is the highest number read; every number below it was read or
+	// is in gaps. known is whether last has been read from the store.
+	last  int64
 	known bool
 	gaps  map[int64]time.Time
 	// pending holds sessions whose grants are to be read again: affected
@@ -54,12 +70,13 @@ func newFollower(h *hook, reg Registry) *follower {
 	return &follower{h: h, reg: reg, gaps: map[int64]time.Time{}, pending: map[*mqtt.Client]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
-// position is the feed number up to which changes have been applied.
+// position is how many changes have been applied; a grant records it when
+// it is read.
 func (f *follower) position() int64 {
 	if f == nil {
 		return 0
 	}
-	return f.last.Load()
+	return f.applied.Load()
 }
 
 // refreshLater has cl's grants read again at the next pass, which it
@@ -74,6 +91,18 @@ func (f *follower) refreshLater(cl *mqtt.Client) {
 	}
 }
 
+// refreshAll has every session's grants read again.
+func (f *follower) refreshAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.h.sessions.Range(func(k, v any) bool {
+		if v.(*session).grant.Load() != nil {
+			f.pending[k.(*mqtt.Client)] = struct{}{}
+		}
+		return true
+	})
+}
+
 // track indexes a session by what its grant depends on. A change applied
 // after the grant was read but before the session was indexed would have
 // missed it, so such a session is read again.
@@ -83,74 +112,122 @@ func (h *hook) track(cl *mqtt.Client, sess *session) {
 		return // policies are not enforced
 	}
 	h.deps.set(cl, dependenciesOf(sess, g))
-	if h.feed.position() > g.seq {
+	if h.session(cl) == nil {
+		h.deps.remove(cl) // forgotten meanwhile: leave no index entry
+		return
+	}
+	if h.feed.position() > g.seen {
 		h.feed.refreshLater(cl)
 	}
 }
 
 // pass reads what the feed has beyond the last pass and applies it.
 func (f *follower) pass(ctx context.Context) {
-	if !f.known {
-		last, err := f.reg.LastChange(ctx)
-		if err != nil {
-			f.fail(err)
-			return
-		}
-		f.last.Store(last)
-		f.known = true
-		// Sessions admitted before the position was known read their
-		// grants at position 0.
-		f.h.sessions.Range(func(k, v any) bool {
-			if g := v.(*session).grant.Load(); g != nil && g.seq < last {
-				f.pending[k.(*mqtt.Client)] = struct{}{}
-			}
-			return true
-		})
+	if !f.known && !f.start(ctx) {
+		return
 	}
-	low := f.last.Load()
+	low := f.last
 	for n := range f.gaps {
 		low = min(low, n-1)
 	}
 	now := time.Now()
+	read := true
+	var policies policyReads
 	for {
 		changes, err := f.reg.Changes(ctx, low, changePage)
 		if err != nil {
 			f.fail(err)
+			read = false
 			break
 		}
 		for _, c := range changes {
-			last := f.last.Load()
-			if c.Seq <= last {
+			if c.Seq <= f.last {
 				if _, waited := f.gaps[c.Seq]; !waited {
 					continue // applied before
 				}
 				delete(f.gaps, c.Seq)
 			} else {
-				for n := last + 1; n < c.Seq && len(f.gaps) < maxGaps; n++ {
+				for n := f.last + 1; n < c.Seq; n++ {
+					if len(f.gaps) >= maxGaps {
+						f.overflow()
+						break
+					}
 					f.gaps[n] = now
 				}
-				f.last.Store(c.Seq)
+				f.last = c.Seq
 			}
-			f.apply(c)
+			f.apply(ctx, c, &policies)
 		}
 		if len(changes) < changePage {
 			break
 		}
 		low = changes[len(changes)-1].Seq
 	}
-	for n, since := range f.gaps {
-		if now.Sub(since) > gapWait {
-			delete(f.gaps, n)
+	if read {
+		// Only after a read: a database out of reach is no reason to
+		// give up on the numbers it holds.
+		for n, since := range f.gaps {
+			if now.Sub(since) > gapWait {
+				delete(f.gaps, n)
+			}
 		}
 	}
 	f.refreshPending(ctx)
 }
 
-// apply marks the sessions a change affects for reading again.
-func (f *follower) apply(c registry.Change) {
+// start reads where the feed stands and begins startGaps numbers before
+// the highest given: the first pass reads those changes again (harmless:
+// few sessions exist yet) and, doing so, finds the numbers missing among
+// them, those of transactions still in flight, to wait for as gaps.
+// Sessions admitted before the feed's position was known are read again.
+func (f *follower) start(ctx context.Context) bool {
+	given, err := f.reg.LastChange(ctx)
+	if err != nil {
+		f.fail(err)
+		return false
+	}
+	f.last, f.known = max(0, given-startGaps), true
+	f.applied.Add(1)
+	f.refreshAll()
+	return true
+}
+
+// overflow gives up on waiting for numbers one at a time: every session's
+// grant is read again, which no missed change survives.
+func (f *follower) overflow() {
+	f.h.log.Warn("the change feed has too many missing numbers to wait for; reading every connected device's policies again", "missing", len(f.gaps))
+	f.gaps = map[int64]time.Time{}
+	f.refreshAll()
+}
+
+// policyReads remembers the policies one pass has read.
+type policyReads map[policyKey]*policy.Policy
+
+type policyKey struct {
+	scope iot.Scope
+	name  string
+}
+
+// apply applies one change to the sessions it affects: a policy's new
+// default version goes into their grants at once; anything else has their
+// grants read again.
+func (f *follower) apply(ctx context.Context, c registry.Change, policies *policyReads) {
+	f.applied.Add(1)
 	affected := f.h.deps.of(dependency{scope: c.Scope, kind: c.Kind, name: c.Name})
 	if len(affected) == 0 {
 		return
+	}
+	if c.Kind == registry.ChangePolicy {
+		if p, ok := f.readPolicy(ctx, c.Scope, c.Name, policies); ok {
+			for _, cl := range affected {
+				if sess := f.h.session(cl); sess != nil {
+					if g := sess.grant.Load(); g != nil {
+						sess.grant.Store(g.with(c.Name, p, f.applied.Load()))
+					}
+				}
+			}
+			return
+		}
 	}
 	f.mu.Lock()
 	for _, cl := range affected {
@@ -159,24 +236,66 @@ func (f *follower) apply(c registry.Change) {
 	f.mu.Unlock()
 }
 
-// refreshPending reads again the grants of the pending sessions; those
-// whose read fails stay pending for the next pass.
+// readPolicy reads a policy's default version once per pass; ok is false
+// when the read failed.
+func (f *follower) readPolicy(ctx context.Context, scope iot.Scope, name string, policies *policyReads) (*policy.Policy, bool) {
+	k := policyKey{scope, name}
+	if p, ok := (*policies)[k]; ok {
+		return p, true
+	}
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	p, err := f.reg.CompiledPolicy(ctx, scope, name)
+	if err != nil {
+		f.fail(err)
+		return nil, false
+	}
+	if *policies == nil {
+		*policies = policyReads{}
+	}
+	(*policies)[k] = p
+	return p, true
+}
+
+// refreshPending reads again the grants of the pending sessions, a few at
+// once. After the first failure no more are started; those not read stay
+// pending for the next pass, which reads the feed first.
 func (f *follower) refreshPending(ctx context.Context) {
 	f.mu.Lock()
 	batch := f.pending
 	f.pending = map[*mqtt.Client]struct{}{}
 	f.mu.Unlock()
-	var failed []*mqtt.Client
-	var lastErr error
+	if len(batch) == 0 {
+		return
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		failed  []*mqtt.Client
+		lastErr error
+		stop    atomic.Bool
+	)
+	slots := make(chan struct{}, refreshers)
 	for cl := range batch {
-		if ctx.Err() != nil {
+		if stop.Load() || ctx.Err() != nil {
+			mu.Lock()
 			failed = append(failed, cl)
+			mu.Unlock()
 			continue
 		}
-		if err := f.refresh(ctx, cl); err != nil {
-			failed, lastErr = append(failed, cl), err
-		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if err := f.refresh(ctx, cl); err != nil {
+				stop.Store(true)
+				mu.Lock()
+				failed, lastErr = append(failed, cl), err
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	if len(failed) > 0 {
 		f.mu.Lock()
 		for _, cl := range failed {
@@ -204,7 +323,7 @@ func (f *follower) refresh(ctx context.Context, cl *mqtt.Client) error {
 	if old == nil {
 		return nil
 	}
-	seq := f.last.Load()
+	seen := f.applied.Load()
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	grants, err := f.reg.ConnectionGrants(ctx, sess.scope, sess.certificateID, sess.clientID)
@@ -212,7 +331,7 @@ func (f *follower) refresh(ctx context.Context, cl *mqtt.Client) error {
 		return err
 	}
 	f.h.logUnparsable(sess, grants)
-	g := newGrant(old.conn, grants, seq)
+	g := newGrant(old.conn, grants, seen)
 	sess.grant.Store(g)
 	f.h.deps.set(cl, dependenciesOf(sess, g))
 	if f.h.session(cl) == nil {

@@ -52,33 +52,89 @@ func TestFollowerReadsAffectedSessionsAgain(t *testing.T) {
 	idA, idB := certificateID(certA), certificateID(certB)
 	counter := &grantCounter{policy: map[string]string{idA: "pa", idB: "pb"}, reads: map[string]int{}}
 	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope1}), grants: counter.grants}
+	fake.policies = map[string]*policy.Policy{"pa": allowAll}
 	s, _ := newTestServer(t, Options{Registry: fake})
 	ctx := context.Background()
+	f := s.hook.feed
+	f.pass(ctx)
 	connectOne(t, s, "thing-a", certA)
 	connectOne(t, s, "thing-b", certB)
-	f := s.hook.feed
 	f.pass(ctx)
 	if counter.count(idA) != 1 || counter.count(idB) != 1 {
 		t.Fatalf("reads after connecting: a %d, b %d; want 1 each", counter.count(idA), counter.count(idB))
 	}
 	other := iot.Scope{AccountID: "999988887777", Region: scope1.Region}
+	// A policy's new version is read once, not once per session.
 	for _, tc := range []struct {
-		change     registry.Change
-		readsA     int
-		readsB     int
-		explainWhy string
+		change      registry.Change
+		readsA      int
+		readsB      int
+		policyReads int
+		explainWhy  string
 	}{
-		{registry.Change{Scope: scope1, Kind: registry.ChangePolicy, Name: "pa"}, 2, 1, "a's policy changed"},
-		{registry.Change{Scope: other, Kind: registry.ChangePolicy, Name: "pa"}, 2, 1, "another account's policy of the same name"},
-		{registry.Change{Scope: scope1, Kind: registry.ChangePrincipal, Name: scope1.CertificateARN(idB)}, 2, 2, "b's certificate's attachments changed"},
-		{registry.Change{Scope: scope1, Kind: registry.ChangeThing, Name: "thing-a"}, 3, 2, "the thing a's client ID names changed"},
-		{registry.Change{Scope: scope1, Kind: registry.ChangeThing, Name: "thing-c"}, 3, 2, "a thing nobody's client ID names"},
+		{registry.Change{Scope: scope1, Kind: registry.ChangePolicy, Name: "pa"}, 1, 1, 1, "a's policy changed"},
+		{registry.Change{Scope: other, Kind: registry.ChangePolicy, Name: "pa"}, 1, 1, 1, "another account's policy of the same name"},
+		{registry.Change{Scope: scope1, Kind: registry.ChangePrincipal, Name: scope1.CertificateARN(idB)}, 1, 2, 1, "b's certificate's attachments changed"},
+		{registry.Change{Scope: scope1, Kind: registry.ChangeThing, Name: "thing-a"}, 2, 2, 1, "the thing a's client ID names changed"},
+		{registry.Change{Scope: scope1, Kind: registry.ChangeThing, Name: "thing-c"}, 2, 2, 1, "a thing nobody's client ID names"},
 	} {
 		fake.change(tc.change)
 		f.pass(ctx)
-		if a, b := counter.count(idA), counter.count(idB); a != tc.readsA || b != tc.readsB {
-			t.Errorf("%s: reads a %d, b %d; want %d, %d", tc.explainWhy, a, b, tc.readsA, tc.readsB)
+		fake.mu.Lock()
+		policyReads := fake.policyReads
+		fake.mu.Unlock()
+		if a, b := counter.count(idA), counter.count(idB); a != tc.readsA || b != tc.readsB || policyReads != tc.policyReads {
+			t.Errorf("%s: reads a %d, b %d, policy %d; want %d, %d, %d", tc.explainWhy, a, b, policyReads, tc.readsA, tc.readsB, tc.policyReads)
 		}
+	}
+}
+
+// TestPolicyChangeReachesEverySession: a policy's new default version is
+// put in the grant of every session that holds it, and a policy that is
+// gone grants nothing.
+func TestPolicyChangeReachesEverySession(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	denyAll := mustPolicy(t, `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iot:*","Resource":"*"}]}`)
+	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope1}), policies: map[string]*policy.Policy{"shared": denyAll}}
+	fake.grants = func(context.Context, iot.Scope, string, string) (*registry.Grants, error) {
+		return &registry.Grants{Policies: []*policy.Policy{allowAll}, PolicyNames: []string{"shared"}}, nil
+	}
+	s, _ := newTestServer(t, Options{Registry: fake})
+	ctx := context.Background()
+	f := s.hook.feed
+	f.pass(ctx)
+	a := connectOne(t, s, "a", p.device(t, "a"))
+	b := connectOne(t, s, "b", p.device(t, "b"))
+	for _, d := range []*pipeDevice{a, b} {
+		if !s.hook.allowed(s.hook.session(d.cl), policy.Publish, resourceTopic, "x") {
+			t.Fatal("the first version does not allow the publish")
+		}
+	}
+	fake.change(registry.Change{Scope: scope1, Kind: registry.ChangePolicy, Name: "shared"})
+	f.pass(ctx)
+	for _, d := range []*pipeDevice{a, b} {
+		if s.hook.allowed(s.hook.session(d.cl), policy.Publish, resourceTopic, "x") {
+			t.Fatal("the new version's deny did not reach a session")
+		}
+	}
+	fake.mu.Lock()
+	delete(fake.policies, "shared")
+	fake.mu.Unlock()
+	fake.change(registry.Change{Scope: scope1, Kind: registry.ChangePolicy, Name: "shared"})
+	f.pass(ctx)
+	sess := s.hook.session(a.cl)
+	if g := sess.grant.Load(); len(g.policies) != 0 || !slices.Equal(g.unparsable, []string{"shared"}) {
+		t.Fatalf("after the policy went: %d policies, unparsable %v", len(g.policies), g.unparsable)
+	}
+	// Still indexed by it, so that a version that parses reaches it.
+	fake.mu.Lock()
+	fake.policies["shared"] = allowAll
+	fake.mu.Unlock()
+	fake.change(registry.Change{Scope: scope1, Kind: registry.ChangePolicy, Name: "shared"})
+	f.pass(ctx)
+	if !s.hook.allowed(sess, policy.Publish, resourceTopic, "x") {
+		t.Fatal("a version that parses again did not reach the session")
 	}
 }
 
@@ -91,19 +147,20 @@ func TestFollowerWaitsForGaps(t *testing.T) {
 	id := certificateID(cert)
 	counter := &grantCounter{policy: map[string]string{id: "pa"}, reads: map[string]int{}}
 	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1}), grants: counter.grants}
+	fake.policies = map[string]*policy.Policy{"pa": allowAll}
 	s, _ := newTestServer(t, Options{Registry: fake})
 	ctx := context.Background()
-	connectOne(t, s, "thing-a", cert)
 	f := s.hook.feed
 	f.pass(ctx)
+	connectOne(t, s, "thing-a", cert)
 	fake.addChange(registry.Change{Seq: 1, Scope: scope1, Kind: registry.ChangeThing, Name: "elsewhere"})
 	fake.addChange(registry.Change{Seq: 3, Scope: scope1, Kind: registry.ChangeThing, Name: "elsewhere"})
 	f.pass(ctx)
-	if f.position() != 3 || counter.count(id) != 1 {
-		t.Fatalf("position %d, reads %d; want 3, 1", f.position(), counter.count(id))
+	if f.last != 3 || counter.count(id) != 1 {
+		t.Fatalf("last %d, reads %d; want 3, 1", f.last, counter.count(id))
 	}
-	// Number 2 commits late, and concerns the device's policy.
-	fake.addChange(registry.Change{Seq: 2, Scope: scope1, Kind: registry.ChangePolicy, Name: "pa"})
+	// Number 2 commits late, and concerns the device's certificate.
+	fake.addChange(registry.Change{Seq: 2, Scope: scope1, Kind: registry.ChangePrincipal, Name: scope1.CertificateARN(id)})
 	f.pass(ctx)
 	if counter.count(id) != 2 {
 		t.Fatalf("the late change was not applied: reads %d, want 2", counter.count(id))
@@ -145,6 +202,50 @@ func TestGrantReadBeforeAChangeIsReadAgain(t *testing.T) {
 	f.pass(context.Background())
 	if n := counter.count(id); n != 2 {
 		t.Fatalf("reads %d, want 2: the grant read before the change was kept", n)
+	}
+}
+
+// TestLateChangesAreWaitedFor: a change numbered below what the follower
+// has read, committed while a device is admitted (a gap filled late), or
+// in flight when the follower started (numbered but not in the feed yet),
+// reaches the device.
+func TestLateChangesAreWaitedFor(t *testing.T) {
+	t.Parallel()
+	for _, atStart := range []bool{false, true} {
+		p := newPKI(t)
+		cert := p.device(t, "a")
+		id := certificateID(cert)
+		counter := &grantCounter{policy: map[string]string{id: "pa"}, reads: map[string]int{}}
+		fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1}), grants: counter.grants}
+		fake.addChange(registry.Change{Seq: 1, Scope: scope1, Kind: registry.ChangeThing, Name: "elsewhere"})
+		if atStart {
+			// Numbers 2 and 3 were given to transactions still in flight.
+			fake.given = 3
+		} else {
+			fake.addChange(registry.Change{Seq: 3, Scope: scope1, Kind: registry.ChangeThing, Name: "elsewhere"})
+		}
+		s, _ := newTestServer(t, Options{Registry: fake})
+		f := s.hook.feed
+		f.pass(context.Background())
+		// Number 2 commits while the device is admitted, after its grant
+		// was read and before it is indexed.
+		var once sync.Once
+		fake.mu.Lock()
+		inner := fake.grants
+		fake.grants = func(ctx context.Context, scope iot.Scope, certificateID, clientID string) (*registry.Grants, error) {
+			g, err := inner(ctx, scope, certificateID, clientID)
+			once.Do(func() {
+				fake.addChange(registry.Change{Seq: 2, Scope: scope1, Kind: registry.ChangePrincipal, Name: scope1.CertificateARN(id)})
+				f.pass(ctx)
+			})
+			return g, err
+		}
+		fake.mu.Unlock()
+		connectOne(t, s, "thing-a", cert)
+		f.pass(context.Background())
+		if n := counter.count(id); n != 2 {
+			t.Errorf("at start %v: reads %d, want 2: the late change did not reach the device", atStart, n)
+		}
 	}
 }
 

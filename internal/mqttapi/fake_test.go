@@ -48,9 +48,15 @@ type fakeRegistry struct {
 
 	mu sync.Mutex
 	// feed is the change feed Changes reads; notices is ChangeNotices.
-	feed        []registry.Change
-	notices     chan struct{}
-	grantCalls  int
+	feed       []registry.Change
+	notices    chan struct{}
+	grantCalls int
+	// given is the highest change number given, when above the feed's
+	// (numbers of transactions not yet committed).
+	given int64
+	// policies answers CompiledPolicy; policyReads counts its calls.
+	policies    map[string]*policy.Policy
+	policyReads int
 	admitCalls  []admitCall
 	stillCalls  []stillCall
 	keysCalls   []iot.Scope
@@ -175,7 +181,19 @@ func (f *fakeRegistry) Changes(ctx context.Context, after int64, limit int) ([]r
 func (f *fakeRegistry) LastChange(ctx context.Context) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return int64(len(f.feed)), nil
+	given := f.given
+	for _, c := range f.feed {
+		given = max(given, c.Seq)
+	}
+	return given, nil
+}
+
+// CompiledPolicy answers from policies, by name; nil for a name it lacks.
+func (f *fakeRegistry) CompiledPolicy(ctx context.Context, scope iot.Scope, name string) (*policy.Policy, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.policyReads++
+	return f.policies[name], nil
 }
 
 func (f *fakeRegistry) PruneChanges(ctx context.Context) error { return nil }

@@ -7,11 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -42,7 +42,8 @@ type session struct {
 	grant atomic.Pointer[grant]
 	// subscribing holds, while a SUBSCRIBE is processed, the filters its
 	// policies allowed, so that the broker's check of each filter (which
-	// shares OnACLCheck with deliveries) is told apart from a delivery.
+	// shares OnACLCheck with deliveries) is told apart from a delivery
+	// (isFilterCheck).
 	subscribing atomic.Pointer[[]string]
 }
 
@@ -102,7 +103,8 @@ func (h *hook) ID() string { return "fleetca" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect,
-		mqtt.OnSessionEstablished, mqtt.OnClientExpired, mqtt.OnSubscribe, mqtt.OnSubscribed,
+		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnClientExpired, mqtt.OnSubscribe, mqtt.OnSubscribed,
+		mqtt.OnWill,
 		mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnPublish,
 	}, []byte{b})
 }
@@ -163,7 +165,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		conn.willTopic = cl.Properties.Will.TopicName
 	}
 	if !h.skipPolicies {
-		seq := h.feed.position()
+		seen := h.feed.position()
 		grants, err := h.reg.ConnectionGrants(ctx, scope, sess.certificateID, sess.clientID)
 		if err != nil {
 			h.log.Error("mqtt admission failed: reading the certificate's policies", "client_id", cl.ID, "remote", cl.Net.Remote, "err", err)
@@ -171,7 +173,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			return packets.ErrServerUnavailable
 		}
 		h.logUnparsable(sess, grants)
-		sess.grant.Store(newGrant(conn, grants, seq))
+		sess.grant.Store(newGrant(conn, grants, seen))
 		if !h.allowed(sess, policy.Connect, resourceClient, sess.clientID) {
 			h.log.Info("mqtt connection refused", "account", scope.AccountID, "client_id", cl.ID, "remote", cl.Net.Remote,
 				"reason", "no policy of the certificate allows iot:Connect on client/"+sess.clientID, "certificate_id", sess.certificateID)
@@ -201,11 +203,6 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if will := &cl.Properties.Will; will.Flag == 1 {
 		if strings.HasPrefix(will.TopicName, "$") || topicProblem(will.TopicName) != "" {
 			will.Flag = 0
-		} else if !h.allowed(sess, policy.Publish, resourceTopic, will.TopicName) {
-			// Published later by the broker, the will would escape the
-			// publish check: one the policies do not allow is dropped.
-			h.log.Info("mqtt will dropped: no policy allows iot:Publish on its topic", "account", scope.AccountID, "client_id", sess.clientID)
-			will.Flag = 0
 		}
 		will.TopicName = inNamespace(sess.prefix, will.TopicName)
 	}
@@ -226,6 +223,51 @@ func (h *hook) observeAdmission(outcome, reason string) {
 // OnConnectAuthenticate lets through what OnConnect admitted.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return h.session(cl) != nil
+}
+
+// OnSessionEstablish, called before the broker hands a persistent
+// session's queued messages to the device taking it over, drops those the
+// new session's grant does not let it receive: they were checked against
+// the grant in force when they were queued, which may have changed since,
+// or belong to another certificate's session of the same client ID.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	sess := h.session(cl)
+	if sess == nil || h.skipPolicies {
+		return
+	}
+	existing, ok := h.broker.Clients.Get(cl.ID)
+	if !ok || existing == cl {
+		return
+	}
+	dropped := 0
+	for _, queued := range existing.State.Inflight.GetAll(false) {
+		if queued.FixedHeader.Type != packets.Publish {
+			continue
+		}
+		if !h.allowed(sess, policy.Receive, resourceTopic, outOfNamespace(sess.prefix, queued.TopicName)) &&
+			existing.State.Inflight.Delete(queued.PacketID) {
+			atomic.AddInt64(&h.broker.Info.Inflight, -1)
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		h.log.Info("mqtt queued messages dropped: the resuming session may not receive them", "account", sess.scope.AccountID,
+			"client_id", sess.clientID, "certificate_id", sess.certificateID, "dropped", dropped)
+	}
+}
+
+// OnWill sends a will its device's policies do not let it publish (now,
+// when the device is gone, not when it connected) to a topic no one can
+// subscribe to: mochi has no way to drop it.
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	sess := h.session(cl)
+	if sess == nil || !h.allowed(sess, policy.Publish, resourceTopic, outOfNamespace(sess.prefix, will.TopicName)) {
+		if sess != nil {
+			h.log.Info("mqtt will dropped: no policy allows iot:Publish on its topic", "account", sess.scope.AccountID, "client_id", sess.clientID)
+		}
+		will.TopicName = deniedFilter
+	}
+	return will, nil
 }
 
 // OnSessionEstablished records the client as its session's current one and
@@ -384,8 +426,10 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	return pk, nil
 }
 
-// OnSubscribe refuses the filters that would take the client past
-// maxSubscriptions.
+// OnSubscribe refuses the filters the device's policies do not allow
+// (iot:Subscribe on topicfilter/<filter>; MQTT 3.1.1 connections are
+// closed, as AWS closes them) and those that would take the client past
+// maxSubscriptions, and marks the rest for OnACLCheck (isFilterCheck).
 func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	sess := h.session(cl)
 	n := cl.State.Subscriptions.Len()
@@ -400,7 +444,10 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 			denied = true
 			continue
 		}
-		allowed = append(allowed, f.Filter)
+		// A copy of its own, so that isFilterCheck knows the broker's
+		// check of this filter by the string it is given.
+		pk.Filters[i].Filter = strings.Clone(f.Filter)
+		allowed = append(allowed, pk.Filters[i].Filter)
 		if _, ok := cl.State.Subscriptions.Get(f.Filter); ok {
 			continue
 		}
@@ -500,34 +547,31 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		// the broker has resolved topic aliases.
 		return true
 	}
-	if f := sess.subscribing.Load(); f != nil && slices.Contains(*f, topic) && !h.couldDeliver(cl, topic) {
+	if sess.isFilterCheck(topic) {
 		return true // a filter of the SUBSCRIBE, allowed in OnSubscribe
 	}
 	// A delivery.
 	return h.allowed(sess, policy.Receive, resourceTopic, t)
 }
 
-// couldDeliver reports whether a string the broker asks about while the
-// device subscribes, and which is one of the filters OnSubscribe allowed,
-// could instead be a delivery to the device. mochi asks the same question
-// for a SUBSCRIBE's filters (on the device's goroutine) and for deliveries
-// (on the publishers'), and a filter without wildcards is spelled like the
-// topic it names. A delivery of topic T needs a subscription of the device
-// that matches T already (one the SUBSCRIBE adds comes after the question),
-// so without one the question is the filter check. With one, the question
-// is treated as a delivery and iot:Receive decides: a device re-subscribing
-// to a topic its policies do not let it receive is refused the filter,
-// where AWS would grant it and deliver nothing.
-func (h *hook) couldDeliver(cl *mqtt.Client, topic string) bool {
-	if strings.ContainsAny(topic, "+#") || strings.HasPrefix(topic, "$share/") {
-		return false // no topic is spelled like this
+// isFilterCheck reports whether the broker, asking OnACLCheck about topic
+// for reading, is checking a filter of the SUBSCRIBE being processed,
+// rather than a delivery: mochi asks the same question for both, and a
+// filter without wildcards is spelled like the topic it names. OnSubscribe
+// gave each filter it allowed a string of its own, which mochi passes on
+// as it is; a delivery's topic is always another string (it comes from the
+// publisher's packet), so comparing the strings' storage, not their bytes,
+// tells the two apart, even for a device that unsubscribes and subscribes
+// again while a publisher delivers to it. Were mochi to copy the filter,
+// the check would be taken for a delivery and need iot:Receive: denied,
+// never leaked.
+func (sess *session) isFilterCheck(topic string) bool {
+	filters := sess.subscribing.Load()
+	if filters == nil {
+		return false
 	}
-	subs := h.broker.Topics.Subscribers(topic)
-	if _, ok := subs.Subscriptions[cl.ID]; ok {
-		return true
-	}
-	for _, group := range subs.Shared {
-		if _, ok := group[cl.ID]; ok {
+	for _, f := range *filters {
+		if len(f) == len(topic) && unsafe.StringData(f) == unsafe.StringData(topic) {
 			return true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/policy"
 	"github.com/fleetca/fleetca/internal/registry"
 )
 
@@ -31,6 +32,9 @@ type Registry interface {
 	ConnectionGrants(ctx context.Context, scope iot.Scope, certificateID, clientID string) (*registry.Grants, error)
 	// Changes, LastChange and PruneChanges read and trim the change feed;
 	// ChangeNotices tells of this process's own changes at once.
+	// CompiledPolicy reads a policy's default version, compiled; nil when
+	// the policy is gone or its document grants nothing.
+	CompiledPolicy(ctx context.Context, scope iot.Scope, name string) (*policy.Policy, error)
 	Changes(ctx context.Context, after int64, limit int) ([]registry.Change, error)
 	LastChange(ctx context.Context) (int64, error)
 	PruneChanges(ctx context.Context) error

@@ -30,7 +30,7 @@ func (s *Service) Changes(ctx context.Context, after int64, limit int) ([]Change
 	return c, nil
 }
 
-// LastChange returns the change feed's newest number.
+// LastChange returns the highest number the change feed has given.
 func (s *Service) LastChange(ctx context.Context) (int64, error) {
 	n, err := s.store.LastChange(ctx)
 	if err != nil {

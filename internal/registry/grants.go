@@ -2,10 +2,12 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/policy"
+	"github.com/fleetca/fleetca/internal/store"
 )
 
 // Grants is what a connected device is granted: the default versions of
@@ -47,6 +49,24 @@ func (s *Service) ConnectionGrants(ctx context.Context, scope iot.Scope, certifi
 		g.PolicyNames = append(g.PolicyNames, p.Name)
 	}
 	return g, nil
+}
+
+// CompiledPolicy reads a policy's default version, compiled (shared with
+// every grant of the same text); nil when the policy does not exist or its
+// document no longer parses, either of which grants nothing.
+func (s *Service) CompiledPolicy(ctx context.Context, scope iot.Scope, name string) (*policy.Policy, error) {
+	p, err := s.store.Policy(ctx, scope, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, internal("reading a policy", err)
+	}
+	compiled, err := s.compiled.get(p.DefaultDocument)
+	if err != nil {
+		return nil, nil
+	}
+	return compiled, nil
 }
 
 // maxCompiled bounds the compiled documents kept; a fleet shares few.

@@ -450,7 +450,9 @@ type ThingFilter struct {
 type Changes interface {
 	// Changes returns up to limit changes numbered above after, in order.
 	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
-	// LastChange returns the highest number given so far, 0 for none.
+	// LastChange returns the highest number given so far, 0 for none: not
+	// the feed's highest, when changes were pruned or, on PostgreSQL,
+	// transactions holding numbers have not committed yet.
 	LastChange(ctx context.Context) (int64, error)
 	// PruneChanges deletes the changes made before t.
 	PruneChanges(ctx context.Context, before time.Time) error
