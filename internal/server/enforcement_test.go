@@ -1282,6 +1282,9 @@ func TestEnforceQueuedMessagesOnResume(t *testing.T) {
 		t.Fatal(tok.Error())
 	}
 	d.Disconnect(100)
+	// Published only once the broker has the session offline: a message
+	// delivered to the closing connection would not be queued.
+	enfEventually(t, "the owner is offline", func() bool { return enfConnected(t, ts) == 0 })
 	publisher := ts.mustConnect(t, ts.claim(t, c))
 	publisher.publish(t, "orders/secret", []byte("for the owner"))
 	publisher.publish(t, "orders/open", []byte("for anyone"))
