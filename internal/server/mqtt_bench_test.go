@@ -12,6 +12,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/testpki"
 )
 
 // devicePolicy is a fleet's usual policy: each device connects as itself
@@ -53,15 +54,16 @@ func BenchmarkMQTTPublish(b *testing.B) {
 			}
 			all := make([]bench, devices)
 			for i := range all {
-				out, err := c.CreateKeysAndCertificate(ctx, &iot.CreateKeysAndCertificateInput{SetAsActive: true})
+				id := fmt.Sprintf("bench-%d", i)
+				csr, key := testpki.NewCSR(b, "p256", pkixName(id))
+				out, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr), SetAsActive: true})
 				if err != nil {
 					b.Fatal(err)
 				}
 				if _, err := c.AttachPolicy(ctx, &iot.AttachPolicyInput{PolicyName: aws.String("device"), Target: out.CertificateArn}); err != nil {
 					b.Fatal(err)
 				}
-				id := fmt.Sprintf("bench-%d", i)
-				d, err := ts.connect(b, newKeyPair(b, *out.CertificatePem, *out.KeyPair.PrivateKey), id)
+				d, err := ts.connect(b, newKeyPair(b, *out.CertificatePem, testpki.KeyPEM(b, key)), id)
 				if err != nil {
 					b.Fatal(err)
 				}
