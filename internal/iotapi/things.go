@@ -1,6 +1,7 @@
 package iotapi
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/fleetca/fleetca/internal/iot"
@@ -322,10 +323,13 @@ type listThingPrincipalsV2Output struct {
 	NextToken             string                 `json:"nextToken,omitempty"`
 }
 
-// thingPrincipals lists a thing's principals, of one type if the query
-// names one.
-func (h *Handler) thingPrincipals(c *call) ([]iot.ThingPrincipal, string, error) {
-	name, err := c.thingName()
+// attachmentListing reads what the principal listings share, their
+// subject (key: the thing's name or the principal), paging and
+// thingPrincipalType, and lists with list.
+func (h *Handler) attachmentListing(c *call, key func() (string, error),
+	list func(context.Context, iot.Scope, string, registry.Attachments, registry.ListOptions) ([]iot.ThingPrincipal, string, error),
+) ([]iot.ThingPrincipal, string, error) {
+	subject, err := key()
 	if err != nil {
 		return nil, "", err
 	}
@@ -337,7 +341,13 @@ func (h *Handler) thingPrincipals(c *call) ([]iot.ThingPrincipal, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	return h.reg.ListThingPrincipals(c.r.Context(), c.scope, name, only, opts)
+	return list(c.r.Context(), c.scope, subject, only, opts)
+}
+
+// thingPrincipals lists a thing's principals, of one type if the query
+// names one.
+func (h *Handler) thingPrincipals(c *call) ([]iot.ThingPrincipal, string, error) {
+	return h.attachmentListing(c, c.thingName, h.reg.ListThingPrincipals)
 }
 
 func (h *Handler) listThingPrincipals(c *call) (any, error) {
@@ -379,20 +389,11 @@ type listPrincipalThingsV2Output struct {
 	NextToken             string                 `json:"nextToken,omitempty"`
 }
 
+// principalThings lists a principal's things, of one type if the query
+// names one.
 func (h *Handler) principalThings(c *call) ([]iot.ThingPrincipal, string, error) {
-	principal, err := c.principalHeader("x-amzn-principal", "principal")
-	if err != nil {
-		return nil, "", err
-	}
-	opts, err := c.tokenOptions()
-	if err != nil {
-		return nil, "", err
-	}
-	only, err := c.thingPrincipalType()
-	if err != nil {
-		return nil, "", err
-	}
-	return h.reg.ListPrincipalThings(c.r.Context(), c.scope, principal, only, opts)
+	principal := func() (string, error) { return c.principalHeader("x-amzn-principal", "principal") }
+	return h.attachmentListing(c, principal, h.reg.ListPrincipalThings)
 }
 
 func (h *Handler) listPrincipalThings(c *call) (any, error) {

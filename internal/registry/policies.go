@@ -82,20 +82,16 @@ func (s *Service) GetPolicy(ctx context.Context, scope iot.Scope, name string) (
 
 // ListPolicies returns a page of the scope's policies in name order.
 func (s *Service) ListPolicies(ctx context.Context, scope iot.Scope, opts ListOptions) ([]iot.Policy, string, error) {
-	after, err := markerID(opts.Marker)
-	if err != nil {
-		return nil, "", err
-	}
-	list, more, err := s.store.ListPolicies(ctx, scope, after, opts.Ascending, pageSize(opts.PageSize))
+	list, next, err := keysetPage(opts, policyName, func(after string, limit int) ([]iot.Policy, bool, error) {
+		return s.store.ListPolicies(ctx, scope, after, opts.Ascending, limit)
+	})
 	if err != nil {
 		return nil, "", internal("listing policies", err)
 	}
-	next := ""
-	if more {
-		next = store.Cursor{ID: list[len(list)-1].Name}.Marker()
-	}
 	return list, next, nil
 }
+
+func policyName(p iot.Policy) string { return p.Name }
 
 // DeletePolicy deletes a policy that has no version but its default.
 func (s *Service) DeletePolicy(ctx context.Context, scope iot.Scope, name string) error {
@@ -284,36 +280,45 @@ func (s *Service) ListAttachedPolicies(ctx context.Context, scope iot.Scope, tar
 	if _, err := s.store.Certificate(ctx, scope, id); err != nil {
 		return nil, "", certificateError(err, id)
 	}
-	after, err := markerID(opts.Marker)
-	if err != nil {
-		return nil, "", err
-	}
-	list, more, err := s.store.ListAttachedPolicies(ctx, scope, arn, after, pageSize(opts.PageSize))
+	list, next, err := keysetPage(opts, policyName, func(after string, limit int) ([]iot.Policy, bool, error) {
+		return s.store.ListAttachedPolicies(ctx, scope, arn, after, limit)
+	})
 	if err != nil {
 		return nil, "", internal("listing attached policies", err)
-	}
-	next := ""
-	if more {
-		next = store.Cursor{ID: list[len(list)-1].Name}.Marker()
 	}
 	return list, next, nil
 }
 
 // ListTargetsForPolicy lists the targets a policy is attached to.
 func (s *Service) ListTargetsForPolicy(ctx context.Context, scope iot.Scope, name string, opts ListOptions) ([]string, string, error) {
+	list, next, err := keysetPage(opts, func(target string) string { return target }, func(after string, limit int) ([]string, bool, error) {
+		return s.store.ListPolicyTargets(ctx, scope, name, after, limit)
+	})
+	if err != nil {
+		return nil, "", policyError(err, name, "listing policy targets")
+	}
+	return list, next, nil
+}
+
+// keysetPage reads one page of a listing ordered by a name: list reads up
+// to limit items after the name the marker holds (the first page without
+// one), and key gives an item's name, which the next page's marker holds.
+// A malformed marker is the client's error (an apierr); list's errors are
+// returned as they are, for the caller to map.
+func keysetPage[T any](opts ListOptions, key func(T) string, list func(after string, limit int) ([]T, bool, error)) ([]T, string, error) {
 	after, err := markerID(opts.Marker)
 	if err != nil {
 		return nil, "", err
 	}
-	list, more, err := s.store.ListPolicyTargets(ctx, scope, name, after, pageSize(opts.PageSize))
+	items, more, err := list(after, pageSize(opts.PageSize))
 	if err != nil {
-		return nil, "", policyError(err, name, "listing policy targets")
+		return nil, "", err
 	}
 	next := ""
 	if more {
-		next = store.Cursor{ID: list[len(list)-1]}.Marker()
+		next = store.Cursor{ID: key(items[len(items)-1])}.Marker()
 	}
-	return list, next, nil
+	return items, next, nil
 }
 
 // markerID is the name a paging marker resumes after; empty for the

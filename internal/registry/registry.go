@@ -111,6 +111,9 @@ func newGenerationID() string { return uuid.NewString() }
 // internal wraps an unexpected failure; the front ends log it and answer
 // InternalFailureException without showing it.
 func internal(what string, err error) error {
+	if _, ok := apierr.As(err); ok {
+		return err // already meant for the client (a malformed marker)
+	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return apierr.New(apierr.ServiceUnavailable, "The service cannot reach its database now; retry later.")
 	}

@@ -113,17 +113,11 @@ func (s *Service) ListThings(ctx context.Context, scope iot.Scope, filter ThingF
 	if filter.AttributeValue != "" && filter.AttributeName == "" {
 		return nil, "", apierr.New(apierr.InvalidRequest, "attributeValue needs attributeName.")
 	}
-	after, err := markerID(opts.Marker)
+	list, next, err := keysetPage(opts, func(t iot.Thing) string { return t.Name }, func(after string, limit int) ([]iot.Thing, bool, error) {
+		return s.store.ListThings(ctx, scope, filter, after, limit)
+	})
 	if err != nil {
-		return nil, "", err
-	}
-	list, more, err := s.store.ListThings(ctx, scope, filter, after, pageSize(opts.PageSize))
-	if err != nil {
-		return nil, "", internal("listing things", err)
-	}
-	next := ""
-	if more {
-		next = store.Cursor{ID: list[len(list)-1].Name}.Marker()
+		return nil, "", thingError(err, "", "listing things")
 	}
 	return list, next, nil
 }
@@ -238,17 +232,11 @@ func (s *Service) DetachThingPrincipal(ctx context.Context, scope iot.Scope, thi
 
 // ListThingPrincipals lists the principals attached to a thing.
 func (s *Service) ListThingPrincipals(ctx context.Context, scope iot.Scope, thing string, only Attachments, opts ListOptions) ([]iot.ThingPrincipal, string, error) {
-	after, err := markerID(opts.Marker)
-	if err != nil {
-		return nil, "", err
-	}
-	list, more, err := s.store.ListThingPrincipals(ctx, scope, thing, only, after, pageSize(opts.PageSize))
+	list, next, err := keysetPage(opts, func(p iot.ThingPrincipal) string { return p.Principal }, func(after string, limit int) ([]iot.ThingPrincipal, bool, error) {
+		return s.store.ListThingPrincipals(ctx, scope, thing, only, after, limit)
+	})
 	if err != nil {
 		return nil, "", thingError(err, thing, "listing principals")
-	}
-	next := ""
-	if more {
-		next = store.Cursor{ID: list[len(list)-1].Principal}.Marker()
 	}
 	return list, next, nil
 }
@@ -262,17 +250,11 @@ func (s *Service) ListPrincipalThings(ctx context.Context, scope iot.Scope, prin
 	if _, err := s.store.Certificate(ctx, scope, id); err != nil {
 		return nil, "", certificateError(err, id)
 	}
-	after, err := markerID(opts.Marker)
+	list, next, err := keysetPage(opts, func(p iot.ThingPrincipal) string { return p.ThingName }, func(after string, limit int) ([]iot.ThingPrincipal, bool, error) {
+		return s.store.ListPrincipalThings(ctx, scope, arn, only, after, limit)
+	})
 	if err != nil {
-		return nil, "", err
-	}
-	list, more, err := s.store.ListPrincipalThings(ctx, scope, arn, only, after, pageSize(opts.PageSize))
-	if err != nil {
-		return nil, "", internal("listing a principal's things", err)
-	}
-	next := ""
-	if more {
-		next = store.Cursor{ID: list[len(list)-1].ThingName}.Marker()
+		return nil, "", thingError(err, "", "listing a principal's things")
 	}
 	return list, next, nil
 }
