@@ -440,24 +440,35 @@ func (c *call) certificateIDLabel(name string) (string, error) {
 
 // listOptions reads pageSize, marker and isAscendingOrder.
 func (c *call) listOptions() (registry.ListOptions, error) {
-	opts := registry.ListOptions{PageSize: 25}
-	if v := c.query.Get("pageSize"); v != "" || c.query.Has("pageSize") {
+	opts, err := c.paging(25, "pageSize", "marker", "Member must satisfy regular expression pattern: [A-Za-z0-9+/]+={0,2}")
+	if err != nil {
+		return opts, err
+	}
+	opts.Ascending, err = c.boolQuery("isAscendingOrder")
+	return opts, err
+}
+
+// paging reads a page size (1 to 250, size when absent) and a marker
+// fleetca handed out, under the members' names of the operation's model;
+// a marker that cannot be one is refused with markerMessage.
+func (c *call) paging(size int, sizeMember, markerMember, markerMessage string) (registry.ListOptions, error) {
+	opts := registry.ListOptions{PageSize: size}
+	if c.query.Has(sizeMember) {
+		v := c.query.Get(sizeMember)
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 250 {
-			return opts, validation(v, "pageSize", "Member must have value between 1 and 250")
+			return opts, validation(v, sizeMember, "Member must have value between 1 and 250")
 		}
 		opts.PageSize = n
 	}
-	if c.query.Has("marker") {
-		m := c.query.Get("marker")
+	if c.query.Has(markerMember) {
+		m := c.query.Get(markerMember)
 		if len(m) == 0 || len(m) > 1024 || !isBase64(m) {
-			return opts, validation(m, "marker", "Member must satisfy regular expression pattern: [A-Za-z0-9+/]+={0,2}")
+			return opts, validation(m, markerMember, markerMessage)
 		}
 		opts.Marker = m
 	}
-	var err error
-	opts.Ascending, err = c.boolQuery("isAscendingOrder")
-	return opts, err
+	return opts, nil
 }
 
 // isBase64 matches [A-Za-z0-9+/]+={0,2}.

@@ -145,23 +145,7 @@ func (h *Handler) describeThing(c *call) (any, error) {
 // tokenOptions reads maxResults and nextToken, the paging members of the
 // thing calls; nextToken is the marker fleetca handed out.
 func (c *call) tokenOptions() (registry.ListOptions, error) {
-	opts := registry.ListOptions{PageSize: 50}
-	if c.query.Has("maxResults") {
-		v := c.query.Get("maxResults")
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 250 {
-			return opts, validation(v, "maxResults", "Member must have value between 1 and 250")
-		}
-		opts.PageSize = n
-	}
-	if c.query.Has("nextToken") {
-		m := c.query.Get("nextToken")
-		if len(m) == 0 || len(m) > 1024 || !isBase64(m) {
-			return opts, validation(m, "nextToken", "The token was not issued by this service")
-		}
-		opts.Marker = m
-	}
-	return opts, nil
+	return c.paging(50, "maxResults", "nextToken", "The token was not issued by this service")
 }
 
 type thingAttribute struct {
