@@ -70,10 +70,11 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		"FLEETCA_ACCOUNT_RATE":           "2.5",
 		"FLEETCA_MQTT_PROVISIONING_RATE": "7",
 		"FLEETCA_CA_KEY_PASSPHRASE":      "correct horse",
+		"FLEETCA_INSECURE_SKIP_POLICIES": "true",
 	}
 	c := Default(func(k string) string { return env[k] })
 	if c.DataDir != "/var/lib/fleetca" || c.DatabaseTimeout != 3*time.Second || c.KeyPool != 64 ||
-		c.AccountRate != 2.5 || c.MQTTProvisioningRate != 7 || c.CAKeyPassphrase != "correct horse" {
+		c.AccountRate != 2.5 || c.MQTTProvisioningRate != 7 || c.CAKeyPassphrase != "correct horse" || !c.InsecureSkipPolicies {
 		t.Fatalf("environment not applied: %+v", c)
 	}
 	if c.APIAddr != "127.0.0.1:7400" {
@@ -85,10 +86,10 @@ func TestEnvironmentAndFlags(t *testing.T) {
 	// A flag wins over the variable: its default is the variable's value.
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	c.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--db-timeout", "4s", "--key-pool=8"}); err != nil {
+	if err := fs.Parse([]string{"--db-timeout", "4s", "--key-pool=8", "--insecure-skip-policies=false"}); err != nil {
 		t.Fatal(err)
 	}
-	if c.DatabaseTimeout != 4*time.Second || c.KeyPool != 8 || c.DataDir != "/var/lib/fleetca" {
+	if c.DatabaseTimeout != 4*time.Second || c.KeyPool != 8 || c.DataDir != "/var/lib/fleetca" || c.InsecureSkipPolicies {
 		t.Fatalf("flags not applied: %+v", c)
 	}
 	if !strings.Contains(fs.Lookup("db-timeout").Usage, "(FLEETCA_DB_TIMEOUT)") {
@@ -97,7 +98,7 @@ func TestEnvironmentAndFlags(t *testing.T) {
 }
 
 func TestBadEnvironmentIsReported(t *testing.T) {
-	env := map[string]string{"FLEETCA_DB_TIMEOUT": "ten seconds", "FLEETCA_KEY_POOL": "many", "FLEETCA_ACCOUNT_RATE": "fast"}
+	env := map[string]string{"FLEETCA_DB_TIMEOUT": "ten seconds", "FLEETCA_KEY_POOL": "many", "FLEETCA_ACCOUNT_RATE": "fast", "FLEETCA_INSECURE_SKIP_POLICIES": "maybe"}
 	c := Default(func(k string) string { return env[k] })
 	err := c.Validate()
 	for name := range env {
@@ -133,6 +134,7 @@ func TestValidate(t *testing.T) {
 		{"zero provisioning rate", func(c *Config) { c.MQTTProvisioningRate = 0 }, "--mqtt-provisioning-rate"},
 		{"negative in-flight", func(c *Config) { c.MaxInFlight = -1 }, "cannot be negative"},
 		{"long db timeout", func(c *Config) { c.DatabaseTimeout = time.Hour }, "--db-timeout"},
+		{"zero change poll", func(c *Config) { c.ChangePoll = 0 }, "--change-poll"},
 		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "log format"},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "log level"},
 	} {
