@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 	paho5 "github.com/eclipse/paho.golang/paho"
+	paho5log "github.com/eclipse/paho.golang/paho/log"
 	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fleetca/fleetca/internal/config"
@@ -157,6 +158,10 @@ type enfDevice5 struct {
 	// ending is closed when the test ends, so that a handler blocked on
 	// msgs lets the client shut down.
 	ending chan struct{}
+	// id and logs say what the server logged about the device, when a
+	// packet goes unanswered.
+	id   string
+	logs *syncBuffer
 }
 
 func (d *enfDevice5) received(p paho5.PublishReceived) (bool, error) {
@@ -166,6 +171,22 @@ func (d *enfDevice5) received(p paho5.PublishReceived) (bool, error) {
 	}
 	return true, nil
 }
+
+// enfNoPinger sends no PINGREQ. paho.golang's own pinger sends its first
+// one at once, from a goroutine of its own, while the test writes its
+// first packet, and paho writes a packet in several writes, which on a TLS
+// connection interleave: the broker then reads a malformed SUBSCRIBE and
+// closes the connection. No test lives as long as its keep-alive.
+type enfNoPinger struct{}
+
+func (enfNoPinger) Run(ctx context.Context, _ net.Conn, _ uint16) error {
+	<-ctx.Done()
+	return nil
+}
+func (enfNoPinger) PacketSent()              {}
+func (enfNoPinger) PacketReceived()          {}
+func (enfNoPinger) PingResp()                {}
+func (enfNoPinger) SetDebug(paho5log.Logger) {}
 
 // enfDial5 connects with MQTT 5 over mutual TLS to ts, trusting its root as
 // a device does, with an optional will. It returns the CONNACK reason code,
@@ -182,9 +203,10 @@ func (ts *testServer) enfDial5(t testing.TB, kp keyPair, clientID string, will *
 	if err != nil {
 		t.Fatalf("dialing the MQTT endpoint: %v", err)
 	}
-	d := &enfDevice5{conn: conn, msgs: make(chan enfMessage, 64), ending: make(chan struct{})}
+	d := &enfDevice5{conn: conn, msgs: make(chan enfMessage, 64), ending: make(chan struct{}), id: clientID, logs: ts.logs}
 	d.Client = paho5.NewClient(paho5.ClientConfig{
 		Conn:              conn,
+		PingHandler:       enfNoPinger{},
 		PacketTimeout:     waitLimit,
 		OnPublishReceived: []func(paho5.PublishReceived) (bool, error){d.received},
 	})
@@ -258,7 +280,13 @@ func (d *enfDevice5) subscribe(t testing.TB, filters ...string) []byte {
 	}
 	sa, err := d.Subscribe(ctx, &paho5.Subscribe{Subscriptions: subs})
 	if sa == nil {
-		t.Fatalf("subscribe %v: no SUBACK: %v", filters, err)
+		var lines []string
+		for _, line := range strings.Split(d.logs.String(), "\n") {
+			if strings.Contains(line, d.id) {
+				lines = append(lines, line)
+			}
+		}
+		t.Fatalf("subscribe %v: no SUBACK: %v\nserver log of %s:\n%s", filters, err, d.id, strings.Join(lines, "\n"))
 	}
 	return sa.Reasons
 }
