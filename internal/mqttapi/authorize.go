@@ -278,14 +278,22 @@ func (d *dependents) of(k dependency) []*mqtt.Client {
 	return out
 }
 
-// dependenciesOf lists what a session's grant was read from: its
-// certificate (whose attachments choose the policies and the thing), each
-// policy, and the thing named by its client ID and the one it resolved to.
+// dependenciesOf lists what a session depends on: its certificate's and
+// CA's status (whether it is still admitted), and what its grant (nil when
+// policies are not enforced) was read from: the certificate's attachments
+// (which choose the policies and the thing), each policy, and the thing
+// named by its client ID and the one it resolved to.
 func dependenciesOf(sess *session, g *grant) []dependency {
-	deps := []dependency{
-		{sess.scope, registry.ChangePrincipal, sess.scope.CertificateARN(sess.certificateID)},
-		{sess.scope, registry.ChangeThing, sess.clientID},
+	deps := []dependency{{sess.scope, registry.ChangeCertificate, sess.certificateID}}
+	if sess.caID != "" {
+		deps = append(deps, dependency{sess.scope, registry.ChangeCA, sess.caID})
 	}
+	if g == nil {
+		return deps
+	}
+	deps = append(deps,
+		dependency{sess.scope, registry.ChangePrincipal, sess.scope.CertificateARN(sess.certificateID)},
+		dependency{sess.scope, registry.ChangeThing, sess.clientID})
 	for _, name := range g.names {
 		deps = append(deps, dependency{sess.scope, registry.ChangePolicy, name})
 	}

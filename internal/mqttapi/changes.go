@@ -62,12 +62,16 @@ type follower struct {
 	// by a change, requested by track, or failed on the last try.
 	mu      sync.Mutex
 	pending map[*mqtt.Client]struct{}
+	// recheck holds sessions whose certificate or CA changed status, to be
+	// checked against the admission rules again (and evicted).
+	recheck map[*mqtt.Client]struct{}
 	wake    chan struct{}
 	failing bool
 }
 
 func newFollower(h *hook, reg Registry) *follower {
-	return &follower{h: h, reg: reg, gaps: map[int64]time.Time{}, pending: map[*mqtt.Client]struct{}{}, wake: make(chan struct{}, 1)}
+	return &follower{h: h, reg: reg, gaps: map[int64]time.Time{}, pending: map[*mqtt.Client]struct{}{},
+		recheck: map[*mqtt.Client]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
 // position is how many changes have been applied; a grant records it when
@@ -91,33 +95,48 @@ func (f *follower) refreshLater(cl *mqtt.Client) {
 	}
 }
 
-// refreshAll has every session's grants read again.
+// recheckLater has cl's admission checked again at the next pass, which
+// it brings forward.
+func (f *follower) recheckLater(cl *mqtt.Client) {
+	f.mu.Lock()
+	f.recheck[cl] = struct{}{}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// refreshAll has every session checked and its grants read again.
 func (f *follower) refreshAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.h.sessions.Range(func(k, v any) bool {
+		cl := k.(*mqtt.Client)
+		f.recheck[cl] = struct{}{}
 		if v.(*session).grant.Load() != nil {
-			f.pending[k.(*mqtt.Client)] = struct{}{}
+			f.pending[cl] = struct{}{}
 		}
 		return true
 	})
 }
 
-// track indexes a session by what its grant depends on. A change applied
-// after the grant was read but before the session was indexed would have
-// missed it, so such a session is read again.
+// track indexes a session by what it depends on. A change applied after
+// the session's admission and grant were read but before the session was
+// indexed would have missed it, so such a session is checked and read
+// again.
 func (h *hook) track(cl *mqtt.Client, sess *session) {
 	g := sess.grant.Load()
-	if g == nil {
-		return // policies are not enforced
-	}
 	h.deps.set(cl, dependenciesOf(sess, g))
 	if h.session(cl) == nil {
 		h.deps.remove(cl) // forgotten meanwhile: leave no index entry
 		return
 	}
-	if h.feed.position() > g.seen {
-		h.feed.refreshLater(cl)
+	if h.feed.position() > sess.seen {
+		h.feed.recheckLater(cl)
+		if g != nil {
+			h.feed.refreshLater(cl)
+		}
 	}
 }
 
@@ -172,7 +191,36 @@ func (f *follower) pass(ctx context.Context) {
 			}
 		}
 	}
+	f.recheckPending(ctx)
 	f.refreshPending(ctx)
+}
+
+// recheckPending checks the sessions whose certificate or CA changed
+// status against the admission rules again, and evicts those that would no
+// longer be admitted; a check that fails is retried at the next pass.
+func (f *follower) recheckPending(ctx context.Context) {
+	f.mu.Lock()
+	batch := f.recheck
+	f.recheck = map[*mqtt.Client]struct{}{}
+	f.mu.Unlock()
+	var pass registry.SweepPass
+	for cl := range batch {
+		sess := f.h.session(cl)
+		if sess == nil {
+			continue
+		}
+		itemCtx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		admitted, err := f.reg.StillAdmitted(itemCtx, &pass, sess.scope, sess.certificateID)
+		cancel()
+		if err != nil {
+			f.fail(err)
+			f.recheckLater(cl)
+			continue
+		}
+		if !admitted {
+			f.h.evict(cl, sess)
+		}
+	}
 }
 
 // start reads where the feed stands and begins startGaps numbers before
@@ -208,13 +256,22 @@ type policyKey struct {
 	name  string
 }
 
-// apply applies one change to the sessions it affects: a policy's new
-// default version goes into their grants at once; anything else has their
-// grants read again.
+// apply applies one change to the sessions it affects: a certificate's or
+// CA's new status has them checked against the admission rules again; a
+// policy's new default version goes into their grants at once; anything
+// else has their grants read again.
 func (f *follower) apply(ctx context.Context, c registry.Change, policies *policyReads) {
 	f.applied.Add(1)
 	affected := f.h.deps.of(dependency{scope: c.Scope, kind: c.Kind, name: c.Name})
 	if len(affected) == 0 {
+		return
+	}
+	if c.Kind == registry.ChangeCertificate || c.Kind == registry.ChangeCA {
+		f.mu.Lock()
+		for _, cl := range affected {
+			f.recheck[cl] = struct{}{}
+		}
+		f.mu.Unlock()
 		return
 	}
 	if c.Kind == registry.ChangePolicy {

@@ -2,6 +2,7 @@ package mqttapi
 
 import (
 	"context"
+	"crypto/x509"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +11,11 @@ import (
 	"github.com/fleetca/fleetca/internal/policy"
 	"github.com/fleetca/fleetca/internal/registry"
 )
+
+// stillAdmitted keeps every device admitted.
+func stillAdmitted(context.Context, *registry.SweepPass, iot.Scope, string) (bool, error) {
+	return true, nil
+}
 
 // grantCounter is a ConnectionGrants that grants each certificate the
 // policy named for it and counts the reads per certificate.
@@ -51,7 +57,7 @@ func TestFollowerReadsAffectedSessionsAgain(t *testing.T) {
 	certA, certB := p.device(t, "a"), p.device(t, "b")
 	idA, idB := certificateID(certA), certificateID(certB)
 	counter := &grantCounter{policy: map[string]string{idA: "pa", idB: "pb"}, reads: map[string]int{}}
-	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope1}), grants: counter.grants}
+	fake := &fakeRegistry{stillAdmitted: stillAdmitted, admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope1}), grants: counter.grants}
 	fake.policies = map[string]*policy.Policy{"pa": allowAll}
 	s, _ := newTestServer(t, Options{Registry: fake})
 	ctx := context.Background()
@@ -96,7 +102,7 @@ func TestPolicyChangeReachesEverySession(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
 	denyAll := mustPolicy(t, `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iot:*","Resource":"*"}]}`)
-	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope1}), policies: map[string]*policy.Policy{"shared": denyAll}}
+	fake := &fakeRegistry{stillAdmitted: stillAdmitted, admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope1}), policies: map[string]*policy.Policy{"shared": denyAll}}
 	fake.grants = func(context.Context, iot.Scope, string, string) (*registry.Grants, error) {
 		return &registry.Grants{Policies: []*policy.Policy{allowAll}, PolicyNames: []string{"shared"}}, nil
 	}
@@ -146,7 +152,7 @@ func TestFollowerWaitsForGaps(t *testing.T) {
 	cert := p.device(t, "a")
 	id := certificateID(cert)
 	counter := &grantCounter{policy: map[string]string{id: "pa"}, reads: map[string]int{}}
-	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1}), grants: counter.grants}
+	fake := &fakeRegistry{stillAdmitted: stillAdmitted, admit: admitByName(map[string]iot.Scope{"a": scope1}), grants: counter.grants}
 	fake.policies = map[string]*policy.Policy{"pa": allowAll}
 	s, _ := newTestServer(t, Options{Registry: fake})
 	ctx := context.Background()
@@ -181,7 +187,7 @@ func TestGrantReadBeforeAChangeIsReadAgain(t *testing.T) {
 	cert := p.device(t, "a")
 	id := certificateID(cert)
 	counter := &grantCounter{policy: map[string]string{id: "pa"}, reads: map[string]int{}}
-	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1}), grants: counter.grants}
+	fake := &fakeRegistry{stillAdmitted: stillAdmitted, admit: admitByName(map[string]iot.Scope{"a": scope1}), grants: counter.grants}
 	s, _ := newTestServer(t, Options{Registry: fake})
 	f := s.hook.feed
 	f.pass(context.Background())
@@ -216,7 +222,7 @@ func TestLateChangesAreWaitedFor(t *testing.T) {
 		cert := p.device(t, "a")
 		id := certificateID(cert)
 		counter := &grantCounter{policy: map[string]string{id: "pa"}, reads: map[string]int{}}
-		fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"a": scope1}), grants: counter.grants}
+		fake := &fakeRegistry{stillAdmitted: stillAdmitted, admit: admitByName(map[string]iot.Scope{"a": scope1}), grants: counter.grants}
 		fake.addChange(registry.Change{Seq: 1, Scope: scope1, Kind: registry.ChangeThing, Name: "elsewhere"})
 		if atStart {
 			// Numbers 2 and 3 were given to transactions still in flight.
@@ -254,7 +260,7 @@ func TestLateChangesAreWaitedFor(t *testing.T) {
 func TestReceiveFollowsTheGrant(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
-	fake := &fakeRegistry{admit: admitByName(map[string]iot.Scope{"sub": scope1, "pub": scope1})}
+	fake := &fakeRegistry{stillAdmitted: stillAdmitted, admit: admitByName(map[string]iot.Scope{"sub": scope1, "pub": scope1})}
 	allowed := mustPolicy(t, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"},
 		{"Effect":"Deny","Action":"iot:Receive","Resource":"arn:aws:iot:*:*:topic/secret/*"}]}`)
 	fake.grants = func(context.Context, iot.Scope, string, string) (*registry.Grants, error) {
@@ -294,4 +300,65 @@ func mustPolicy(t *testing.T, doc string) *policy.Policy {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestStatusChangeEvictsTheDevicesItConcerns: a certificate's or CA's new
+// status reaches, through the change feed, exactly the sessions of that
+// certificate or CA: they are checked against the admission rules again,
+// and those no longer admitted are disconnected, without a sweep.
+func TestStatusChangeEvictsTheDevicesItConcerns(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	certA, certB, certC := p.device(t, "a"), p.device(t, "b"), p.device(t, "c")
+	idA, idB, idC := certificateID(certA), certificateID(certB), certificateID(certC)
+	var mu sync.Mutex
+	active := map[string]bool{idA: true, idB: true, idC: true}
+	checked := map[string]int{}
+	fake := &fakeRegistry{
+		admit: func(ctx context.Context, leaf *x509.Certificate, sni string) (registry.Admission, error) {
+			adm, err := admitByName(map[string]iot.Scope{"a": scope1, "b": scope1, "c": scope1})(ctx, leaf, sni)
+			if adm.Certificate != nil && leaf.Subject.CommonName == "c" {
+				adm.Certificate.CACertificateID = "ca-1"
+			}
+			return adm, err
+		},
+		stillAdmitted: func(_ context.Context, _ *registry.SweepPass, _ iot.Scope, id string) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			checked[id]++
+			return active[id], nil
+		},
+	}
+	s, _ := newTestServer(t, Options{Registry: fake})
+	ctx := context.Background()
+	f := s.hook.feed
+	f.pass(ctx)
+	a := connectOne(t, s, "a", certA)
+	b := connectOne(t, s, "b", certB)
+	c := connectOne(t, s, "c", certC)
+	f.pass(ctx)
+
+	mu.Lock()
+	active[idA] = false
+	mu.Unlock()
+	fake.change(registry.Change{Scope: scope1, Kind: registry.ChangeCertificate, Name: idA})
+	f.pass(ctx)
+	if !a.cl.Closed() || b.cl.Closed() || c.cl.Closed() {
+		t.Fatalf("after a's certificate changed: closed a %v, b %v, c %v; want a only", a.cl.Closed(), b.cl.Closed(), c.cl.Closed())
+	}
+	mu.Lock()
+	if checked[idB] != 0 || checked[idC] != 0 {
+		t.Errorf("devices the change does not concern were checked: %v", checked)
+	}
+	active[idC] = false
+	mu.Unlock()
+	// A CA's change reaches the devices admitted under it.
+	fake.change(registry.Change{Scope: scope1, Kind: registry.ChangeCA, Name: "ca-1"})
+	f.pass(ctx)
+	if b.cl.Closed() || !c.cl.Closed() {
+		t.Fatalf("after the CA changed: closed b %v, c %v; want c only", b.cl.Closed(), c.cl.Closed())
+	}
+	if s.hook.session(a.cl) != nil || s.hook.session(c.cl) != nil {
+		t.Error("an evicted device's session is still recorded")
+	}
 }

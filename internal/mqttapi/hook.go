@@ -35,6 +35,11 @@ type session struct {
 	// region, so that accounts sharing the broker never see each other.
 	prefix     string
 	serverName string
+	// caID is the registered CA the certificate was admitted under, if any.
+	caID string
+	// seen is the change feed follower's position before the session's
+	// admission was decided (track).
+	seen int64
 	// arnPrefix begins the ARNs of the session's resources:
 	// arn:aws:iot:<region>:<account>:.
 	arnPrefix string
@@ -136,6 +141,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, admissionTimeout)
 	defer cancel()
+	// Read first: a change applied from here on may have been missed by
+	// the reads below, and is applied again once the session is indexed.
+	seen := h.feed.position()
 	adm, err := h.reg.AdmitDevice(ctx, state.PeerCertificates[0], state.ServerName)
 	if err != nil {
 		h.log.Error("mqtt admission failed", "client_id", cl.ID, "remote", cl.Net.Remote, "err", err)
@@ -158,6 +166,8 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		clientID:      cl.ID,
 		prefix:        namespace(scope),
 		serverName:    state.ServerName,
+		caID:          adm.Certificate.CACertificateID,
+		seen:          seen,
 		arnPrefix:     "arn:" + iot.Partition + ":iot:" + scope.Region + ":" + scope.AccountID + ":",
 	}
 	conn := newConnInfo(cl.ID, state.ServerName, cl.Net.Remote, state.PeerCertificates[0])
@@ -165,7 +175,6 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		conn.willTopic = cl.Properties.Will.TopicName
 	}
 	if !h.skipPolicies {
-		seen := h.feed.position()
 		grants, err := h.reg.ConnectionGrants(ctx, scope, sess.certificateID, sess.clientID)
 		if err != nil {
 			h.log.Error("mqtt admission failed: reading the certificate's policies", "client_id", cl.ID, "remote", cl.Net.Remote, "err", err)
@@ -224,6 +233,20 @@ func (h *hook) observeAdmission(outcome, reason string) {
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return h.session(cl) != nil
 }
+
+// evict disconnects a device that would no longer be admitted (its
+// certificate or its CA no longer ACTIVE) and drops its session: a
+// persistent session of a device that may not come back is of no use,
+// nor what is queued for it, unless another connection has taken its
+// client ID over meanwhile.
+func (h *hook) evict(cl *mqtt.Client, sess *session) {
+	h.log.Info("mqtt disconnect: certificate or its CA no longer ACTIVE", "account", sess.scope.AccountID, "certificate_id", sess.certificateID, "client_id", sess.clientID)
+	h.broker.DisconnectClient(cl, packets.ErrNotAuthorized)
+	cl.Stop(errNoLongerAdmitted)
+	h.expire(cl)
+}
+
+var errNoLongerAdmitted = errors.New("certificate or its CA no longer ACTIVE")
 
 // OnSessionEstablish, called before the broker hands a persistent
 // session's queued messages to the device taking it over, drops those the

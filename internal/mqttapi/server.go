@@ -18,7 +18,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetca/fleetca/internal/registry"
 )
@@ -38,8 +37,10 @@ type Options struct {
 	Registry    Registry
 	Logger      *slog.Logger
 	// SweepInterval is how often the certificates of connected devices are
-	// checked, so that a device whose certificate stops being ACTIVE is
-	// disconnected; zero means 2 s.
+	// all checked again. A change of status reaches the devices it concerns
+	// through the change feed within ChangePoll; the sweep is the backstop
+	// for a change the feed did not bring (a replica cut off from the
+	// database longer than the feed keeps changes). Zero means a minute.
 	SweepInterval time.Duration
 	// ExpiryInterval is how often certificates whose ownership token expired
 	// are deleted; zero means one minute.
@@ -104,7 +105,7 @@ type Server struct {
 // ctx, which Close ends.
 func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.SweepInterval <= 0 {
-		opts.SweepInterval = 2 * time.Second
+		opts.SweepInterval = time.Minute
 	}
 	if opts.ExpiryInterval <= 0 {
 		opts.ExpiryInterval = time.Minute
@@ -220,9 +221,6 @@ func (s *Server) Start() error {
 // process makes, and when a session asks for its grants to be read again.
 func (s *Server) follow() {
 	defer s.wg.Done()
-	if s.opts.SkipPolicies {
-		return
-	}
 	f := s.hook.feed
 	t := time.NewTicker(s.opts.ChangePoll)
 	defer t.Stop()
@@ -310,13 +308,7 @@ func (s *Server) sweep(ctx context.Context) {
 			return true
 		}
 		if !admitted {
-			s.opts.Logger.Info("mqtt disconnect: certificate or its CA no longer ACTIVE", "account", sess.scope.AccountID, "certificate_id", sess.certificateID, "client_id", sess.clientID)
-			s.broker.DisconnectClient(cl, packets.ErrNotAuthorized)
-			cl.Stop(errors.New("certificate or its CA no longer ACTIVE"))
-			// A persistent session of a device that may not come back is
-			// of no use: drop it and what is queued for it, unless another
-			// connection has taken its client ID over meanwhile.
-			s.hook.expire(cl)
+			s.hook.evict(cl, sess)
 		}
 		return true
 	})

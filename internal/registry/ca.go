@@ -202,6 +202,7 @@ type UpdateCAInput struct {
 // registration config. removeAutoRegistration clears the registration config.
 // A change gives the CA a new generation and the next customer version.
 func (s *Service) UpdateCACertificate(ctx context.Context, scope iot.Scope, id string, in UpdateCAInput) error {
+	defer s.changed()
 	if in.RemoveAutoRegistration && in.RegistrationConfig != nil {
 		return apierr.New(apierr.InvalidRequest, "Give either registrationConfig or removeAutoRegistration, not both.")
 	}
@@ -236,6 +237,7 @@ func (s *Service) UpdateCACertificate(ctx context.Context, scope iot.Scope, id s
 // DeleteCACertificate deletes an INACTIVE CA certificate. Device certificates
 // registered under it stay registered.
 func (s *Service) DeleteCACertificate(ctx context.Context, scope iot.Scope, id string) error {
+	defer s.changed()
 	err := s.store.DeleteCACertificate(ctx, scope, id, func(c *iot.CACertificate) error {
 		if c.Status == iot.CAStatusActive {
 			return apierr.New(apierr.CertificateState, "The CA certificate %s is ACTIVE; deactivate it before deleting it.", id)

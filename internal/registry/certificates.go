@@ -203,6 +203,7 @@ var errUnchanged = errors.New("unchanged")
 // REGISTER_INACTIVE) cannot be asked for. Setting the current status again
 // succeeds and changes nothing.
 func (s *Service) UpdateCertificateStatus(ctx context.Context, scope iot.Scope, id string, newStatus iot.Status) error {
+	defer s.changed()
 	switch newStatus {
 	case iot.StatusActive, iot.StatusInactive, iot.StatusRevoked:
 	default:
@@ -241,6 +242,7 @@ func (s *Service) touch(c *iot.Certificate) {
 // With policies attached it refuses, as AWS does, unless forceDelete, which
 // detaches them in the same transaction.
 func (s *Service) DeleteCertificate(ctx context.Context, scope iot.Scope, id string, forceDelete bool) error {
+	defer s.changed()
 	err := s.store.DeleteCertificate(ctx, scope, id, forceDelete, func(c *iot.Certificate) error {
 		switch c.Status {
 		case iot.StatusActive:

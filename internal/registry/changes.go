@@ -16,9 +16,11 @@ type ChangeKind = store.ChangeKind
 
 // The kinds of change.
 const (
-	ChangePolicy    = store.ChangePolicy
-	ChangePrincipal = store.ChangePrincipal
-	ChangeThing     = store.ChangeThing
+	ChangePolicy      = store.ChangePolicy
+	ChangePrincipal   = store.ChangePrincipal
+	ChangeThing       = store.ChangeThing
+	ChangeCertificate = store.ChangeCertificate
+	ChangeCA          = store.ChangeCA
 )
 
 // Changes returns up to limit changes numbered above after, in order.

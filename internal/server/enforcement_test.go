@@ -1186,6 +1186,17 @@ func TestEnforceReplicas(t *testing.T) {
 	enfEventually(t, "a version without iot:Receive, made on replica A, stops delivery on B", func() bool { return !delivered() })
 	sub.alive(t)
 	d.alive(t)
+
+	// A certificate made INACTIVE through replica A: its device on B is
+	// disconnected through the change feed (the sweep runs once a minute).
+	if _, err := a.UpdateCertificate(ctx, &iot.UpdateCertificateInput{CertificateId: aws.String(kp.id), NewStatus: types.CertificateStatusInactive}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.Done():
+	case <-time.After(waitLimit):
+		t.Fatal("the device of a certificate deactivated on replica A stayed connected to B")
+	}
 }
 
 // TestEnforceSkipPolicies: --insecure-skip-policies lets a certificate

@@ -463,7 +463,8 @@ type Change struct {
 	Seq   int64
 	Scope iot.Scope
 	Kind  ChangeKind
-	// Name is what changed: a policy name, a principal's ARN or a thing name.
+	// Name is what changed: a policy name, a principal's ARN, a thing name,
+	// or a certificate's or CA's ID.
 	Name string
 	At   time.Time
 }
@@ -480,4 +481,10 @@ const (
 	ChangePrincipal ChangeKind = "principal"
 	// ChangeThing: the thing's attributes or type changed.
 	ChangeThing ChangeKind = "thing"
+	// ChangeCertificate: the certificate's status changed, or it was
+	// deleted (Name is its ID).
+	ChangeCertificate ChangeKind = "certificate"
+	// ChangeCA: the CA certificate's status changed, or it was deleted
+	// (Name is its ID).
+	ChangeCA ChangeKind = "ca"
 )

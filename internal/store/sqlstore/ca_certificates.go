@@ -153,17 +153,23 @@ func (s *Store) UpdateCACertificate(ctx context.Context, scope iot.Scope, id str
 		if err != nil {
 			return err
 		}
+		was := c.Status
 		if err := change(c); err != nil {
 			return err
 		}
 		rc := c.RegistrationConfig
-		_, err = tx.Exec(`UPDATE ca_certificates SET status = ?, auto_registration = ?, template_body = ?, role_arn = ?,
+		if _, err := tx.Exec(`UPDATE ca_certificates SET status = ?, auto_registration = ?, template_body = ?, role_arn = ?,
 			template_name = ?, modified_us = ?, customer_version = ?, generation_id = ?
 			WHERE account_id = ? AND region = ? AND ca_certificate_id = ?`,
 			string(c.Status), string(c.AutoRegistration), rc.TemplateBody, rc.RoleARN, rc.TemplateName,
-			c.LastModifiedAt.UnixMicro(), c.CustomerVersion, c.GenerationID, scope.AccountID, scope.Region, id)
+			c.LastModifiedAt.UnixMicro(), c.CustomerVersion, c.GenerationID, scope.AccountID, scope.Region, id); err != nil {
+			return err
+		}
 		updated = c
-		return err
+		if c.Status == was {
+			return nil
+		}
+		return recordChange(tx, scope, store.ChangeCA, id, c.LastModifiedAt)
 	})
 	if err != nil {
 		return nil, err
@@ -192,6 +198,9 @@ func (s *Store) DeleteCACertificate(ctx context.Context, scope iot.Scope, id str
 		}
 		if _, err := tx.Exec(`DELETE FROM ca_certificates WHERE account_id = ? AND region = ? AND ca_certificate_id = ?`,
 			scope.AccountID, scope.Region, id); err != nil {
+			return err
+		}
+		if err := recordChange(tx, scope, store.ChangeCA, id, time.Now()); err != nil {
 			return err
 		}
 		return deleteAllTags(tx, iot.Resource{Scope: scope, Type: iot.TypeCACertificate, ID: id})

@@ -143,16 +143,22 @@ func (s *Store) UpdateCertificate(ctx context.Context, scope iot.Scope, id strin
 		if err != nil {
 			return err
 		}
+		was := c.Status
 		if err := change(c); err != nil {
 			return err
 		}
-		_, err = tx.Exec(`UPDATE certificates SET status = ?, owned_by = ?, previous_owned_by = ?,
+		if _, err := tx.Exec(`UPDATE certificates SET status = ?, owned_by = ?, previous_owned_by = ?,
 			modified_us = ?, customer_version = ?, generation_id = ?
 			WHERE account_id = ? AND region = ? AND certificate_id = ?`,
 			string(c.Status), c.OwnedBy, c.PreviousOwnedBy, c.LastModifiedAt.UnixMicro(),
-			c.CustomerVersion, c.GenerationID, scope.AccountID, scope.Region, id)
+			c.CustomerVersion, c.GenerationID, scope.AccountID, scope.Region, id); err != nil {
+			return err
+		}
 		updated = c
-		return err
+		if c.Status == was {
+			return nil
+		}
+		return recordChange(tx, scope, store.ChangeCertificate, id, c.LastModifiedAt)
 	})
 	if err != nil {
 		return nil, err
@@ -199,6 +205,9 @@ func (s *Store) DeleteCertificate(ctx context.Context, scope iot.Scope, id strin
 func deleteCertificate(tx txn, c *iot.Certificate) error {
 	if _, err := tx.Exec(`DELETE FROM certificates WHERE account_id = ? AND region = ? AND certificate_id = ?`,
 		c.Scope.AccountID, c.Scope.Region, c.ID); err != nil {
+		return err
+	}
+	if err := recordChange(tx, c.Scope, store.ChangeCertificate, c.ID, time.Now()); err != nil {
 		return err
 	}
 	for _, q := range []string{

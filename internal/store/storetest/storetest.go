@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteThing", testDeleteThing},
 		{"ThingPrincipals", testThingPrincipals},
 		{"AttachmentSelection", testAttachmentSelection},
+		{"StatusChanges", testStatusChanges},
 		{"CertificatesOnThings", testCertificatesOnThings},
 		{"ConnectionGrants", testConnectionGrants},
 		{"Changes", testChanges},

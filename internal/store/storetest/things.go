@@ -1101,3 +1101,65 @@ func testAttachmentSelection(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testStatusChanges: a certificate's or CA's change of status, and its
+// deletion, is on the change feed, so that replicas disconnect the devices
+// it concerns; an update that leaves the status as it was is not.
+func testStatusChanges(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c := cert(scopeA, 1, base)
+	mustCreate(t, s, c)
+	ca := caCert(scopeA, 1, "CN=fleet", iot.ModeDefault, base)
+	mustCreateCA(t, s, ca)
+	start, err := s.LastChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []func() error{
+		func() error { // same status: no change
+			_, err := s.UpdateCertificate(ctx, scopeA, c.ID, func(x *iot.Certificate) error { x.CustomerVersion++; return nil })
+			return err
+		},
+		func() error {
+			_, err := s.UpdateCertificate(ctx, scopeA, c.ID, func(x *iot.Certificate) error { x.Status = iot.StatusRevoked; return nil })
+			return err
+		},
+		func() error {
+			return s.DeleteCertificate(ctx, scopeA, c.ID, true, func(*iot.Certificate) error { return nil })
+		},
+		func() error { // same status: no change
+			_, err := s.UpdateCACertificate(ctx, scopeA, ca.ID, func(x *iot.CACertificate) error { x.CustomerVersion++; return nil })
+			return err
+		},
+		func() error {
+			_, err := s.UpdateCACertificate(ctx, scopeA, ca.ID, func(x *iot.CACertificate) error { x.Status = iot.CAStatusActive; return nil })
+			return err
+		},
+		func() error {
+			return s.DeleteCACertificate(ctx, scopeA, ca.ID, func(*iot.CACertificate) error { return nil })
+		},
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	got, err := s.Changes(ctx, start, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, ch := range got {
+		if ch.Scope != scopeA {
+			t.Errorf("change %+v in another scope", ch)
+		}
+		kinds = append(kinds, string(ch.Kind)+" "+ch.Name)
+	}
+	want := []string{
+		"certificate " + c.ID, "certificate " + c.ID,
+		"ca " + ca.ID, "ca " + ca.ID,
+	}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("changes %q, want %q", kinds, want)
+	}
+}
