@@ -214,7 +214,10 @@ func (f *follower) recheckPending(ctx context.Context) {
 		cancel()
 		if err != nil {
 			f.fail(err)
-			f.recheckLater(cl)
+			// Again at the next pass, not at once: the database is failing.
+			f.mu.Lock()
+			f.recheck[cl] = struct{}{}
+			f.mu.Unlock()
 			continue
 		}
 		if !admitted {
