@@ -298,16 +298,22 @@ func target(t *string) (string, error) {
 	return *t, nil
 }
 
-func (h *Handler) attachPolicy(c *call) (any, error) {
+// policyAndTarget reads AttachPolicy's and DetachPolicy's members: the
+// policy in the path, the target in the body.
+func (c *call) policyAndTarget() (name, t string, err error) {
 	var in policyTargetInput
 	if err := c.decodeBody(&in); err != nil {
-		return nil, err
+		return "", "", err
 	}
-	name, err := c.policyName()
-	if err != nil {
-		return nil, err
+	if name, err = c.policyName(); err != nil {
+		return "", "", err
 	}
-	t, err := target(in.Target)
+	t, err = target(in.Target)
+	return name, t, err
+}
+
+func (h *Handler) attachPolicy(c *call) (any, error) {
+	name, t, err := c.policyAndTarget()
 	if err != nil {
 		return nil, err
 	}
@@ -315,15 +321,7 @@ func (h *Handler) attachPolicy(c *call) (any, error) {
 }
 
 func (h *Handler) detachPolicy(c *call) (any, error) {
-	var in policyTargetInput
-	if err := c.decodeBody(&in); err != nil {
-		return nil, err
-	}
-	name, err := c.policyName()
-	if err != nil {
-		return nil, err
-	}
-	t, err := target(in.Target)
+	name, t, err := c.policyAndTarget()
 	if err != nil {
 		return nil, err
 	}

@@ -30,3 +30,15 @@ func keysetQuery(base, idColumn string, args []any, after *store.Cursor, ascendi
 	base += ` ORDER BY created_us ` + order + `, ` + idColumn + ` ` + order + ` LIMIT ?`
 	return base, append(args, limit+1)
 }
+
+// page cuts a result read with limit+1 rows to limit, telling whether more
+// follow.
+func page[T any](items []T, err error, limit int) ([]T, bool, error) {
+	if err != nil {
+		return nil, false, err
+	}
+	if len(items) > limit {
+		return items[:limit], true, nil
+	}
+	return items, false, nil
+}

@@ -77,13 +77,7 @@ func (s *Store) ListPolicies(ctx context.Context, scope iot.Scope, after string,
 	args = append(args, limit+1)
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	policies, err := scanAll(rows, err, func(r rowScanner) (*iot.Policy, error) { return scanPolicy(r) })
-	if err != nil {
-		return nil, false, err
-	}
-	if len(policies) > limit {
-		return policies[:limit], true, nil
-	}
-	return policies, false, nil
+	return page(policies, err, limit)
 }
 
 func lockPolicy(tx txn, scope iot.Scope, name string) (*iot.Policy, error) {
@@ -327,13 +321,7 @@ func (s *Store) ListAttachedPolicies(ctx context.Context, scope iot.Scope, targe
 		WHERE t.account_id = ? AND t.region = ? AND t.target = ? AND t.policy_name > ? ORDER BY t.policy_name LIMIT ?`,
 		scope.AccountID, scope.Region, target, after, limit+1)
 	policies, err := scanAll(rows, err, func(r rowScanner) (*iot.Policy, error) { return scanPolicy(r) })
-	if err != nil {
-		return nil, false, err
-	}
-	if len(policies) > limit {
-		return policies[:limit], true, nil
-	}
-	return policies, false, nil
+	return page(policies, err, limit)
 }
 
 // ListPolicyTargets implements store.Policies.
@@ -352,11 +340,5 @@ func (s *Store) ListPolicyTargets(ctx context.Context, scope iot.Scope, policy, 
 		var t string
 		return &t, r.Scan(&t)
 	})
-	if err != nil {
-		return nil, false, err
-	}
-	if len(targets) > limit {
-		return targets[:limit], true, nil
-	}
-	return targets, false, nil
+	return page(targets, err, limit)
 }

@@ -127,13 +127,7 @@ func (s *Store) ListCertificateProviders(ctx context.Context, scope iot.Scope, a
 	}
 	rows, err := s.read.QueryContext(ctx, query+` ORDER BY name `+order+` LIMIT ?`, append(args, limit+1)...)
 	out, err := scanAll(rows, err, scanProvider)
-	if err != nil {
-		return nil, false, err
-	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
+	return page(out, err, limit)
 }
 
 // UpdateCertificateProvider implements store.CertificateProviders.

@@ -120,13 +120,7 @@ func (s *Store) ListThings(ctx context.Context, scope iot.Scope, f store.ThingFi
 	args = append(args, limit+1)
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	things, err := scanAll(rows, err, scanThing)
-	if err != nil {
-		return nil, false, err
-	}
-	if len(things) > limit {
-		return things[:limit], true, nil
-	}
-	return things, false, nil
+	return page(things, err, limit)
 }
 
 func lockThing(tx txn, scope iot.Scope, name string) (*iot.Thing, error) {
@@ -280,7 +274,8 @@ func (s *Store) ListThingPrincipals(ctx context.Context, scope iot.Scope, thing 
 	rows, err := s.read.QueryContext(ctx, `SELECT thing_name, principal, exclusive FROM thing_principals
 		WHERE account_id = ? AND region = ? AND thing_name = ? AND principal > ?`+attachmentClause(only)+` ORDER BY principal LIMIT ?`,
 		scope.AccountID, scope.Region, thing, after, limit+1)
-	return page(scanAll(rows, err, scanThingPrincipal))(limit)
+	principals, err := scanAll(rows, err, scanThingPrincipal)
+	return page(principals, err, limit)
 }
 
 // ListPrincipalThings implements store.Things.
@@ -288,7 +283,8 @@ func (s *Store) ListPrincipalThings(ctx context.Context, scope iot.Scope, princi
 	rows, err := s.read.QueryContext(ctx, `SELECT thing_name, principal, exclusive FROM thing_principals
 		WHERE account_id = ? AND region = ? AND principal = ? AND thing_name > ?`+attachmentClause(only)+` ORDER BY thing_name LIMIT ?`,
 		scope.AccountID, scope.Region, principal, after, limit+1)
-	return page(scanAll(rows, err, scanThingPrincipal))(limit)
+	principals, err := scanAll(rows, err, scanThingPrincipal)
+	return page(principals, err, limit)
 }
 
 // attachmentClause selects rows by how the principal is attached; the
@@ -301,20 +297,6 @@ func attachmentClause(only store.Attachments) string {
 		return ` AND NOT exclusive`
 	}
 	return ""
-}
-
-// page cuts a result read with limit+1 rows to limit, telling whether more
-// follow.
-func page[T any](items []T, err error) func(limit int) ([]T, bool, error) {
-	return func(limit int) ([]T, bool, error) {
-		if err != nil {
-			return nil, false, err
-		}
-		if len(items) > limit {
-			return items[:limit], true, nil
-		}
-		return items, false, nil
-	}
 }
 
 // ConnectionGrants implements store.Things. It reads in one transaction,
