@@ -62,6 +62,8 @@ type Store interface {
 	Policies
 	Things
 	Changes
+	ProvisioningTemplates
+	Provisioning
 	// Close waits for pending writes and releases the backend.
 	Close() error
 }

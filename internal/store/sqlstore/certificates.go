@@ -147,23 +147,29 @@ func (s *Store) UpdateCertificate(ctx context.Context, scope iot.Scope, id strin
 		if err := change(c); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`UPDATE certificates SET status = ?, owned_by = ?, previous_owned_by = ?,
-			modified_us = ?, customer_version = ?, generation_id = ?
-			WHERE account_id = ? AND region = ? AND certificate_id = ?`,
-			string(c.Status), c.OwnedBy, c.PreviousOwnedBy, c.LastModifiedAt.UnixMicro(),
-			c.CustomerVersion, c.GenerationID, scope.AccountID, scope.Region, id); err != nil {
-			return err
-		}
 		updated = c
-		if c.Status == was {
-			return nil
-		}
-		return recordChange(tx, scope, store.ChangeCertificate, id, c.LastModifiedAt)
+		return writeCertificate(tx, c, was)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return updated, nil
+}
+
+// writeCertificate writes a changed certificate's row and, when its status
+// changed from was, records the change for the devices it concerns.
+func writeCertificate(tx txn, c *iot.Certificate, was iot.Status) error {
+	if _, err := tx.Exec(`UPDATE certificates SET status = ?, owned_by = ?, previous_owned_by = ?,
+		modified_us = ?, customer_version = ?, generation_id = ?
+		WHERE account_id = ? AND region = ? AND certificate_id = ?`,
+		string(c.Status), c.OwnedBy, c.PreviousOwnedBy, c.LastModifiedAt.UnixMicro(),
+		c.CustomerVersion, c.GenerationID, c.Scope.AccountID, c.Scope.Region, c.ID); err != nil {
+		return err
+	}
+	if c.Status == was {
+		return nil
+	}
+	return recordChange(tx, c.Scope, store.ChangeCertificate, c.ID, c.LastModifiedAt)
 }
 
 // DeleteCertificate implements store.Certificates.

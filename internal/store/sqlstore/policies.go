@@ -14,22 +14,36 @@ import (
 // CreatePolicy implements store.Policies.
 func (s *Store) CreatePolicy(ctx context.Context, p *iot.Policy, tags []iot.Tag) error {
 	return s.write.do(ctx, func(tx txn) error {
-		_, err := tx.Exec(`INSERT INTO policies (account_id, region, policy_name, default_version, next_version, created_us, modified_us, generation_id)
-			VALUES (?, ?, ?, 1, 2, ?, ?, ?)`,
-			p.Scope.AccountID, p.Scope.Region, p.Name, p.CreatedAt.UnixMicro(), p.LastModifiedAt.UnixMicro(), p.GenerationID)
-		if isUniqueViolation(err) {
-			return fmt.Errorf("policy %s: %w", p.Name, store.ErrExists)
-		}
+		created, err := insertPolicy(tx, p)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO policy_versions (account_id, region, policy_name, version_id, document, created_us) VALUES (?, ?, ?, 1, ?, ?)`,
-			p.Scope.AccountID, p.Scope.Region, p.Name, p.DefaultDocument, p.CreatedAt.UnixMicro()); err != nil {
-			return err
+		if !created {
+			return fmt.Errorf("policy %s: %w", p.Name, store.ErrExists)
 		}
-		p.DefaultVersionID = 1
 		return upsertTags(tx, iot.Resource{Scope: p.Scope, Type: iot.TypePolicy, ID: p.Name}, tags)
 	})
+}
+
+// insertPolicy stores a policy with its first version unless the scope has
+// one of that name, and reports whether it did. A replica inserting the
+// same name at the same moment waits for this one and inserts nothing.
+func insertPolicy(tx txn, p *iot.Policy) (bool, error) {
+	res, err := tx.Exec(`INSERT INTO policies (account_id, region, policy_name, default_version, next_version, created_us, modified_us, generation_id)
+		VALUES (?, ?, ?, 1, 2, ?, ?, ?) ON CONFLICT (account_id, region, policy_name) DO NOTHING`,
+		p.Scope.AccountID, p.Scope.Region, p.Name, p.CreatedAt.UnixMicro(), p.LastModifiedAt.UnixMicro(), p.GenerationID)
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	if _, err := tx.Exec(`INSERT INTO policy_versions (account_id, region, policy_name, version_id, document, created_us) VALUES (?, ?, ?, 1, ?, ?)`,
+		p.Scope.AccountID, p.Scope.Region, p.Name, p.DefaultDocument, p.CreatedAt.UnixMicro()); err != nil {
+		return false, err
+	}
+	p.DefaultVersionID = 1
+	return true, nil
 }
 
 const policyColumns = `p.account_id, p.region, p.policy_name, p.default_version, p.created_us, p.modified_us, p.generation_id`
@@ -275,25 +289,31 @@ func (s *Store) AttachPolicyToCertificate(ctx context.Context, scope iot.Scope, 
 		if err != nil {
 			return err
 		}
-		target := c.ARN()
-		var n int
-		var already bool
-		if err := tx.QueryRow(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN policy_name = ? THEN 1 ELSE 0 END), 0) > 0 FROM policy_targets
-			WHERE account_id = ? AND region = ? AND target = ?`, policy, scope.AccountID, scope.Region, target).Scan(&n, &already); err != nil {
-			return err
-		}
-		if already {
-			return nil
-		}
-		if n >= max {
-			return fmt.Errorf("certificate %s has %d policies: %w", certificateID, n, store.ErrLimit)
-		}
-		if _, err := tx.Exec(`INSERT INTO policy_targets (account_id, region, policy_name, target, created_us) VALUES (?, ?, ?, ?, ?)`,
-			scope.AccountID, scope.Region, policy, target, now.UnixMicro()); err != nil {
-			return err
-		}
-		return recordChange(tx, scope, store.ChangePrincipal, target, now)
+		return attachPolicy(tx, policy, c, max, now)
 	})
+}
+
+// attachPolicy attaches a policy to a certificate, both locked by the
+// caller, unless it is attached already.
+func attachPolicy(tx txn, policy string, c *iot.Certificate, max int, now time.Time) error {
+	scope, target := c.Scope, c.ARN()
+	var n int
+	var already bool
+	if err := tx.QueryRow(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN policy_name = ? THEN 1 ELSE 0 END), 0) > 0 FROM policy_targets
+		WHERE account_id = ? AND region = ? AND target = ?`, policy, scope.AccountID, scope.Region, target).Scan(&n, &already); err != nil {
+		return err
+	}
+	if already {
+		return nil
+	}
+	if n >= max {
+		return fmt.Errorf("certificate %s has %d policies: %w", c.ID, n, store.ErrLimit)
+	}
+	if _, err := tx.Exec(`INSERT INTO policy_targets (account_id, region, policy_name, target, created_us) VALUES (?, ?, ?, ?, ?)`,
+		scope.AccountID, scope.Region, policy, target, now.UnixMicro()); err != nil {
+		return err
+	}
+	return recordChange(tx, scope, store.ChangePrincipal, target, now)
 }
 
 // DetachPolicy implements store.Policies.

@@ -13,10 +13,11 @@ import (
 // taggable maps each taggable resource type to the table and column that
 // hold its resources in a scope.
 var taggable = map[string]struct{ table, idColumn string }{
-	iot.TypeCACertificate:       {"ca_certificates", "ca_certificate_id"},
-	iot.TypeCertificateProvider: {"certificate_providers", "name"},
-	iot.TypePolicy:              {"policies", "policy_name"},
-	iot.TypeThing:               {"things", "thing_name"},
+	iot.TypeCACertificate:        {"ca_certificates", "ca_certificate_id"},
+	iot.TypeCertificateProvider:  {"certificate_providers", "name"},
+	iot.TypePolicy:               {"policies", "policy_name"},
+	iot.TypeThing:                {"things", "thing_name"},
+	iot.TypeProvisioningTemplate: {"provisioning_templates", "template_name"},
 }
 
 type querier interface {

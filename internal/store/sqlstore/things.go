@@ -56,20 +56,31 @@ func writeAttributes(tx txn, t *iot.Thing) error {
 // CreateThing implements store.Things.
 func (s *Store) CreateThing(ctx context.Context, t *iot.Thing, tags []iot.Tag) error {
 	return s.write.do(ctx, func(tx txn) error {
-		_, err := tx.Exec(`INSERT INTO things (account_id, region, thing_name, thing_id, thing_type, attributes, version, created_us, modified_us)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			t.Scope.AccountID, t.Scope.Region, t.Name, t.ID, t.TypeName, attributesJSON(t), t.Version, t.CreatedAt.UnixMicro(), t.ModifiedAt.UnixMicro())
-		if isUniqueViolation(err) {
-			return fmt.Errorf("thing %s: %w", t.Name, store.ErrExists)
-		}
+		created, err := insertThing(tx, t)
 		if err != nil {
 			return err
 		}
-		if err := writeAttributes(tx, t); err != nil {
-			return err
+		if !created {
+			return fmt.Errorf("thing %s: %w", t.Name, store.ErrExists)
 		}
 		return upsertTags(tx, iot.Resource{Scope: t.Scope, Type: iot.TypeThing, ID: t.Name}, tags)
 	})
+}
+
+// insertThing stores a thing unless the scope has one of that name, and
+// reports whether it did. A replica inserting the same name at the same
+// moment waits for this one and inserts nothing.
+func insertThing(tx txn, t *iot.Thing) (bool, error) {
+	res, err := tx.Exec(`INSERT INTO things (account_id, region, thing_name, thing_id, thing_type, attributes, version, created_us, modified_us)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, region, thing_name) DO NOTHING`,
+		t.Scope.AccountID, t.Scope.Region, t.Name, t.ID, t.TypeName, attributesJSON(t), t.Version, t.CreatedAt.UnixMicro(), t.ModifiedAt.UnixMicro())
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	return true, writeAttributes(tx, t)
 }
 
 // Thing implements store.Things.
@@ -143,20 +154,26 @@ func (s *Store) UpdateThing(ctx context.Context, scope iot.Scope, name string, a
 		if err := update(t); err != nil {
 			return err
 		}
-		t.Version++
-		t.ModifiedAt = at.UTC()
-		if _, err := tx.Exec(`UPDATE things SET thing_type = ?, attributes = ?, version = ?, modified_us = ?
-			WHERE account_id = ? AND region = ? AND thing_name = ?`,
-			t.TypeName, attributesJSON(t), t.Version, t.ModifiedAt.UnixMicro(), scope.AccountID, scope.Region, name); err != nil {
-			return err
-		}
-		if err := writeAttributes(tx, t); err != nil {
-			return err
-		}
 		out = t
-		return recordChange(tx, scope, store.ChangeThing, name, at)
+		return writeThing(tx, t, at)
 	})
 	return out, err
+}
+
+// writeThing writes a changed thing, locked by the caller, as its next
+// version, and records the change for the devices it concerns.
+func writeThing(tx txn, t *iot.Thing, at time.Time) error {
+	t.Version++
+	t.ModifiedAt = at.UTC()
+	if _, err := tx.Exec(`UPDATE things SET thing_type = ?, attributes = ?, version = ?, modified_us = ?
+		WHERE account_id = ? AND region = ? AND thing_name = ?`,
+		t.TypeName, attributesJSON(t), t.Version, t.ModifiedAt.UnixMicro(), t.Scope.AccountID, t.Scope.Region, t.Name); err != nil {
+		return err
+	}
+	if err := writeAttributes(tx, t); err != nil {
+		return err
+	}
+	return recordChange(tx, t.Scope, store.ChangeThing, t.Name, at)
 }
 
 // DeleteThing implements store.Things.
@@ -202,40 +219,46 @@ func (s *Store) AttachThingPrincipal(ctx context.Context, scope iot.Scope, thing
 		if err != nil {
 			return err
 		}
-		principal := c.ARN()
-		rows, err := tx.Query(`SELECT thing_name, exclusive FROM thing_principals WHERE account_id = ? AND region = ? AND principal = ?`,
-			scope.AccountID, scope.Region, principal)
-		current, err := scanAll(rows, err, func(r rowScanner) (*iot.ThingPrincipal, error) {
-			var p iot.ThingPrincipal
-			return &p, r.Scan(&p.ThingName, &p.Exclusive)
-		})
-		if err != nil {
-			return err
-		}
-		already := false
-		for _, p := range current {
-			switch {
-			case p.ThingName == thing:
-				already = true
-				if p.Exclusive || !exclusive {
-					return nil
-				}
-			case p.Exclusive || exclusive:
-				return fmt.Errorf("certificate %s is attached to thing %s: %w", certificateID, p.ThingName, store.ErrExclusive)
-			}
-		}
-		if already {
-			_, err = tx.Exec(`UPDATE thing_principals SET exclusive = ? WHERE account_id = ? AND region = ? AND thing_name = ? AND principal = ?`,
-				true, scope.AccountID, scope.Region, thing, principal)
-		} else {
-			_, err = tx.Exec(`INSERT INTO thing_principals (account_id, region, thing_name, principal, exclusive, created_us) VALUES (?, ?, ?, ?, ?, ?)`,
-				scope.AccountID, scope.Region, thing, principal, exclusive, at.UnixMicro())
-		}
-		if err != nil {
-			return err
-		}
-		return recordChange(tx, scope, store.ChangePrincipal, principal, at)
+		return attachThingPrincipal(tx, thing, c, exclusive, at)
 	})
+}
+
+// attachThingPrincipal attaches a certificate to a thing, both locked by
+// the caller.
+func attachThingPrincipal(tx txn, thing string, c *iot.Certificate, exclusive bool, at time.Time) error {
+	scope, certificateID, principal := c.Scope, c.ID, c.ARN()
+	rows, err := tx.Query(`SELECT thing_name, exclusive FROM thing_principals WHERE account_id = ? AND region = ? AND principal = ?`,
+		scope.AccountID, scope.Region, principal)
+	current, err := scanAll(rows, err, func(r rowScanner) (*iot.ThingPrincipal, error) {
+		var p iot.ThingPrincipal
+		return &p, r.Scan(&p.ThingName, &p.Exclusive)
+	})
+	if err != nil {
+		return err
+	}
+	already := false
+	for _, p := range current {
+		switch {
+		case p.ThingName == thing:
+			already = true
+			if p.Exclusive || !exclusive {
+				return nil
+			}
+		case p.Exclusive || exclusive:
+			return fmt.Errorf("certificate %s is attached to thing %s: %w", certificateID, p.ThingName, store.ErrExclusive)
+		}
+	}
+	if already {
+		_, err = tx.Exec(`UPDATE thing_principals SET exclusive = ? WHERE account_id = ? AND region = ? AND thing_name = ? AND principal = ?`,
+			true, scope.AccountID, scope.Region, thing, principal)
+	} else {
+		_, err = tx.Exec(`INSERT INTO thing_principals (account_id, region, thing_name, principal, exclusive, created_us) VALUES (?, ?, ?, ?, ?, ?)`,
+			scope.AccountID, scope.Region, thing, principal, exclusive, at.UnixMicro())
+	}
+	if err != nil {
+		return err
+	}
+	return recordChange(tx, scope, store.ChangePrincipal, principal, at)
 }
 
 // DetachThingPrincipal implements store.Things.

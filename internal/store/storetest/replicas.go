@@ -30,6 +30,7 @@ func RunReplicas(t *testing.T, newStores func(t *testing.T) (store.Store, store.
 		{"PolicyVersions", replicaPolicyVersions},
 		{"PolicyAttachments", replicaPolicyAttachments},
 		{"ExclusiveThingPrincipal", replicaExclusiveThing},
+		{"ProvisionOneThingOnePolicy", replicaProvision},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -61,6 +61,16 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CertificatesOnThings", testCertificatesOnThings},
 		{"ConnectionGrants", testConnectionGrants},
 		{"Changes", testChanges},
+		{"ProvisioningTemplates", testProvisioningTemplates},
+		{"ListProvisioningTemplates", testListProvisioningTemplates},
+		{"UpdateProvisioningTemplate", testUpdateProvisioningTemplate},
+		{"DeleteProvisioningTemplate", testDeleteProvisioningTemplate},
+		{"ProvisioningTemplateVersions", testProvisioningTemplateVersions},
+		{"OwnershipTokens", testOwnershipTokens},
+		{"Provision", testProvision},
+		{"ProvisionAllOrNothing", testProvisionAllOrNothing},
+		{"ProvisionExistingThing", testProvisionExistingThing},
+		{"ProvisionNewCertificate", testProvisionNewCertificate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

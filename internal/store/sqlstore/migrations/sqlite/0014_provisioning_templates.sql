@@ -1,0 +1,28 @@
+-- Provisioning templates. The default version lives in the template's row,
+-- so there is always exactly one; next_version is the ID the next version
+-- takes, so IDs are never reused after a version is deleted.
+CREATE TABLE provisioning_templates (
+    account_id        TEXT   NOT NULL,
+    region            TEXT   NOT NULL,
+    template_name     TEXT   NOT NULL,
+    description       TEXT     NOT NULL,
+    template_type     TEXT     NOT NULL,
+    enabled           BOOLEAN  NOT NULL,
+    role_arn          TEXT     NOT NULL,
+    hook_target_arn   TEXT     NOT NULL,
+    hook_payload      TEXT     NOT NULL,
+    default_version   BIGINT   NOT NULL,
+    next_version      BIGINT   NOT NULL,
+    created_us        BIGINT   NOT NULL,
+    modified_us       BIGINT   NOT NULL,
+    PRIMARY KEY (account_id, region, template_name)
+);
+CREATE TABLE provisioning_template_versions (
+    account_id     TEXT   NOT NULL,
+    region         TEXT   NOT NULL,
+    template_name  TEXT   NOT NULL,
+    version_id     BIGINT   NOT NULL,
+    body           TEXT     NOT NULL,
+    created_us     BIGINT   NOT NULL,
+    PRIMARY KEY (account_id, region, template_name, version_id)
+);
