@@ -38,6 +38,14 @@ const (
 	MalformedPolicy            Kind = "MalformedPolicyException"
 	VersionsLimitExceeded      Kind = "VersionsLimitExceededException"
 	VersionConflict            Kind = "VersionConflictException"
+	// ResourceRegistrationFailure is a provisioning template that could
+	// not be applied: a missing parameter, a resource it names that does
+	// not exist, a value the registry refuses.
+	ResourceRegistrationFailure Kind = "ResourceRegistrationFailureException"
+	// ConflictingResourceUpdate is a provisioning plan that conflicts with
+	// what exists: an override setting of FAIL, a certificate attached
+	// exclusively elsewhere.
+	ConflictingResourceUpdate Kind = "ConflictingResourceUpdateException"
 )
 
 // Kinds lists every Kind, so that each front end's table of renderings can
@@ -47,7 +55,7 @@ var Kinds = []Kind{
 	ResourceNotFound, CertificateState, ResourceAlreadyExists, DeleteConflict, CertificateConflict,
 	LimitExceeded, InternalFailure, ServiceUnavailable, UnknownOperation, RequestEntityTooLarge,
 	MissingAuthenticationToken, UnrecognizedClient, InvalidSignature, IncompleteSignature, AccessDenied,
-	MalformedPolicy, VersionsLimitExceeded, VersionConflict,
+	MalformedPolicy, VersionsLimitExceeded, VersionConflict, ResourceRegistrationFailure, ConflictingResourceUpdate,
 }
 
 // Error is an error meant for the client: its Message is safe to show.

@@ -83,12 +83,7 @@ func encodeRegistrationConfig(rc iot.RegistrationConfig) *registrationConfig {
 
 // checkTemplateName applies the model's 1-36 characters of [0-9A-Za-z_-].
 func checkTemplateName(s, member string) error {
-	ok := len(s) >= 1 && len(s) <= 36
-	for i := 0; ok && i < len(s); i++ {
-		ch := s[i]
-		ok = '0' <= ch && ch <= '9' || 'A' <= ch && ch <= 'Z' || 'a' <= ch && ch <= 'z' || ch == '_' || ch == '-'
-	}
-	if !ok {
+	if !iot.ValidTemplateName(s) {
 		return validation(s, member, "Member must satisfy regular expression pattern: ^[0-9A-Za-z_-]+$ and have length between 1 and 36")
 	}
 	return nil

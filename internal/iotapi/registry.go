@@ -17,7 +17,21 @@ type Registry interface {
 	CertificateProviders
 	Policies
 	Things
+	ProvisioningTemplates
 	Tags
+}
+
+// ProvisioningTemplates serves provisioning templates and their versions.
+type ProvisioningTemplates interface {
+	CreateProvisioningTemplate(ctx context.Context, scope iot.Scope, in registry.TemplateInput) (*iot.ProvisioningTemplate, error)
+	DescribeProvisioningTemplate(ctx context.Context, scope iot.Scope, name string) (*iot.ProvisioningTemplate, error)
+	ListProvisioningTemplates(ctx context.Context, scope iot.Scope, opts registry.ListOptions) ([]iot.ProvisioningTemplate, string, error)
+	UpdateProvisioningTemplate(ctx context.Context, scope iot.Scope, name string, u registry.TemplateUpdate) error
+	DeleteProvisioningTemplate(ctx context.Context, scope iot.Scope, name string) error
+	CreateProvisioningTemplateVersion(ctx context.Context, scope iot.Scope, name, body string, setAsDefault bool) (*iot.ProvisioningTemplateVersion, error)
+	DescribeProvisioningTemplateVersion(ctx context.Context, scope iot.Scope, name string, id int64) (*iot.ProvisioningTemplateVersion, error)
+	ListProvisioningTemplateVersions(ctx context.Context, scope iot.Scope, name string, opts registry.ListOptions) ([]iot.ProvisioningTemplateVersion, string, error)
+	DeleteProvisioningTemplateVersion(ctx context.Context, scope iot.Scope, name string, id int64) error
 }
 
 // Things serves things and the principals attached to them.

@@ -557,11 +557,11 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	}
 	if strings.HasPrefix(t, "$") {
 		if write {
-			_, ok := requestTopics[t]
+			_, ok := requestOperation(t)
 			return ok
 		}
 		if !strings.HasPrefix(t, "$aws/certificates/create/") && !strings.HasPrefix(t, "$aws/certificates/create-from-csr/") &&
-			!strings.HasPrefix(t, "$aws/events/") {
+			!strings.HasPrefix(t, templatesPrefix) && !strings.HasPrefix(t, "$aws/events/") {
 			return false
 		}
 	}
@@ -614,7 +614,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, h.publishDenied(cl, sess, pk)
 	}
 	pk.FixedHeader.Retain = false
-	req, ok := requestTopics[t]
+	req, ok := requestOperation(t)
 	if !ok {
 		return pk, nil
 	}

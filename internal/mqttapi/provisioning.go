@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -23,12 +24,13 @@ import (
 
 // operation is a fleet-provisioning request topic.
 type operation struct {
-	name   string
-	topic  string // the request topic, without namespace
-	format string // "json" or "cbor"
+	name     string
+	topic    string // the request topic, without namespace
+	format   string // "json" or "cbor"
+	template string // RegisterThing's template
 }
 
-// requestTopics are the topics devices may publish requests on.
+// requestTopics are the certificate topics devices may publish requests on.
 var requestTopics = func() map[string]operation {
 	m := map[string]operation{}
 	for _, format := range []string{"json", "cbor"} {
@@ -42,6 +44,28 @@ var requestTopics = func() map[string]operation {
 	}
 	return m
 }()
+
+// templatesPrefix begins RegisterThing's topics:
+// $aws/provisioning-templates/<templateName>/provision/<json|cbor>, with
+// /accepted and /rejected for the replies.
+const templatesPrefix = "$aws/provisioning-templates/"
+
+// requestOperation returns the operation a device asks for by publishing
+// on topic t, if t is a request topic.
+func requestOperation(t string) (operation, bool) {
+	if op, ok := requestTopics[t]; ok {
+		return op, true
+	}
+	rest, ok := strings.CutPrefix(t, templatesPrefix)
+	if !ok {
+		return operation{}, false
+	}
+	name, format, ok := strings.Cut(rest, "/provision/")
+	if !ok || format != "json" && format != "cbor" || !iot.ValidTemplateName(name) {
+		return operation{}, false
+	}
+	return operation{name: "RegisterThing", topic: t, format: format, template: name}, true
+}
 
 // requestTimeout bounds one request, certificate provider included.
 const requestTimeout = 15 * time.Second
@@ -64,6 +88,16 @@ type createCertificateFromCsrAccepted struct {
 	CertificateOwnershipToken string `json:"certificateOwnershipToken"`
 	CertificateID             string `json:"certificateId"`
 	CertificatePem            string `json:"certificatePem"`
+}
+
+type registerThingRequest struct {
+	CertificateOwnershipToken string            `json:"certificateOwnershipToken" cbor:"certificateOwnershipToken"`
+	Parameters                map[string]string `json:"parameters" cbor:"parameters"`
+}
+
+type registerThingAccepted struct {
+	DeviceConfiguration map[string]string `json:"deviceConfiguration" cbor:"deviceConfiguration"`
+	ThingName           string            `json:"thingName,omitempty" cbor:"thingName,omitempty"`
 }
 
 type rejectedReply struct {
@@ -127,6 +161,25 @@ func (h *hook) handle(ctx context.Context, sess *session, op operation, payload 
 			PrivateKey:                p.PrivateKeyPEM,
 			CertificateOwnershipToken: p.OwnershipToken,
 		}, nil
+	case "RegisterThing":
+		var req registerThingRequest
+		if err := decode(op.format, payload, &req); err != nil {
+			return nil, err
+		}
+		for k, v := range req.Parameters {
+			if len(k) == 0 || len(k) > registry.MaxParameterName || len(v) > registry.MaxParameterValue {
+				return nil, apierr.New(apierr.InvalidRequest, "A parameter's name must have 1 to %d characters and its value at most %d.",
+					registry.MaxParameterName, registry.MaxParameterValue)
+			}
+		}
+		r, err := h.reg.RegisterDevice(ctx, sess.scope, registry.DeviceRegistration{
+			TemplateName: op.template, OwnershipToken: req.CertificateOwnershipToken, Parameters: req.Parameters,
+			ClaimCertificateID: sess.certificateID, ClientID: sess.clientID,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return registerThingAccepted{DeviceConfiguration: r.DeviceConfiguration, ThingName: r.ThingName}, nil
 	default: // CreateCertificateFromCsr
 		var req createCertificateFromCsrRequest
 		if err := decode(op.format, payload, &req); err != nil {
@@ -176,6 +229,10 @@ func encode(format string, v any) ([]byte, error) {
 // written for the client (the registry's "the certificate provider did not
 // sign"), so it is shown.
 func rejection(err error) rejectedReply {
+	if errors.Is(err, registry.ErrInvalidOwnershipToken) {
+		e, _ := apierr.As(err)
+		return rejectedReply{StatusCode: http.StatusBadRequest, ErrorCode: "InvalidCertificateOwnershipToken", ErrorMessage: e.Message}
+	}
 	if e, ok := apierr.As(err); ok {
 		if r, ok := rejectionOf[e.Kind]; ok && (r.StatusCode != http.StatusInternalServerError || e.Kind == apierr.InternalFailure) {
 			r.ErrorMessage = e.Message
@@ -206,8 +263,8 @@ var rejectionOf = map[apierr.Kind]rejectedReply{
 	apierr.CertificateValidation:      internalRejection,
 	apierr.RegistrationCodeValidation: internalRejection,
 	apierr.Unauthorized:               internalRejection,
-	apierr.ResourceNotFound:           internalRejection,
-	apierr.CertificateState:           internalRejection,
+	apierr.ResourceNotFound:           {StatusCode: http.StatusNotFound, ErrorCode: "ResourceNotFound"},
+	apierr.CertificateState:           {StatusCode: http.StatusBadRequest, ErrorCode: "InvalidRequest"},
 	apierr.DeleteConflict:             internalRejection,
 	apierr.CertificateConflict:        internalRejection,
 	apierr.LimitExceeded:              internalRejection,
@@ -218,32 +275,51 @@ var rejectionOf = map[apierr.Kind]rejectedReply{
 	apierr.UnrecognizedClient:         internalRejection,
 	apierr.InvalidSignature:           internalRejection,
 	apierr.IncompleteSignature:        internalRejection,
-	apierr.AccessDenied:               internalRejection,
+	apierr.AccessDenied:               {StatusCode: http.StatusForbidden, ErrorCode: "AccessDenied"},
 	apierr.MalformedPolicy:            internalRejection,
 	apierr.VersionsLimitExceeded:      internalRejection,
 	apierr.VersionConflict:            internalRejection,
+	// RegisterThing's: a template that cannot be applied, and one that
+	// conflicts with what exists (AWS's codes for these are not published).
+	apierr.ResourceRegistrationFailure: {StatusCode: http.StatusBadRequest, ErrorCode: "InvalidParameters"},
+	apierr.ConflictingResourceUpdate:   {StatusCode: http.StatusConflict, ErrorCode: "ResourceConflict"},
 }
 
 var internalRejection = rejectedReply{StatusCode: http.StatusInternalServerError, ErrorCode: "InternalError", ErrorMessage: "An internal error occurred."}
 
 // reply writes a message to the requesting connection only, if it subscribed
-// to the topic, as AWS IoT delivers fleet-provisioning replies. It reports
-// whether the message was written.
+// to the topic, as AWS IoT delivers fleet-provisioning replies, at the QoS
+// the subscription was granted (AWS's largest is 1). It reports whether the
+// message was written.
 func (h *hook) reply(cl *mqtt.Client, sess *session, topic string, payload []byte) bool {
 	if !h.allowed(sess, policy.Receive, resourceTopic, topic) {
 		return false // as any delivery the policies do not allow
 	}
 	full := inNamespace(sess.prefix, topic)
-	subs := h.broker.Topics.Subscribers(full)
-	if _, ok := subs.Subscriptions[cl.ID]; !ok {
+	sub, ok := h.broker.Topics.Subscribers(full).Subscriptions[cl.ID]
+	if !ok {
 		return false
 	}
-	err := cl.WritePacket(packets.Packet{
+	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish},
 		TopicName:   full,
 		Payload:     payload,
-	})
-	return err == nil
+	}
+	if sub.Qos > 0 {
+		// As the broker sends a QoS 1 message: a packet ID, and a place in
+		// the session's inflight messages until the PUBACK, so that a
+		// device that reconnects to its session gets the reply again.
+		id, err := cl.NextPacketID()
+		if err != nil {
+			return false
+		}
+		pk.FixedHeader.Qos, pk.PacketID = 1, uint16(id)
+		pk.Created = time.Now().Unix()
+		if cl.State.Inflight.Set(pk) {
+			cl.State.Inflight.DecreaseSendQuota()
+		}
+	}
+	return cl.WritePacket(pk) == nil
 }
 
 // accountLimiter bounds each account's fleet-provisioning requests in each

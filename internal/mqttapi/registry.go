@@ -24,6 +24,9 @@ type Registry interface {
 	// serve the fleet-provisioning certificate topics.
 	CreateDeviceKeysAndCertificate(ctx context.Context, scope iot.Scope) (*registry.ProvisionedCertificate, error)
 	CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.Scope, in registry.DeviceCSR) (*registry.ProvisionedCertificate, error)
+	// RegisterDevice serves RegisterThing: it provisions the certificate
+	// of an ownership token with a fleet-provisioning template.
+	RegisterDevice(ctx context.Context, scope iot.Scope, in registry.DeviceRegistration) (*registry.Registration, error)
 	// ExpireProvisioningTokens deletes the certificates still
 	// PENDING_ACTIVATION whose ownership token expired before now.
 	ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]iot.Certificate, error)

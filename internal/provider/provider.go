@@ -1,13 +1,18 @@
-// Package provider declares what fleetca needs from a certificate provider,
-// the function that signs device CSRs in place of fleetca's CA, and the ways
-// asking one can fail. Adapters (provider/lambda) implement Signer.
+// Package provider declares what fleetca needs from the functions it asks:
+// a certificate provider, which signs device CSRs in place of fleetca's CA,
+// and a pre-provisioning hook, which decides whether a device may be
+// provisioned; and the ways asking one can fail. Adapters (provider/lambda)
+// implement Signer and Hooks.
 package provider
 
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/fleetca/fleetca/internal/pki"
 )
@@ -105,4 +110,55 @@ func CheckAnswer(certPEM string, csrKey crypto.PublicKey) ([]byte, error) {
 		return nil, Errorf(MalformedAnswer, nil, "the certificate is a CA certificate")
 	}
 	return cert.Raw, nil
+}
+
+// HookTimeout bounds a pre-provisioning hook, as AWS does: a hook that has
+// not answered in five seconds has refused.
+const HookTimeout = 5 * time.Second
+
+// HookEvent is what a pre-provisioning hook receives, as AWS sends it.
+type HookEvent struct {
+	ClaimCertificateID string            `json:"claimCertificateId"`
+	CertificateID      string            `json:"certificateId"`
+	CertificatePEM     string            `json:"certificatePem"`
+	TemplateARN        string            `json:"templateArn"`
+	ClientID           string            `json:"clientId"`
+	Parameters         map[string]string `json:"parameters"`
+}
+
+// HookAnswer is a pre-provisioning hook's decision.
+type HookAnswer struct {
+	Allow bool
+	// ParameterOverrides replace the device's parameters of the same name.
+	ParameterOverrides map[string]string
+}
+
+// Hooks asks pre-provisioning hooks whether a device may be provisioned.
+// It returns the hook's answer, or an *Error.
+type Hooks interface {
+	PreProvision(ctx context.Context, functionARN string, ev HookEvent) (*HookAnswer, error)
+}
+
+// ParseHookAnswer reads a hook's answer: {"allowProvisioning": true,
+// "parameterOverrides": {...}}. AWS's prose once writes the flag as the
+// string "true", so that is accepted too; any other value, or none, is a
+// refusal. Overrides must be strings.
+func ParseHookAnswer(payload []byte) (*HookAnswer, error) {
+	var raw struct {
+		AllowProvisioning  json.RawMessage   `json:"allowProvisioning"`
+		ParameterOverrides map[string]string `json:"parameterOverrides"`
+	}
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return nil, Errorf(MalformedAnswer, err, "the answer is not a JSON object with string parameterOverrides")
+	}
+	a := &HookAnswer{ParameterOverrides: raw.ParameterOverrides}
+	var b bool
+	var s string
+	switch {
+	case json.Unmarshal(raw.AllowProvisioning, &b) == nil:
+		a.Allow = b
+	case json.Unmarshal(raw.AllowProvisioning, &s) == nil:
+		a.Allow = strings.EqualFold(s, "true")
+	}
+	return a, nil
 }

@@ -159,6 +159,9 @@ func (s *Service) registerJustInTime(ctx context.Context, leaf *x509.Certificate
 		return Admission{Refusal: "the certificate is not registered, and no single ACTIVE CA with auto-registration that the device reaches signed it"}, nil
 	}
 	ca := eligible[0]
+	if rc := ca.RegistrationConfig; rc.TemplateBody != "" || rc.TemplateName != "" {
+		return s.provisionJustInTime(ctx, &ca, leaf)
+	}
 	c, err := s.storeRegistered(ctx, ca.Scope, leaf, iot.StatusPendingActivation, ca.Mode, ca.ID)
 	if apierr.Is(err, apierr.ResourceAlreadyExists) {
 		// Another connection registered it a moment ago.

@@ -92,6 +92,9 @@ func (s *Service) RegisterCACertificate(ctx context.Context, scope iot.Scope, in
 			return nil, err
 		}
 	}
+	if err := s.checkRegistrationConfig(ctx, scope, in.RegistrationConfig); err != nil {
+		return nil, err
+	}
 	c := &iot.CACertificate{
 		Scope:              scope,
 		ID:                 iot.CertificateID(ca.Raw),
@@ -206,6 +209,11 @@ func (s *Service) UpdateCACertificate(ctx context.Context, scope iot.Scope, id s
 	if in.RemoveAutoRegistration && in.RegistrationConfig != nil {
 		return apierr.New(apierr.InvalidRequest, "Give either registrationConfig or removeAutoRegistration, not both.")
 	}
+	if in.RegistrationConfig != nil {
+		if err := s.checkRegistrationConfig(ctx, scope, *in.RegistrationConfig); err != nil {
+			return err
+		}
+	}
 	_, err := s.store.UpdateCACertificate(ctx, scope, id, func(c *iot.CACertificate) error {
 		before := *c
 		if in.NewStatus != nil {
@@ -258,4 +266,30 @@ func caError(err error, id string) error {
 		return err
 	}
 	return internal("CA certificate "+id, err)
+}
+
+// checkRegistrationConfig refuses a CA's registration config whose
+// template just-in-time provisioning could not run: an inline body that
+// is not a valid JITP template, or a template name that is not one of the
+// scope's JITP templates.
+func (s *Service) checkRegistrationConfig(ctx context.Context, scope iot.Scope, rc iot.RegistrationConfig) error {
+	if rc.TemplateBody != "" && rc.TemplateName != "" {
+		return apierr.New(apierr.InvalidRequest, "Give the registration config either a templateBody or a templateName, not both.")
+	}
+	if rc.TemplateBody != "" {
+		if _, err := checkTemplateBody(rc.TemplateBody, iot.JITP); err != nil {
+			e, _ := apierr.As(err)
+			return apierr.New(apierr.InvalidRequest, "Invalid registration template. %s", e.Message)
+		}
+	}
+	if rc.TemplateName != "" {
+		t, err := s.store.ProvisioningTemplate(ctx, scope, rc.TemplateName)
+		if err != nil {
+			return templateError(err, rc.TemplateName, "reading a provisioning template")
+		}
+		if t.Type != iot.JITP {
+			return apierr.New(apierr.InvalidRequest, "The provisioning template %s is of type %s; a CA's registration config names a JITP template.", t.Name, t.Type)
+		}
+	}
+	return nil
 }

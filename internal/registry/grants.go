@@ -69,31 +69,33 @@ func (s *Service) CompiledPolicy(ctx context.Context, scope iot.Scope, name stri
 	return compiled, nil
 }
 
-// maxCompiled bounds the compiled documents kept; a fleet shares few.
-const maxCompiled = 4096
+// maxParsed bounds the parsed documents a cache keeps; a fleet shares few.
+const maxParsed = 4096
 
-// compiledPolicies keeps compiled documents by their text.
-type compiledPolicies struct {
-	mu sync.Mutex
-	m  map[string]*policy.Policy
+// parsedCache keeps documents (policies, templates) parsed once, by their
+// text.
+type parsedCache[T any] struct {
+	mu    sync.Mutex
+	m     map[string]T
+	parse func(doc string) (T, error)
 }
 
-func (c *compiledPolicies) get(doc string) (*policy.Policy, error) {
+func (c *parsedCache[T]) get(doc string) (T, error) {
 	c.mu.Lock()
 	p, ok := c.m[doc]
 	c.mu.Unlock()
 	if ok {
 		return p, nil
 	}
-	p, err := policy.Parse([]byte(doc))
+	p, err := c.parse(doc)
 	if err != nil {
-		return nil, err
+		return p, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= maxCompiled || c.m == nil {
+	if len(c.m) >= maxParsed || c.m == nil {
 		// Dropping all is simplest, and a refill costs a parse per document.
-		c.m = make(map[string]*policy.Policy)
+		c.m = make(map[string]T)
 	}
 	c.m[doc] = p
 	return p, nil

@@ -40,7 +40,7 @@ func (s *Service) checkFunctionAccount(scope iot.Scope, arn string) error {
 			return nil
 		}
 	}
-	return apierr.New(apierr.InvalidRequest, "The Lambda function %s belongs to account %s; a certificate provider may invoke only its own account's functions.", arn, owner)
+	return apierr.New(apierr.InvalidRequest, "The Lambda function %s belongs to account %s; fleetca invokes, for an account, only that account's functions (and those the operator allowed with --provider-cross-account).", arn, owner)
 }
 
 // functionAccount is the account field of a Lambda function ARN.

@@ -124,8 +124,22 @@ func (s *Service) issuingCA(ctx context.Context, scope iot.Scope, leaf *x509.Cer
 }
 
 func (s *Service) storeRegistered(ctx context.Context, scope iot.Scope, leaf *x509.Certificate, status iot.Status, mode iot.Mode, caID string) (*iot.Certificate, error) {
+	c := s.registeredCertificate(scope, leaf, status, mode, caID)
+	err := s.store.CreateCertificate(ctx, c)
+	if errors.Is(err, store.ErrExists) {
+		return nil, apierr.AlreadyExists(c.ID, c.ARN(), "The certificate %s is already registered.", c.ID)
+	}
+	if err != nil {
+		return nil, internal("registering a certificate", err)
+	}
+	return c, nil
+}
+
+// registeredCertificate is the registration of a certificate fleetca did
+// not issue.
+func (s *Service) registeredCertificate(scope iot.Scope, leaf *x509.Certificate, status iot.Status, mode iot.Mode, caID string) *iot.Certificate {
 	now := s.timestamp()
-	c := &iot.Certificate{
+	return &iot.Certificate{
 		Scope:           scope,
 		ID:              iot.CertificateID(leaf.Raw),
 		Status:          status,
@@ -140,12 +154,4 @@ func (s *Service) storeRegistered(ctx context.Context, scope iot.Scope, leaf *x5
 		NotBefore:       leaf.NotBefore.UTC(),
 		NotAfter:        leaf.NotAfter.UTC(),
 	}
-	err := s.store.CreateCertificate(ctx, c)
-	if errors.Is(err, store.ErrExists) {
-		return nil, apierr.AlreadyExists(c.ID, c.ARN(), "The certificate %s is already registered.", c.ID)
-	}
-	if err != nil {
-		return nil, internal("registering a certificate", err)
-	}
-	return c, nil
 }

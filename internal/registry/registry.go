@@ -17,8 +17,10 @@ import (
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/issuance"
+	"github.com/fleetca/fleetca/internal/policy"
 	"github.com/fleetca/fleetca/internal/provider"
 	"github.com/fleetca/fleetca/internal/store"
+	"github.com/fleetca/fleetca/internal/template"
 )
 
 // Store is the storage the registry needs.
@@ -32,6 +34,8 @@ type Store interface {
 	store.Policies
 	store.Things
 	store.Changes
+	store.ProvisioningTemplates
+	store.Provisioning
 }
 
 // Authority signs certificates; *issuance.Authority is one.
@@ -63,6 +67,9 @@ type Options struct {
 	// Signer asks certificate providers to sign device CSRs; nil refuses
 	// device CSRs of accounts that have a provider.
 	Signer provider.Signer
+	// Hooks asks pre-provisioning hooks; nil refuses RegisterThing with a
+	// template that has one.
+	Hooks provider.Hooks
 	// Secrets seals access keys' secrets before they are stored and opens
 	// them when they are read; nil stores them as they are.
 	Secrets SecretSealer
@@ -82,18 +89,22 @@ type Service struct {
 	store        Store
 	authority    Authority
 	signer       provider.Signer
+	hooks        provider.Hooks
 	crossAccount map[string][]string
 	secrets      SecretSealer
 	newDeviceKey func() (*rsa.PrivateKey, error)
 	now          func() time.Time
-	compiled     compiledPolicies
+	compiled     parsedCache[*policy.Policy]
+	templates    parsedCache[*template.Template]
 	notices      chan struct{}
 }
 
 // New returns a Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, crossAccount: opts.CrossAccountProviders, secrets: opts.Secrets, newDeviceKey: opts.NewDeviceKey, now: opts.Now,
+	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, hooks: opts.Hooks, crossAccount: opts.CrossAccountProviders, secrets: opts.Secrets, newDeviceKey: opts.NewDeviceKey, now: opts.Now,
 		notices: make(chan struct{}, 1)}
+	s.compiled.parse = func(doc string) (*policy.Policy, error) { return policy.Parse([]byte(doc)) }
+	s.templates.parse = template.Parse
 	if s.newDeviceKey == nil {
 		s.newDeviceKey = issuance.GenerateDeviceKey
 	}

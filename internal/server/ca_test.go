@@ -96,6 +96,7 @@ func TestRegisterCACertificate(t *testing.T) {
 	c := ts.iotClient()
 	ctx := context.Background()
 	code := registrationCode(t, c)
+	createJITPTemplate(t, c, "jitp-template")
 
 	for _, kind := range []string{"rsa-2048", "p256"} {
 		t.Run("accepted "+kind, func(t *testing.T) {
@@ -487,6 +488,7 @@ func TestUpdateAndDeleteCACertificate(t *testing.T) {
 	ctx := context.Background()
 	ca := testpki.NewRoot(t, "p256", "Lifecycle Root")
 	id := registerCA(t, c, ca, false)
+	createJITPTemplate(t, c, "fleet-jitp")
 	describe := func() *iot.DescribeCACertificateOutput {
 		t.Helper()
 		d, err := c.DescribeCACertificate(ctx, &iot.DescribeCACertificateInput{CertificateId: aws.String(id)})
@@ -508,6 +510,10 @@ func TestUpdateAndDeleteCACertificate(t *testing.T) {
 		{"same again", iot.UpdateCACertificateInput{NewStatus: types.CACertificateStatusActive}, nil, "ACTIVE", "DISABLE", 2, ""},
 		{"auto-registration", iot.UpdateCACertificateInput{NewAutoRegistrationStatus: types.AutoRegistrationStatusEnable}, nil, "ACTIVE", "ENABLE", 3, ""},
 		{"registration config", iot.UpdateCACertificateInput{RegistrationConfig: &types.RegistrationConfig{TemplateName: aws.String("fleet-jitp")}}, nil, "ACTIVE", "ENABLE", 4, "fleet-jitp"},
+		{"registration config naming no template", iot.UpdateCACertificateInput{RegistrationConfig: &types.RegistrationConfig{TemplateName: aws.String("no-such-template")}},
+			isErr[*types.ResourceNotFoundException], "ACTIVE", "ENABLE", 4, "fleet-jitp"},
+		{"registration config with a template that is no JITP template", iot.UpdateCACertificateInput{RegistrationConfig: &types.RegistrationConfig{TemplateBody: aws.String(`{"Resources":{}}`)}},
+			isErr[*types.InvalidRequestException], "ACTIVE", "ENABLE", 4, "fleet-jitp"},
 		{"remove auto-registration", iot.UpdateCACertificateInput{RemoveAutoRegistration: true}, nil, "ACTIVE", "ENABLE", 5, ""},
 		{"bad status", iot.UpdateCACertificateInput{NewStatus: "REVOKED"}, isErr[*types.InvalidRequestException], "ACTIVE", "ENABLE", 5, ""},
 		{"bad auto-registration", iot.UpdateCACertificateInput{NewAutoRegistrationStatus: "MAYBE"}, isErr[*types.InvalidRequestException], "ACTIVE", "ENABLE", 5, ""},
@@ -692,6 +698,48 @@ func TestCARegistrationSurvivesRestart(t *testing.T) {
 	}
 	// And the CA keeps vouching for new device certificates.
 	if _, err := c.RegisterCertificate(ctx, &iot.RegisterCertificateInput{CertificatePem: aws.String(ca.Leaf(t, "p256", "after-restart"))}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// jitpTemplateBody is the just-in-time provisioning template of AWS's JITP
+// guide, with the thing type left out (fleetca has none).
+const jitpTemplateBody = `{
+  "Parameters": {
+    "AWS::IoT::Certificate::CommonName": {"Type": "String"},
+    "AWS::IoT::Certificate::Country": {"Type": "String"},
+    "AWS::IoT::Certificate::Id": {"Type": "String"}
+  },
+  "Resources": {
+    "thing": {
+      "Type": "AWS::IoT::Thing",
+      "Properties": {
+        "ThingName": {"Ref": "AWS::IoT::Certificate::CommonName"},
+        "AttributePayload": {"version": "v1", "country": {"Ref": "AWS::IoT::Certificate::Country"}}
+      }
+    },
+    "certificate": {
+      "Type": "AWS::IoT::Certificate",
+      "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"},
+      "OverrideSettings": {"Status": "DO_NOTHING"}
+    },
+    "policy": {
+      "Type": "AWS::IoT::Policy",
+      "Properties": {
+        "PolicyDocument": "{ \"Version\": \"2012-10-17\", \"Statement\": [{ \"Effect\": \"Allow\", \"Action\":[\"iot:Connect\",\"iot:Publish\"], \"Resource\" : [\"*\"] }] }"
+      }
+    }
+  }
+}`
+
+// createJITPTemplate creates an enabled JITP template of jitpTemplateBody.
+func createJITPTemplate(t testing.TB, c *iot.Client, name string) {
+	t.Helper()
+	_, err := c.CreateProvisioningTemplate(context.Background(), &iot.CreateProvisioningTemplateInput{
+		TemplateName: aws.String(name), TemplateBody: aws.String(jitpTemplateBody), Type: types.TemplateTypeJitp, Enabled: aws.Bool(true),
+		ProvisioningRoleArn: aws.String("arn:aws:iam::123456789012:role/JITPRole"),
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, err
 	}
-	regOpts := registry.Options{Store: st, Authority: authority, Signer: invoker, CrossAccountProviders: crossAccount}
+	regOpts := registry.Options{Store: st, Authority: authority, Signer: invoker, Hooks: invoker, CrossAccountProviders: crossAccount}
 	box, err := secretBox(passphrase, authority.Root())
 	if err != nil {
 		return nil, err

@@ -53,14 +53,18 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Invoker calls certificate-provider functions. It is a provider.Signer.
+// Invoker calls certificate-provider functions and pre-provisioning hooks.
+// It is a provider.Signer and a provider.Hooks.
 type Invoker struct {
 	opts    Options
 	cfg     aws.Config
 	clients sync.Map // region -> *awslambda.Client
 }
 
-var _ provider.Signer = (*Invoker)(nil)
+var (
+	_ provider.Signer = (*Invoker)(nil)
+	_ provider.Hooks  = (*Invoker)(nil)
+)
 
 // New returns an Invoker. It reads the standard AWS configuration (no network).
 func New(ctx context.Context, opts Options) (*Invoker, error) {
@@ -140,18 +144,47 @@ var csrRejections = map[string]bool{"InvalidRequest": true, "InvalidRequestExcep
 
 // Sign invokes the provider's function synchronously and checks its answer.
 func (i *Invoker) Sign(ctx context.Context, req provider.Request, csrKey crypto.PublicKey) ([]byte, error) {
-	region, ok := functionRegion(req.FunctionARN)
-	if !ok {
-		return nil, provider.Errorf(provider.InvokeRefused, nil, "%q is not a Lambda function ARN", req.FunctionARN)
-	}
 	payload, err := json.Marshal(event{CertificateSigningRequest: req.CSRPEM, PrincipalID: req.PrincipalID, ClientID: req.ClientID, AWSAccountID: req.AccountID})
 	if err != nil {
 		return nil, err
 	}
-	callCtx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
+	out, err := i.invoke(ctx, req.FunctionARN, payload, i.opts.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	var a answer
+	if err := json.Unmarshal(out, &a); err != nil {
+		return nil, provider.Errorf(provider.MalformedAnswer, err, "the answer is not a JSON object")
+	}
+	return provider.CheckAnswer(a.CertificatePem, csrKey)
+}
+
+// PreProvision invokes a pre-provisioning hook synchronously, within
+// provider.HookTimeout (or the Invoker's timeout, if shorter).
+func (i *Invoker) PreProvision(ctx context.Context, functionARN string, ev provider.HookEvent) (*provider.HookAnswer, error) {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	out, err := i.invoke(ctx, functionARN, payload, min(i.opts.Timeout, provider.HookTimeout))
+	if err != nil {
+		return nil, err
+	}
+	return provider.ParseHookAnswer(out)
+}
+
+// invoke calls a function synchronously and returns its answer, or an
+// *provider.Error: the function raised an error, did not answer in time,
+// or could not be called.
+func (i *Invoker) invoke(ctx context.Context, functionARN string, payload []byte, timeout time.Duration) ([]byte, error) {
+	region, ok := functionRegion(functionARN)
+	if !ok {
+		return nil, provider.Errorf(provider.InvokeRefused, nil, "%q is not a Lambda function ARN", functionARN)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out, err := i.client(region).Invoke(callCtx, &awslambda.InvokeInput{
-		FunctionName:   aws.String(req.FunctionARN),
+		FunctionName:   aws.String(functionARN),
 		InvocationType: types.InvocationTypeRequestResponse,
 		Payload:        payload,
 	})
@@ -170,11 +203,7 @@ func (i *Invoker) Sign(ctx context.Context, req provider.Request, csrKey crypto.
 		}
 		return nil, provider.Errorf(failure, nil, "%s (%s): %s", aws.ToString(out.FunctionError), fe.ErrorType, fe.ErrorMessage)
 	}
-	var a answer
-	if err := json.Unmarshal(out.Payload, &a); err != nil {
-		return nil, provider.Errorf(provider.MalformedAnswer, err, "the answer is not a JSON object")
-	}
-	return provider.CheckAnswer(a.CertificatePem, csrKey)
+	return out.Payload, nil
 }
 
 // invokeError classifies a failed Invoke call.

@@ -1,0 +1,339 @@
+package registry
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"maps"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/iot"
+	"github.com/fleetca/fleetca/internal/pki"
+	"github.com/fleetca/fleetca/internal/provider"
+	"github.com/fleetca/fleetca/internal/store"
+	"github.com/fleetca/fleetca/internal/template"
+)
+
+// ErrInvalidOwnershipToken is the cause of every refusal of a
+// certificateOwnershipToken, so that a front end can name it as AWS does.
+var ErrInvalidOwnershipToken = errors.New("invalid certificate ownership token")
+
+func tokenRefused(format string, args ...any) error {
+	return apierr.Wrap(apierr.InvalidRequest, ErrInvalidOwnershipToken, format, args...)
+}
+
+// The bounds of RegisterThing's parameters, from the model's Parameter and
+// Value shapes; they hold on MQTT too, and for a hook's overrides.
+const (
+	MaxParameterName  = 2048
+	MaxParameterValue = 4096
+)
+
+// DeviceRegistration is a device's RegisterThing request over MQTT.
+type DeviceRegistration struct {
+	TemplateName   string
+	OwnershipToken string
+	Parameters     map[string]string
+	// ClaimCertificateID and ClientID are the requesting connection's
+	// certificate and client ID, for the pre-provisioning hook.
+	ClaimCertificateID string
+	ClientID           string
+}
+
+// Registration is RegisterThing's answer to a device.
+type Registration struct {
+	// ThingName is "" when the template has no thing.
+	ThingName           string
+	DeviceConfiguration map[string]string
+}
+
+// RegisterDevice is fleet provisioning's RegisterThing: the certificate
+// made with the ownership token is provisioned with a FLEET_PROVISIONING
+// template — thing, policies, attachments and status in one transaction
+// that also uses up the token. A refused request writes nothing.
+func (s *Service) RegisterDevice(ctx context.Context, scope iot.Scope, in DeviceRegistration) (*Registration, error) {
+	t, err := s.store.ProvisioningTemplate(ctx, scope, in.TemplateName)
+	if err != nil {
+		return nil, templateError(err, in.TemplateName, "reading a provisioning template")
+	}
+	if t.Type != iot.FleetProvisioning {
+		return nil, apierr.New(apierr.InvalidRequest, "The provisioning template %s is of type %s; devices register over MQTT with FLEET_PROVISIONING templates.", t.Name, t.Type)
+	}
+	if !t.Enabled {
+		return nil, apierr.New(apierr.InvalidRequest, "The provisioning template %s is disabled; enable it with UpdateProvisioningTemplate.", t.Name)
+	}
+	if in.OwnershipToken == "" {
+		return nil, tokenRefused("Certificate ownership token cannot be empty.")
+	}
+	hash := tokenHash(in.OwnershipToken)
+	id, expires, err := s.store.OwnershipToken(ctx, scope, hash)
+	if errors.Is(err, store.ErrNotFound) || err == nil && s.timestamp().After(expires) {
+		return nil, tokenRefused("The certificate ownership token is not valid: it was not issued in this account and region, was used already, or expired.")
+	}
+	if err != nil {
+		return nil, internal("reading an ownership token", err)
+	}
+	c, err := s.store.Certificate(ctx, scope, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, tokenRefused("The certificate of the ownership token no longer exists.")
+	}
+	if err != nil {
+		return nil, internal("reading a certificate", err)
+	}
+	tpl, err := s.templates.get(t.Body)
+	if err != nil {
+		return nil, internal("parsing a stored provisioning template", err)
+	}
+	params := maps.Clone(in.Parameters)
+	if params == nil {
+		params = map[string]string{}
+	}
+	if t.Hook != nil {
+		overrides, err := s.askHook(ctx, scope, t, c, in, params)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(params, overrides)
+	}
+	plan, err := evaluate(tpl, params, c)
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.provisionWrite(ctx, scope, plan, c)
+	if err != nil {
+		return nil, err
+	}
+	w.TokenHash = hash
+	if _, err := s.store.Provision(ctx, scope, w); err != nil {
+		return nil, provisionError(err, w)
+	}
+	s.changed()
+	r := &Registration{DeviceConfiguration: plan.DeviceConfiguration}
+	if plan.Thing != nil {
+		r.ThingName = plan.Thing.Name
+	}
+	return r, nil
+}
+
+// evaluate runs a template for a certificate: its built-in parameters
+// (AWS::IoT::Certificate::Id and the subject's) are added to params and
+// win over any value of the same name, and the template's certificate
+// resource must name that certificate.
+func evaluate(tpl *template.Template, params map[string]string, c *iot.Certificate) (*template.Plan, error) {
+	leaf, err := x509.ParseCertificate(c.DER)
+	if err != nil {
+		return nil, internal("parsing a stored certificate", err)
+	}
+	params = maps.Clone(params)
+	maps.Copy(params, template.CertificateParameters(c.ID, leaf.Subject))
+	plan, err := tpl.Evaluate(params)
+	if err != nil {
+		return nil, apierr.New(apierr.ResourceRegistrationFailure, "The provisioning template could not be applied: %v", err)
+	}
+	if plan.Certificate != nil && plan.Certificate.CertificateID != c.ID {
+		return nil, apierr.New(apierr.ResourceRegistrationFailure, "The template's certificate resource %s names certificate %s, not the certificate being provisioned (%s).",
+			plan.Certificate.LogicalID, truncate(plan.Certificate.CertificateID, 64), c.ID)
+	}
+	return plan, nil
+}
+
+// askHook invokes the template's pre-provisioning hook and returns its
+// parameter overrides. Anything but a clear allow is AccessDenied, as at
+// AWS; what went wrong is in the message, without the function's own
+// words, which go to the log.
+func (s *Service) askHook(ctx context.Context, scope iot.Scope, t *iot.ProvisioningTemplate, c *iot.Certificate, in DeviceRegistration, params map[string]string) (map[string]string, error) {
+	if s.hooks == nil {
+		return nil, internal("asking a pre-provisioning hook", errors.New("no hook invoker is configured"))
+	}
+	if err := s.checkFunctionAccount(scope, t.Hook.TargetARN); err != nil {
+		return nil, apierr.Wrap(apierr.AccessDenied, err, "The pre-provisioning hook's function belongs to another account; provisioning is denied.")
+	}
+	answer, err := s.hooks.PreProvision(ctx, t.Hook.TargetARN, provider.HookEvent{
+		ClaimCertificateID: in.ClaimCertificateID,
+		CertificateID:      c.ID,
+		CertificatePEM:     pki.EncodeCertificate(c.DER),
+		TemplateARN:        t.ARN(),
+		ClientID:           in.ClientID,
+		Parameters:         params,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		why := "could not be invoked"
+		switch provider.FailureOf(err) {
+		case provider.TimedOut:
+			why = "did not answer within 5 seconds"
+		case provider.FunctionFailed, provider.CSRRejected:
+			why = "raised an error"
+		case provider.MalformedAnswer:
+			why = `did not answer {"allowProvisioning": ..., "parameterOverrides": {...}}`
+		}
+		return nil, apierr.Wrap(apierr.AccessDenied, err, "The pre-provisioning hook %s; provisioning is denied.", why)
+	}
+	if !answer.Allow {
+		return nil, apierr.New(apierr.AccessDenied, "The pre-provisioning hook did not allow provisioning.")
+	}
+	for k, v := range answer.ParameterOverrides {
+		if len(k) == 0 || len(k) > MaxParameterName || len(v) > MaxParameterValue {
+			return nil, apierr.New(apierr.AccessDenied, "The pre-provisioning hook answered a parameter override outside the model's bounds; provisioning is denied.")
+		}
+	}
+	return answer.ParameterOverrides, nil
+}
+
+// provisionWrite turns a plan into the store's write: the registry's rules
+// for names and values, and what OverrideSettings make of an existing
+// thing and certificate.
+func (s *Service) provisionWrite(ctx context.Context, scope iot.Scope, plan *template.Plan, c *iot.Certificate) (*store.ProvisionWrite, error) {
+	now := s.timestamp()
+	w := &store.ProvisionWrite{At: now, MaxPolicies: MaxPoliciesPerCertificate}
+	if th := plan.Thing; th != nil {
+		if err := checkPlannedThing(th); err != nil {
+			return nil, err
+		}
+		w.ThingName = th.Name
+		w.Thing = func(existing *iot.Thing) (*iot.Thing, error) {
+			if existing == nil {
+				attributes := maps.Clone(th.Attributes)
+				maps.DeleteFunc(attributes, func(_, v string) bool { return v == "" })
+				return &iot.Thing{Scope: scope, Name: th.Name, ID: newGenerationID(), Attributes: attributes, Version: 1, CreatedAt: now, ModifiedAt: now}, nil
+			}
+			return overrideThing(existing, th)
+		}
+	}
+	if cp := plan.Certificate; cp != nil {
+		w.CertificateID = c.ID
+		w.Certificate = func(current *iot.Certificate) error { return overrideStatus(current, cp, now) }
+	}
+	for _, p := range plan.Policies {
+		if p.Document == "" {
+			if !iot.ValidPolicyName(p.Name) {
+				return nil, apierr.New(apierr.ResourceRegistrationFailure, "The template's policy %s names %q, which is not a policy name.", p.LogicalID, truncate(p.Name, 128))
+			}
+			if _, err := s.store.Policy(ctx, scope, p.Name); errors.Is(err, store.ErrNotFound) {
+				return nil, apierr.New(apierr.ResourceRegistrationFailure, "The template's policy %s names the policy %s, which does not exist.", p.LogicalID, p.Name)
+			} else if err != nil {
+				return nil, internal("reading a policy", err)
+			}
+		} else if err := checkPolicyDocument(p.Document); err != nil {
+			e, _ := apierr.As(err)
+			return nil, apierr.New(apierr.ResourceRegistrationFailure, "The template's policy %s has a document that is not valid: %s", p.LogicalID, e.Message)
+		}
+		w.Policies = append(w.Policies, store.ProvisionedPolicy{Name: p.Name, Document: p.Document, GenerationID: newGenerationID()})
+	}
+	if len(w.Policies) > 0 && w.CertificateID == "" {
+		return nil, apierr.New(apierr.ResourceRegistrationFailure, "The template has policies but no certificate to attach them to.")
+	}
+	return w, nil
+}
+
+// checkPlannedThing applies CreateThing's rules to a template's thing.
+// fleetca has no thing types, thing groups or billing groups yet, so a
+// template that names one names one that does not exist, and is refused
+// as AWS refuses it.
+func checkPlannedThing(th *template.ThingPlan) error {
+	if !iot.ValidThingName(th.Name) {
+		return apierr.New(apierr.ResourceRegistrationFailure, "The template's thing %s would be named %q, which is not a thing name (1 to 128 of a-z, A-Z, 0-9, :, _ and -).", th.LogicalID, truncate(th.Name, 128))
+	}
+	for k, v := range th.Attributes {
+		if !iot.ValidAttributeName(k) || !iot.ValidAttributeValue(v) {
+			return apierr.New(apierr.ResourceRegistrationFailure, "The template's thing %s has the attribute %q = %q, which the registry does not allow.", th.LogicalID, truncate(k, 128), truncate(v, 128))
+		}
+	}
+	switch {
+	case th.TypeName != "":
+		return apierr.New(apierr.ResourceRegistrationFailure, "Thing type %s cannot be found.", th.TypeName)
+	case len(th.Groups) > 0:
+		return apierr.New(apierr.ResourceRegistrationFailure, "Thing group %s cannot be found.", th.Groups[0])
+	case th.BillingGroup != "":
+		return apierr.New(apierr.ResourceRegistrationFailure, "Billing group %s cannot be found.", th.BillingGroup)
+	}
+	attributes := maps.Clone(th.Attributes)
+	maps.DeleteFunc(attributes, func(_, v string) bool { return v == "" })
+	return checkAttributeCount(attributes, "")
+}
+
+// overrideThing applies a template's OverrideSettings to a thing that
+// exists: DO_NOTHING keeps its attributes, REPLACE sets the template's,
+// MERGE adds them (an empty value removes one), and FAIL refuses the
+// request if they would change — so a device that repeats a RegisterThing
+// whose answer it lost is not refused. It returns nil when nothing
+// changes.
+func overrideThing(existing *iot.Thing, th *template.ThingPlan) (*iot.Thing, error) {
+	if th.Attributes == nil {
+		return nil, nil
+	}
+	next := maps.Clone(existing.Attributes)
+	switch th.Override.Attributes {
+	case template.DoNothing, "":
+		return nil, nil
+	case template.Replace, template.Fail:
+		next = maps.Clone(th.Attributes)
+	case template.Merge:
+		if next == nil {
+			next = map[string]string{}
+		}
+		maps.Copy(next, th.Attributes)
+	}
+	maps.DeleteFunc(next, func(_, v string) bool { return v == "" })
+	if maps.Equal(next, existing.Attributes) {
+		return nil, nil
+	}
+	if th.Override.Attributes == template.Fail {
+		return nil, apierr.New(apierr.ConflictingResourceUpdate, "The thing %s exists with other attributes, and the template's OverrideSettings for AttributePayload say FAIL.", existing.Name)
+	}
+	if err := checkAttributeCount(next, existing.TypeName); err != nil {
+		return nil, err
+	}
+	existing.Attributes = next
+	return existing, nil
+}
+
+// overrideStatus sets the certificate's status as the template says. A
+// certificate PENDING_ACTIVATION, as fleet provisioning and JITP make
+// them, always takes the template's status (AWS's JITP guide pairs a
+// DO_NOTHING override with a certificate that ends ACTIVE); for one that
+// is ACTIVE or INACTIVE already, the Status override decides: DO_NOTHING
+// keeps it, REPLACE sets it, FAIL refuses a change. A revoked certificate
+// is never provisioned.
+func overrideStatus(c *iot.Certificate, cp *template.CertificatePlan, now time.Time) error {
+	status := iot.Status(cp.Status)
+	switch {
+	case c.Status == iot.StatusRevoked:
+		return apierr.New(apierr.CertificateState, "The certificate %s is REVOKED; it cannot be provisioned.", c.ID)
+	case c.Status == status:
+		return nil
+	case c.Status == iot.StatusPendingActivation, cp.StatusOverride == template.Replace:
+	case cp.StatusOverride == template.Fail:
+		return apierr.New(apierr.ConflictingResourceUpdate, "The certificate %s is %s, and the template's OverrideSettings for Status say FAIL.", c.ID, c.Status)
+	default:
+		return nil
+	}
+	c.Status = status
+	c.LastModifiedAt = now
+	c.CustomerVersion++
+	c.GenerationID = newGenerationID()
+	return nil
+}
+
+// provisionError is what a failed plan tells the client.
+func provisionError(err error, w *store.ProvisionWrite) error {
+	if _, ok := apierr.As(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound) && w.TokenHash != "":
+		return tokenRefused("The certificate ownership token is not valid: it was used already, or expired.")
+	case errors.Is(err, store.ErrNotFound):
+		return apierr.Wrap(apierr.ResourceRegistrationFailure, err, "A resource the template names was deleted while it was applied; retry.")
+	case errors.Is(err, store.ErrExists):
+		return apierr.Wrap(apierr.ConflictingResourceUpdate, err, "A policy of the name the template's policy document takes exists with another document.")
+	case errors.Is(err, store.ErrLimit):
+		return apierr.New(apierr.ResourceRegistrationFailure, "The certificate would have more than %d policies attached.", MaxPoliciesPerCertificate)
+	case errors.Is(err, store.ErrExclusive):
+		return apierr.Wrap(apierr.ConflictingResourceUpdate, err, "The certificate is attached exclusively to another thing.")
+	}
+	return internal("applying a provisioning plan", err)
+}
