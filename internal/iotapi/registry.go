@@ -32,6 +32,7 @@ type ProvisioningTemplates interface {
 	DescribeProvisioningTemplateVersion(ctx context.Context, scope iot.Scope, name string, id int64) (*iot.ProvisioningTemplateVersion, error)
 	ListProvisioningTemplateVersions(ctx context.Context, scope iot.Scope, name string, opts registry.ListOptions) ([]iot.ProvisioningTemplateVersion, string, error)
 	DeleteProvisioningTemplateVersion(ctx context.Context, scope iot.Scope, name string, id int64) error
+	RegisterThing(ctx context.Context, scope iot.Scope, body string, params map[string]string) (*registry.RegisteredThing, error)
 }
 
 // Things serves things and the principals attached to them.

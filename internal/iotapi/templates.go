@@ -23,6 +23,10 @@ func (h *Handler) templateOperations() []operation {
 		{"ListProvisioningTemplateVersions", "GET /provisioning-templates/{templateName}/versions", h.listTemplateVersions},
 		{"DescribeProvisioningTemplateVersion", "GET /provisioning-templates/{templateName}/versions/{versionId}", h.describeTemplateVersion},
 		{"DeleteProvisioningTemplateVersion", "DELETE /provisioning-templates/{templateName}/versions/{versionId}", h.deleteTemplateVersion},
+		// RegisterThing shares its path's prefix with CreateThing's
+		// POST /things/{thingName}.
+		{"RegisterThing", "POST /things", h.registerThing},
+		{"RegisterThing", "POST /things/{$}", h.registerThing},
 	}
 }
 
@@ -384,4 +388,38 @@ func (h *Handler) deleteTemplateVersion(c *call) (any, error) {
 		return nil, err
 	}
 	return nil, h.reg.DeleteProvisioningTemplateVersion(c.r.Context(), c.scope, name, id)
+}
+
+type registerThingInput struct {
+	TemplateBody *string           `json:"templateBody"`
+	Parameters   map[string]string `json:"parameters"`
+}
+
+type registerThingOutput struct {
+	CertificatePem string            `json:"certificatePem,omitempty"`
+	ResourceArns   map[string]string `json:"resourceArns"`
+}
+
+func (h *Handler) registerThing(c *call) (any, error) {
+	var in registerThingInput
+	if err := c.decodeBody(&in); err != nil {
+		return nil, err
+	}
+	body, err := checkTemplateBody(in.TemplateBody)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range in.Parameters {
+		if len(k) == 0 || len(k) > registry.MaxParameterName {
+			return nil, validation(k, "parameters", "Map keys must have length between 1 and 2048")
+		}
+		if len(v) > registry.MaxParameterValue {
+			return nil, validation(v, "parameters", "Map values must have length less than or equal to 4096")
+		}
+	}
+	r, err := h.reg.RegisterThing(c.r.Context(), c.scope, body, in.Parameters)
+	if err != nil {
+		return nil, err
+	}
+	return registerThingOutput{CertificatePem: r.CertificatePEM, ResourceArns: r.ResourceARNs}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/apierr"
@@ -336,4 +337,117 @@ func provisionError(err error, w *store.ProvisionWrite) error {
 		return apierr.Wrap(apierr.ConflictingResourceUpdate, err, "The certificate is attached exclusively to another thing.")
 	}
 	return internal("applying a provisioning plan", err)
+}
+
+// RegisteredThing is the control plane's RegisterThing answer.
+type RegisteredThing struct {
+	// CertificatePEM is the template's certificate, "" when it has none.
+	CertificatePEM string
+	// ResourceARNs are the ARNs of the template's resources by logical ID:
+	// the thing, the certificate, and the policies this call created.
+	ResourceARNs map[string]string
+}
+
+// RegisterThing is the control plane's RegisterThing (single-thing
+// provisioning): an inline template, applied with the given parameters in
+// one transaction. Its certificate resource names an existing certificate
+// (CertificateId), or one made for the call: issued by fleetca's CA for a
+// CertificateSigningRequest, or registered from a CertificatePem under the
+// registered CA that signed it. There are no built-in certificate
+// parameters here: the template names its certificate through the
+// caller's parameters.
+func (s *Service) RegisterThing(ctx context.Context, scope iot.Scope, body string, params map[string]string) (*RegisteredThing, error) {
+	tpl, err := template.Parse(body)
+	if err != nil {
+		return nil, apierr.New(apierr.InvalidRequest, "Invalid template body: %v", err)
+	}
+	plan, err := tpl.Evaluate(params)
+	if err != nil {
+		return nil, apierr.New(apierr.ResourceRegistrationFailure, "The provisioning template could not be applied: %v", err)
+	}
+	var c *iot.Certificate
+	var created bool
+	if cp := plan.Certificate; cp != nil {
+		if c, created, err = s.templateCertificate(ctx, scope, cp); err != nil {
+			return nil, err
+		}
+	}
+	w, err := s.provisionWrite(ctx, scope, plan, c)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		w.NewCertificate = c
+	}
+	out, err := s.store.Provision(ctx, scope, w)
+	if errors.Is(err, store.ErrExists) && created {
+		return nil, apierr.New(apierr.ResourceRegistrationFailure, "The certificate %s is already registered; name it with CertificateId.", c.ID)
+	}
+	if err != nil {
+		return nil, provisionError(err, w)
+	}
+	s.changed()
+	r := &RegisteredThing{ResourceARNs: map[string]string{}}
+	if plan.Thing != nil {
+		r.ResourceARNs[plan.Thing.LogicalID] = out.Thing.ARN()
+	}
+	if c != nil {
+		r.CertificatePEM = pki.EncodeCertificate(c.DER)
+		r.ResourceARNs[plan.Certificate.LogicalID] = c.ARN()
+	}
+	for _, p := range plan.Policies {
+		if slices.Contains(out.CreatedPolicies, p.Name) {
+			r.ResourceARNs[p.LogicalID] = scope.ARN(iot.TypePolicy, p.Name)
+		}
+	}
+	return r, nil
+}
+
+// templateCertificate is the certificate a RegisterThing template names:
+// an existing one, or a new one (not stored yet; created reports which),
+// PENDING_ACTIVATION until the plan gives it the template's status.
+func (s *Service) templateCertificate(ctx context.Context, scope iot.Scope, cp *template.CertificatePlan) (c *iot.Certificate, created bool, err error) {
+	switch {
+	case cp.CertificateID != "":
+		id, ok := iot.NormalizeCertificateID(cp.CertificateID)
+		if !ok {
+			return nil, false, apierr.New(apierr.ResourceRegistrationFailure, "The template's certificate %s names %q, which is not a certificate ID.", cp.LogicalID, truncate(cp.CertificateID, 64))
+		}
+		c, err := s.store.Certificate(ctx, scope, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, false, apierr.New(apierr.ResourceRegistrationFailure, "The template's certificate %s names the certificate %s, which does not exist.", cp.LogicalID, id)
+		}
+		if err != nil {
+			return nil, false, internal("reading a certificate", err)
+		}
+		return c, false, nil
+	case cp.CSR != "":
+		csr, err := pki.ParseCSR([]byte(cp.CSR))
+		if err != nil {
+			return nil, false, apierr.New(apierr.ResourceRegistrationFailure, "The template's certificate signing request is not valid: %v", err)
+		}
+		issued, err := s.authority.IssueForCSR(ctx, csr)
+		if err != nil {
+			return nil, false, internal("issuing", err)
+		}
+		return s.signedCertificate(scope, issued, iot.StatusPendingActivation), true, nil
+	default:
+		leaf, err := parseDeviceCertificate(cp.CertificatePEM)
+		if err != nil {
+			e, _ := apierr.As(err)
+			return nil, false, apierr.New(apierr.ResourceRegistrationFailure, "The template's certificate: %s", e.Message)
+		}
+		ca, err := s.issuingCA(ctx, scope, leaf, cp.CACertificatePEM)
+		if err != nil {
+			e, ok := apierr.As(err)
+			if !ok {
+				return nil, false, err
+			}
+			return nil, false, apierr.New(apierr.ResourceRegistrationFailure, "The template's certificate: %s", e.Message)
+		}
+		if ca.Status != iot.CAStatusActive {
+			return nil, false, apierr.New(apierr.ResourceRegistrationFailure, "The CA certificate %s that signed the template's certificate is not ACTIVE.", ca.ID)
+		}
+		return s.registeredCertificate(scope, leaf, iot.StatusPendingActivation, ca.Mode, ca.ID), true, nil
+	}
 }
