@@ -33,6 +33,7 @@ type ProvisioningTemplates interface {
 	ListProvisioningTemplateVersions(ctx context.Context, scope iot.Scope, name string, opts registry.ListOptions) ([]iot.ProvisioningTemplateVersion, string, error)
 	DeleteProvisioningTemplateVersion(ctx context.Context, scope iot.Scope, name string, id int64) error
 	RegisterThing(ctx context.Context, scope iot.Scope, body string, params map[string]string) (*registry.RegisteredThing, error)
+	CreateProvisioningClaim(ctx context.Context, scope iot.Scope, templateName string) (*registry.Claim, error)
 }
 
 // Things serves things and the principals attached to them.

@@ -23,6 +23,7 @@ func (h *Handler) templateOperations() []operation {
 		{"ListProvisioningTemplateVersions", "GET /provisioning-templates/{templateName}/versions", h.listTemplateVersions},
 		{"DescribeProvisioningTemplateVersion", "GET /provisioning-templates/{templateName}/versions/{versionId}", h.describeTemplateVersion},
 		{"DeleteProvisioningTemplateVersion", "DELETE /provisioning-templates/{templateName}/versions/{versionId}", h.deleteTemplateVersion},
+		{"CreateProvisioningClaim", "POST /provisioning-templates/{templateName}/provisioning-claim", h.createProvisioningClaim},
 		// RegisterThing shares its path's prefix with CreateThing's
 		// POST /things/{thingName}.
 		{"RegisterThing", "POST /things", h.registerThing},
@@ -422,4 +423,24 @@ func (h *Handler) registerThing(c *call) (any, error) {
 		return nil, err
 	}
 	return registerThingOutput{CertificatePem: r.CertificatePEM, ResourceArns: r.ResourceARNs}, nil
+}
+
+type createProvisioningClaimOutput struct {
+	CertificateID  string  `json:"certificateId"`
+	CertificatePem string  `json:"certificatePem"`
+	KeyPair        keyPair `json:"keyPair"`
+	Expiration     epoch   `json:"expiration"`
+}
+
+func (h *Handler) createProvisioningClaim(c *call) (any, error) {
+	name, err := c.templateNameLabel()
+	if err != nil {
+		return nil, err
+	}
+	claim, err := h.reg.CreateProvisioningClaim(c.r.Context(), c.scope, name)
+	if err != nil {
+		return nil, err
+	}
+	return createProvisioningClaimOutput{CertificateID: claim.CertificateID, CertificatePem: claim.CertificatePEM,
+		KeyPair: keyPair{PublicKey: claim.PublicKeyPEM, PrivateKey: claim.PrivateKeyPEM}, Expiration: epoch(claim.Expiration)}, nil
 }

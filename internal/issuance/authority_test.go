@@ -113,6 +113,10 @@ func TestProfilesLintClean(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			claim, err := a.IssueClaim(context.Background(), &rsaKey.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if tc.publicURL != "" {
 				leaf, err := x509.ParseCertificate(fromCSR.DER)
 				if err != nil {
@@ -125,7 +129,7 @@ func TestProfilesLintClean(t *testing.T) {
 			}
 			for name, der := range map[string][]byte{
 				"root": a.Root().Raw, "issuing": a.Issuing().Raw, "server CA": a.ServerCA().Raw, "from CSR": fromCSR.DER, "for key": forKey.DER,
-				"MQTT server": server.Certificate[0],
+				"MQTT server": server.Certificate[0], "provisioning claim": claim.DER,
 			} {
 				if p := lintProblems(t, reg, der); len(p) > 0 {
 					t.Errorf("%s certificate: zlint findings:\n%v", name, p)

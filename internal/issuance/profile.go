@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"net"
 	"strings"
@@ -66,6 +67,28 @@ func (a *Authority) IssueForKey(ctx context.Context, pub crypto.PublicKey) (*Iss
 	}
 	tmpl := a.deviceTemplate()
 	tmpl.Subject = defaultSubject
+	return a.issue(ctx, tmpl, pub)
+}
+
+// ClaimValidity is how long a provisioning claim certificate is valid, as
+// AWS's are: the device has five minutes to provision itself.
+const ClaimValidity = 5 * time.Minute
+
+// IssueClaim signs a provisioning claim certificate for a key fleetca
+// generated: valid for ClaimValidity from now (back-dated as every
+// certificate), with a random subject, as AWS's claims have one that is
+// not their certificate ID.
+func (a *Authority) IssueClaim(ctx context.Context, pub crypto.PublicKey) (*Issued, error) {
+	if err := pki.CheckPublicKey(pub); err != nil {
+		return nil, err
+	}
+	cn := make([]byte, 32)
+	if _, err := rand.Read(cn); err != nil {
+		return nil, err
+	}
+	tmpl := a.deviceTemplate()
+	tmpl.NotAfter = tmpl.NotBefore.Add(backdate + ClaimValidity)
+	tmpl.Subject = pkix.Name{CommonName: hex.EncodeToString(cn)}
 	return a.issue(ctx, tmpl, pub)
 }
 

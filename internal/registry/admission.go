@@ -61,6 +61,9 @@ func (s *Service) AdmitDevice(ctx context.Context, leaf *x509.Certificate, serve
 	}
 	regs = slices.DeleteFunc(regs, func(c iot.Certificate) bool { return !reachable(c.Scope, c.Mode, account) })
 	if len(regs) == 0 {
+		if a, claim, err := s.admitClaim(ctx, leaf, account); claim || err != nil {
+			return a, err
+		}
 		return s.registerJustInTime(ctx, leaf, account)
 	}
 	var active, pending []iot.Certificate
@@ -200,7 +203,7 @@ type caKey struct {
 func (s *Service) StillAdmitted(ctx context.Context, pass *SweepPass, scope iot.Scope, id string) (bool, error) {
 	c, err := s.store.Certificate(ctx, scope, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return s.claimStillValid(ctx, scope, id)
 	}
 	if err != nil {
 		return false, internal("checking a device certificate", err)

@@ -34,6 +34,13 @@ func (s *Service) ConnectionGrants(ctx context.Context, scope iot.Scope, certifi
 	if err != nil {
 		return nil, internal("reading a device's policies", err)
 	}
+	if len(policies) == 0 && thing == nil {
+		// A certificate with nothing attached may be a provisioning claim,
+		// whose policy is implicit.
+		if g, err := s.claimGrants(ctx, scope, certificateID); g != nil || err != nil {
+			return g, err
+		}
+	}
 	g := &Grants{Thing: thing, Policies: make([]*policy.Policy, 0, len(policies)), PolicyNames: make([]string, 0, len(policies))}
 	for _, p := range policies {
 		compiled, err := s.compiled.get(p.DefaultDocument)

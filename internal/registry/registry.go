@@ -44,6 +44,9 @@ type Authority interface {
 	// behind a network (a PKCS#11 token, a KMS).
 	IssueForCSR(ctx context.Context, csr *x509.CertificateRequest) (*issuance.Issued, error)
 	IssueForKey(ctx context.Context, pub crypto.PublicKey) (*issuance.Issued, error)
+	// IssueClaim signs a provisioning claim: a certificate valid for
+	// minutes.
+	IssueClaim(ctx context.Context, pub crypto.PublicKey) (*issuance.Issued, error)
 	// Issuing is the CA certificate that signs what the Authority issues.
 	Issuing() *x509.Certificate
 	// OwnCA reports whether c is one of the Authority's CAs (same key).

@@ -50,6 +50,24 @@ type Provisioning interface {
 	// Provision applies a provisioning plan in one transaction: all of it
 	// or nothing.
 	Provision(ctx context.Context, scope iot.Scope, p *ProvisionWrite) (*Provisioned, error)
+	// CreateProvisioningClaim records a claim certificate; ErrExists if
+	// its ID is recorded already.
+	CreateProvisioningClaim(ctx context.Context, c *ProvisioningClaim) error
+	// ProvisioningClaim returns the claim of a certificate ID; ErrNotFound
+	// when there is none (never made, or expired and swept by
+	// ExpireProvisioningTokens).
+	ProvisioningClaim(ctx context.Context, certificateID string) (*ProvisioningClaim, error)
+}
+
+// ProvisioningClaim is a claim certificate made by CreateProvisioningClaim:
+// a device presenting it may provision itself with the template until the
+// claim expires.
+type ProvisioningClaim struct {
+	Scope         iot.Scope
+	CertificateID string
+	TemplateName  string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
 }
 
 // ProvisionWrite is a provisioning plan as the store applies it. The rules

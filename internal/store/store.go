@@ -137,7 +137,8 @@ type Certificates interface {
 	CreateProvisionedCertificate(ctx context.Context, c *iot.Certificate, token ProvisioningToken) error
 	// ExpireProvisioningTokens removes the tokens that expired before now and
 	// deletes their certificates that are still PENDING_ACTIVATION; it
-	// returns the certificates it deleted.
+	// returns the certificates it deleted. It forgets the provisioning
+	// claims that expired before now too.
 	ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]iot.Certificate, error)
 }
 

@@ -290,6 +290,9 @@ func (s *Store) ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]
 				return err
 			}
 		}
+		if _, err := tx.Exec(`DELETE FROM provisioning_claims WHERE expires_us < ?`, now.UnixMicro()); err != nil {
+			return err
+		}
 		_, err = tx.Exec(`DELETE FROM provisioning_tokens WHERE expires_us < ?`, now.UnixMicro())
 		return err
 	})

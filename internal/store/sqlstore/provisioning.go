@@ -433,3 +433,31 @@ func provisionThing(tx txn, scope iot.Scope, w *store.ProvisionWrite) (*iot.Thin
 	}
 	return changed, writeThing(tx, changed, w.At)
 }
+
+// CreateProvisioningClaim implements store.Provisioning.
+func (s *Store) CreateProvisioningClaim(ctx context.Context, c *store.ProvisioningClaim) error {
+	return s.write.do(ctx, func(tx txn) error {
+		_, err := tx.Exec(`INSERT INTO provisioning_claims (certificate_id, account_id, region, template_name, created_us, expires_us) VALUES (?, ?, ?, ?, ?, ?)`,
+			c.CertificateID, c.Scope.AccountID, c.Scope.Region, c.TemplateName, c.CreatedAt.UnixMicro(), c.ExpiresAt.UnixMicro())
+		if isUniqueViolation(err) {
+			return fmt.Errorf("provisioning claim %s: %w", c.CertificateID, store.ErrExists)
+		}
+		return err
+	})
+}
+
+// ProvisioningClaim implements store.Provisioning.
+func (s *Store) ProvisioningClaim(ctx context.Context, certificateID string) (*store.ProvisioningClaim, error) {
+	c := store.ProvisioningClaim{CertificateID: certificateID}
+	var created, expires int64
+	err := s.read.QueryRowContext(ctx, `SELECT account_id, region, template_name, created_us, expires_us FROM provisioning_claims WHERE certificate_id = ?`,
+		certificateID).Scan(&c.Scope.AccountID, &c.Scope.Region, &c.TemplateName, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("provisioning claim %s: %w", certificateID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.CreatedAt, c.ExpiresAt = time.UnixMicro(created).UTC(), time.UnixMicro(expires).UTC()
+	return &c, nil
+}

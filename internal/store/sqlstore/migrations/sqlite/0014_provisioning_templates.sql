@@ -26,3 +26,16 @@ CREATE TABLE provisioning_template_versions (
     created_us     BIGINT   NOT NULL,
     PRIMARY KEY (account_id, region, template_name, version_id)
 );
+-- Provisioning claims: five-minute certificates CreateProvisioningClaim
+-- makes for one template. They are not registered certificates (no listing
+-- shows them); a device presenting one may only provision itself with the
+-- template. Kept until they expire.
+CREATE TABLE provisioning_claims (
+    certificate_id  TEXT   NOT NULL PRIMARY KEY,
+    account_id      TEXT   NOT NULL,
+    region          TEXT   NOT NULL,
+    template_name   TEXT   NOT NULL,
+    created_us      BIGINT   NOT NULL,
+    expires_us      BIGINT   NOT NULL
+);
+CREATE INDEX provisioning_claims_by_expiry ON provisioning_claims (expires_us);
