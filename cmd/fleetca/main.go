@@ -16,6 +16,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -431,6 +432,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	metricsURL := fs.String("metrics-url", "", "Prometheus endpoint of the server (e.g. http://127.0.0.1:7400/metrics), to read its CPU time")
 	dataDir := fs.String("data-dir", "", "data directory of a local fleetca: bench makes an account of its own there for the run and writes only into it")
 	profile := fs.String("profile", "", "AWS profile whose credentials sign the requests (default: the standard AWS sources)")
+	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:8883", "device endpoint that --op provision drives (its CA is read from the endpoint's /ca.pem)")
+	mqttName := fs.String("mqtt-server-name", "localhost", "name the device endpoint's certificate is checked for")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -478,6 +481,14 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	if *count > 0 {
 		opts.Duration = loadgen.MaxDuration
 	}
+	if *op == "provision" {
+		roots, err := endpointRoots(*endpoint)
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
+			return 1
+		}
+		opts.MQTTAddr, opts.MQTTServerName, opts.RootCAs = *mqttAddr, *mqttName, roots
+	}
 	switch {
 	case *pid > 0:
 		opts.ServerCPU = loadgen.ProcCPU(*pid)
@@ -497,6 +508,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
+	for _, st := range r.Steps {
+		fmt.Fprintf(stdout, "  %-14s p50 %.2f  p99 %.2f\n", st.Name, st.P50ms, st.P99ms)
+	}
 	if r.RawCostMs > 0 {
 		fmt.Fprintf(stdout, "raw crypto cost %.3f ms CPU", r.RawCostMs)
 		if r.ServerCPUMs > 0 {
@@ -510,4 +524,23 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// endpointRoots reads the CA certificate fleetca serves at /ca.pem, which
+// signs its device endpoint's certificate.
+func endpointRoots(endpoint string) (*x509.CertPool, error) {
+	resp, err := http.Get(strings.TrimSuffix(endpoint, "/") + "/ca.pem")
+	if err != nil {
+		return nil, fmt.Errorf("reading the endpoint's CA: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("reading the endpoint's CA: %s %v", resp.Status, err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(body) {
+		return nil, errors.New("the endpoint's /ca.pem holds no certificate")
+	}
+	return roots, nil
 }

@@ -7,10 +7,12 @@ package loadgen
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +22,7 @@ import (
 )
 
 // Operations are the operations Run can drive.
-var Operations = []string{"csr", "keys", "describe", "list"}
+var Operations = []string{"csr", "keys", "describe", "list", "provision"}
 
 // MaxDuration bounds a run.
 const MaxDuration = time.Hour
@@ -28,7 +30,7 @@ const MaxDuration = time.Hour
 // Options configure a run.
 type Options struct {
 	Client      *iot.Client
-	Operation   string // csr, keys, describe or list
+	Operation   string // one of Operations
 	Concurrency int
 	// Duration bounds the run; Count, when positive, stops it after that
 	// many requests. At least one must be set.
@@ -47,6 +49,19 @@ type Options struct {
 	ServerCPU func() (time.Duration, error)
 	// Progress, when set, gets a line a second.
 	Progress io.Writer
+	// MQTTAddr is the device endpoint (host:port) provision drives, with
+	// RootCAs the CAs that sign its certificate and MQTTServerName the
+	// name it is checked for.
+	MQTTAddr       string
+	MQTTServerName string
+	RootCAs        *x509.CertPool
+}
+
+// StepResult is the latency of one step of an operation made of several.
+type StepResult struct {
+	Name  string  `json:"name"`
+	P50ms float64 `json:"p50ms"`
+	P99ms float64 `json:"p99ms"`
 }
 
 // Result is what a run measured.
@@ -68,6 +83,8 @@ type Result struct {
 	ServerCPUMs float64 `json:"serverCpuMsPerRequest,omitempty"`
 	// CPURatio is ServerCPUMs / RawCostMs.
 	CPURatio float64 `json:"cpuRatio,omitempty"`
+	// Steps are the latencies of each step of a provisioning flow.
+	Steps []StepResult `json:"steps,omitempty"`
 }
 
 // Run drives the endpoint and returns what it measured.
@@ -78,10 +95,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Duration <= 0 && opts.Count <= 0 || opts.Duration > MaxDuration {
 		return nil, fmt.Errorf("loadgen: give a duration (at most %v) or a count", MaxDuration)
 	}
-	call, raw, err := prepare(ctx, opts)
+	wl, err := prepare(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
+	call, raw := wl.call, wl.raw
 	var cpuBefore time.Duration
 	if opts.ServerCPU != nil {
 		if cpuBefore, err = opts.ServerCPU(); err != nil {
@@ -141,6 +159,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if len(codes) > 0 {
 		r.ErrorCodes = codes
 	}
+	if wl.steps != nil {
+		r.Steps = wl.steps()
+	}
 	r.PerSecond = float64(r.Requests) / elapsed.Seconds()
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	r.P50ms, r.P90ms, r.P99ms = ms(percentile(latencies, 50)), ms(percentile(latencies, 90)), ms(percentile(latencies, 99))
@@ -175,6 +196,10 @@ func errorCode(err error) string {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		return ae.ErrorCode()
+	}
+	// A step of a provisioning flow says which.
+	if step, _, ok := strings.Cut(err.Error(), ":"); ok && len(step) <= 40 {
+		return step
 	}
 	return "transport"
 }

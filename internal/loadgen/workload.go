@@ -20,9 +20,30 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 )
 
+// workload is an operation ready to run: call makes one request on a
+// worker, raw is the operation's raw crypto cost, and steps, when set,
+// times the parts of an operation made of several.
+type workload struct {
+	call  func(ctx context.Context, w int) error
+	raw   time.Duration
+	steps func() []StepResult
+}
+
 // prepare makes what the operation needs before timing starts, and measures
 // its raw crypto cost.
-func prepare(ctx context.Context, opts Options) (func(context.Context, int) error, time.Duration, error) {
+func prepare(ctx context.Context, opts Options) (*workload, error) {
+	if opts.Operation == "provision" {
+		return prepareProvision(ctx, opts)
+	}
+	call, raw, err := prepareAPI(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &workload{call: call, raw: raw}, nil
+}
+
+// prepareAPI prepares the operations of the API alone.
+func prepareAPI(ctx context.Context, opts Options) (func(context.Context, int) error, time.Duration, error) {
 	c := opts.Client
 	switch opts.Operation {
 	case "csr":
