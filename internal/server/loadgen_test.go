@@ -2,9 +2,13 @@ package server_test
 
 import (
 	"context"
+	"crypto/x509"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+
+	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/loadgen"
 )
 
@@ -35,6 +39,34 @@ func TestLoadgen(t *testing.T) {
 			}
 		})
 	}
+	t.Run("provision", func(t *testing.T) {
+		ts := startServerWith(t, "", func(c *config.Config) { c.MQTTProvisioningRate, c.MQTTProvisioningBurst = 1000, 1000 })
+		roots := x509.NewCertPool()
+		roots.AddCert(ts.rootCA(t))
+		r, err := loadgen.Run(context.Background(), loadgen.Options{
+			Client: ts.iotClient(), Operation: "provision", Concurrency: 3, Count: 9, Duration: time.Minute, CSRKey: "p256",
+			MQTTAddr: ts.MQTTAddr(), MQTTServerName: "localhost", RootCAs: roots, ServerCPU: loadgen.MetricsCPU(ts.URL() + "/metrics"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Requests != 9 || r.Errors != 0 || r.RawCostMs <= 0 || r.CPURatio <= 0 || len(r.Steps) != 4 {
+			t.Fatalf("%+v", r)
+		}
+		for _, st := range r.Steps {
+			if st.P50ms <= 0 || st.P99ms < st.P50ms {
+				t.Errorf("step %+v", st)
+			}
+		}
+		// Nine devices, nine things, each with its own ACTIVE certificate.
+		out, err := ts.iotClient().ListThings(context.Background(), &iot.ListThingsInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Things) != 9 {
+			t.Errorf("%d things after provisioning 9 devices", len(out.Things))
+		}
+	})
 	if _, err := loadgen.Run(context.Background(), loadgen.Options{Client: ts.iotClient(), Operation: "delete-everything", Concurrency: 1, Count: 1}); err == nil {
 		t.Fatal("an unknown operation ran")
 	}
