@@ -516,6 +516,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		if r.ServerCPUMs > 0 {
 			fmt.Fprintf(stdout, "; server CPU %.3f ms per request; CPU ratio %.2f", r.ServerCPUMs, r.CPURatio)
 		}
+		fmt.Fprintf(stdout, "; load generator CPU %.3f ms per request", r.LoadCPUMs)
 		fmt.Fprintln(stdout)
 	}
 	line, _ := json.Marshal(r)

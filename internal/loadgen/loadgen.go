@@ -83,6 +83,9 @@ type Result struct {
 	ServerCPUMs float64 `json:"serverCpuMsPerRequest,omitempty"`
 	// CPURatio is ServerCPUMs / RawCostMs.
 	CPURatio float64 `json:"cpuRatio,omitempty"`
+	// LoadCPUMs is this load generator's own CPU time per successful
+	// request: on one machine, the server and it share the cores.
+	LoadCPUMs float64 `json:"loadCpuMsPerRequest,omitempty"`
 	// Steps are the latencies of each step of a provisioning flow.
 	Steps []StepResult `json:"steps,omitempty"`
 }
@@ -117,7 +120,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	latencies := make([]time.Duration, 0, 1<<16)
 	codes := map[string]int{}
 	stopProgress := progress(opts.Progress, &done, &failed)
-	start := time.Now()
+	start, loadBefore := time.Now(), processCPU()
 	var wg sync.WaitGroup
 	for w := 0; w < opts.Concurrency; w++ {
 		wg.Add(1)
@@ -149,7 +152,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}(w)
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, loadCPU := time.Since(start), processCPU()-loadBefore
 	stopProgress()
 	r := &Result{
 		Operation: opts.Operation, Concurrency: opts.Concurrency,
@@ -161,6 +164,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if wl.steps != nil {
 		r.Steps = wl.steps()
+	}
+	if ok := r.Requests - r.Errors; ok > 0 {
+		r.LoadCPUMs = ms(loadCPU) / float64(ok)
 	}
 	r.PerSecond = float64(r.Requests) / elapsed.Seconds()
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })

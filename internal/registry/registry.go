@@ -99,6 +99,7 @@ type Service struct {
 	now          func() time.Time
 	compiled     parsedCache[*policy.Policy]
 	templates    parsedCache[*template.Template]
+	signatures   signatureCache
 	notices      chan struct{}
 }
 

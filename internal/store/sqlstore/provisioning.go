@@ -346,19 +346,19 @@ func (s *Store) Provision(ctx context.Context, scope iot.Scope, w *store.Provisi
 			}
 		}
 		for _, p := range policies {
-			if _, err := lockPolicy(tx, scope, p.Name); err != nil {
-				return err
-			}
-			if p.Document == "" {
-				continue
-			}
+			// Locked, so that it is not deleted under the attachment; its
+			// default document read with it, which must be the plan's.
 			var document string
-			if err := tx.QueryRow(`SELECT v.document FROM policies p JOIN policy_versions v ON v.account_id = p.account_id
+			err := tx.QueryRow(`SELECT v.document FROM policies p JOIN policy_versions v ON v.account_id = p.account_id
 				AND v.region = p.region AND v.policy_name = p.policy_name AND v.version_id = p.default_version
-				WHERE p.account_id = ? AND p.region = ? AND p.policy_name = ?`, scope.AccountID, scope.Region, p.Name).Scan(&document); err != nil {
+				WHERE p.account_id = ? AND p.region = ? AND p.policy_name = ?`+tx.d.forUpdate(), scope.AccountID, scope.Region, p.Name).Scan(&document)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("policy %s: %w", p.Name, store.ErrNotFound)
+			}
+			if err != nil {
 				return err
 			}
-			if document != p.Document {
+			if p.Document != "" && document != p.Document {
 				return fmt.Errorf("policy %s has another document: %w", p.Name, store.ErrExists)
 			}
 		}

@@ -38,11 +38,14 @@ func attributesJSON(t *iot.Thing) string {
 	return string(b)
 }
 
-// writeAttributes replaces the thing's rows in thing_attributes.
-func writeAttributes(tx txn, t *iot.Thing) error {
-	if _, err := tx.Exec(`DELETE FROM thing_attributes WHERE account_id = ? AND region = ? AND thing_name = ?`,
-		t.Scope.AccountID, t.Scope.Region, t.Name); err != nil {
-		return err
+// writeAttributes replaces the thing's rows in thing_attributes; a new
+// thing has none to delete.
+func writeAttributes(tx txn, t *iot.Thing, isNew bool) error {
+	if !isNew {
+		if _, err := tx.Exec(`DELETE FROM thing_attributes WHERE account_id = ? AND region = ? AND thing_name = ?`,
+			t.Scope.AccountID, t.Scope.Region, t.Name); err != nil {
+			return err
+		}
 	}
 	for k, v := range t.Attributes {
 		if _, err := tx.Exec(`INSERT INTO thing_attributes (account_id, region, thing_name, name, value) VALUES (?, ?, ?, ?, ?)`,
@@ -80,7 +83,7 @@ func insertThing(tx txn, t *iot.Thing) (bool, error) {
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return false, err
 	}
-	return true, writeAttributes(tx, t)
+	return true, writeAttributes(tx, t, true)
 }
 
 // Thing implements store.Things.
@@ -170,7 +173,7 @@ func writeThing(tx txn, t *iot.Thing, at time.Time) error {
 		t.TypeName, attributesJSON(t), t.Version, t.ModifiedAt.UnixMicro(), t.Scope.AccountID, t.Scope.Region, t.Name); err != nil {
 		return err
 	}
-	if err := writeAttributes(tx, t); err != nil {
+	if err := writeAttributes(tx, t, false); err != nil {
 		return err
 	}
 	return recordChange(tx, t.Scope, store.ChangeThing, t.Name, at)
