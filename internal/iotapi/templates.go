@@ -410,14 +410,6 @@ func (h *Handler) registerThing(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range in.Parameters {
-		if len(k) == 0 || len(k) > registry.MaxParameterName {
-			return nil, validation(k, "parameters", "Map keys must have length between 1 and 2048")
-		}
-		if len(v) > registry.MaxParameterValue {
-			return nil, validation(v, "parameters", "Map values must have length less than or equal to 4096")
-		}
-	}
 	r, err := h.reg.RegisterThing(c.r.Context(), c.scope, body, in.Parameters)
 	if err != nil {
 		return nil, err

@@ -340,7 +340,21 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		h.forget(cl)
 		return
 	}
+	dropReplies(h.broker, cl)
 	trimInflight(h.broker, cl, maxOfflineQueueBytes)
+}
+
+// dropReplies removes the fleet-provisioning replies still in flight to a
+// connection that ended: a reply is for the connection that asked (it may
+// hold a private key), never for whoever resumes its session with the same
+// client ID.
+func dropReplies(b *mqtt.Server, cl *mqtt.Client) {
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		if pk.FixedHeader.Type == packets.Publish && isReplyTopic(pk.TopicName) && cl.State.Inflight.Delete(pk.PacketID) {
+			cl.State.Inflight.IncreaseSendQuota()
+			atomic.AddInt64(&b.Info.Inflight, -1)
+		}
+	}
 }
 
 // OnClientExpired forgets a persistent session that expired, and its

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -123,8 +124,13 @@ func (h *hook) serve(cl *mqtt.Client, sess *session, op operation, payload []byt
 	if err != nil {
 		r := rejection(err)
 		reply, suffix, status = r, "/rejected", r.StatusCode
-		if r.StatusCode >= 500 {
+		switch {
+		case r.StatusCode >= 500:
 			h.log.Error("mqtt request failed", "operation", op.name, "account", sess.scope.AccountID, "client_id", sess.clientID, "err", err)
+		case r.StatusCode == http.StatusForbidden:
+			// A pre-provisioning hook's refusal: why (the function's own
+			// error included) is for the operator, not the device.
+			h.log.Warn("mqtt request denied", "operation", op.name, "account", sess.scope.AccountID, "client_id", sess.clientID, "err", err)
 		}
 	}
 	body, encErr := encode(op.format, reply)
@@ -165,12 +171,6 @@ func (h *hook) handle(ctx context.Context, sess *session, op operation, payload 
 		var req registerThingRequest
 		if err := decode(op.format, payload, &req); err != nil {
 			return nil, err
-		}
-		for k, v := range req.Parameters {
-			if len(k) == 0 || len(k) > registry.MaxParameterName || len(v) > registry.MaxParameterValue {
-				return nil, apierr.New(apierr.InvalidRequest, "A parameter's name must have 1 to %d characters and its value at most %d.",
-					registry.MaxParameterName, registry.MaxParameterValue)
-			}
 		}
 		r, err := h.reg.RegisterDevice(ctx, sess.scope, registry.DeviceRegistration{
 			TemplateName: op.template, OwnershipToken: req.CertificateOwnershipToken, Parameters: req.Parameters,
@@ -229,8 +229,7 @@ func encode(format string, v any) ([]byte, error) {
 // written for the client (the registry's "the certificate provider did not
 // sign"), so it is shown.
 func rejection(err error) rejectedReply {
-	if errors.Is(err, registry.ErrInvalidOwnershipToken) {
-		e, _ := apierr.As(err)
+	if e, ok := apierr.As(err); ok && errors.Is(err, registry.ErrInvalidOwnershipToken) {
 		return rejectedReply{StatusCode: http.StatusBadRequest, ErrorCode: "InvalidCertificateOwnershipToken", ErrorMessage: e.Message}
 	}
 	if e, ok := apierr.As(err); ok {
@@ -282,7 +281,7 @@ var rejectionOf = map[apierr.Kind]rejectedReply{
 	// RegisterThing's: a template that cannot be applied, and one that
 	// conflicts with what exists (AWS's codes for these are not published).
 	apierr.ResourceRegistrationFailure: {StatusCode: http.StatusBadRequest, ErrorCode: "InvalidParameters"},
-	apierr.ConflictingResourceUpdate:   {StatusCode: http.StatusConflict, ErrorCode: "ResourceConflict"},
+	apierr.ConflictingResourceUpdate:   {StatusCode: http.StatusBadRequest, ErrorCode: "ResourceConflict"},
 }
 
 var internalRejection = rejectedReply{StatusCode: http.StatusInternalServerError, ErrorCode: "InternalError", ErrorMessage: "An internal error occurred."}
@@ -305,21 +304,38 @@ func (h *hook) reply(cl *mqtt.Client, sess *session, topic string, payload []byt
 		TopicName:   full,
 		Payload:     payload,
 	}
-	if sub.Qos > 0 {
-		// As the broker sends a QoS 1 message: a packet ID, and a place in
-		// the session's inflight messages until the PUBACK, so that a
-		// device that reconnects to its session gets the reply again.
-		id, err := cl.NextPacketID()
-		if err != nil {
-			return false
-		}
-		pk.FixedHeader.Qos, pk.PacketID = 1, uint16(id)
-		pk.Created = time.Now().Unix()
-		if cl.State.Inflight.Set(pk) {
-			cl.State.Inflight.DecreaseSendQuota()
+	if cl.Closed() {
+		return false
+	}
+	if sub.Qos > 0 && cl.State.Inflight.Len() < maxInflight {
+		// As the broker sends a QoS 1 message: a packet ID, and a place
+		// among the connection's in-flight messages until the PUBACK (a
+		// reply never outlives its connection: OnDisconnect drops it).
+		// With the in-flight messages at their bound, the reply goes at
+		// QoS 0 rather than past the bound.
+		if id, err := cl.NextPacketID(); err == nil {
+			pk.FixedHeader.Qos, pk.PacketID = 1, uint16(id)
+			pk.Created = time.Now().Unix()
+			if cl.State.Inflight.Set(pk) {
+				cl.State.Inflight.DecreaseSendQuota()
+				atomic.AddInt64(&h.broker.Info.Inflight, 1)
+			}
 		}
 	}
 	return cl.WritePacket(pk) == nil
+}
+
+// isReplyTopic reports whether a topic (in a namespace or not) is a
+// fleet-provisioning reply topic.
+func isReplyTopic(topic string) bool {
+	if i := strings.Index(topic, "$aws/"); i >= 0 {
+		topic = topic[i:]
+	}
+	if !strings.HasSuffix(topic, "/accepted") && !strings.HasSuffix(topic, "/rejected") {
+		return false
+	}
+	return strings.HasPrefix(topic, "$aws/certificates/create/") || strings.HasPrefix(topic, "$aws/certificates/create-from-csr/") ||
+		strings.HasPrefix(topic, templatesPrefix)
 }
 
 // accountLimiter bounds each account's fleet-provisioning requests in each

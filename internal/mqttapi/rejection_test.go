@@ -40,7 +40,7 @@ func TestRejection(t *testing.T) {
 		{apierr.New(apierr.ResourceNotFound, "The provisioning template t does not exist."), 404, "ResourceNotFound", "The provisioning template t does not exist."},
 		{apierr.New(apierr.AccessDenied, "The pre-provisioning hook did not allow provisioning."), 403, "AccessDenied", "The pre-provisioning hook did not allow provisioning."},
 		{apierr.New(apierr.ResourceRegistrationFailure, "parameter X has no value"), 400, "InvalidParameters", "parameter X has no value"},
-		{apierr.New(apierr.ConflictingResourceUpdate, "FAIL"), 409, "ResourceConflict", "FAIL"},
+		{apierr.New(apierr.ConflictingResourceUpdate, "FAIL"), 400, "ResourceConflict", "FAIL"},
 		{fmt.Errorf("registering: %w", apierr.Wrap(apierr.InvalidRequest, registry.ErrInvalidOwnershipToken, "Certificate ownership token cannot be empty.")),
 			400, "InvalidCertificateOwnershipToken", "Certificate ownership token cannot be empty."},
 		{context.DeadlineExceeded, 503, "ServiceUnavailable", "The service could not complete the request in time; retry later."},

@@ -154,7 +154,7 @@ func (s *Service) registerJustInTime(ctx context.Context, leaf *x509.Certificate
 			continue
 		}
 		parsed, err := x509.ParseCertificate(ca.DER)
-		if err != nil || leaf.CheckSignatureFrom(parsed) != nil || s.authority.OwnCA(parsed) {
+		if err != nil || !s.signatures.verified(leaf, parsed) || s.authority.OwnCA(parsed) {
 			continue
 		}
 		eligible = append(eligible, ca)
@@ -166,6 +166,12 @@ func (s *Service) registerJustInTime(ctx context.Context, leaf *x509.Certificate
 	if rc := ca.RegistrationConfig; rc.TemplateBody != "" || rc.TemplateName != "" {
 		return s.provisionJustInTime(ctx, &ca, leaf)
 	}
+	return s.registerPending(ctx, &ca, leaf)
+}
+
+// registerPending registers a device's certificate PENDING_ACTIVATION under
+// its CA: just-in-time registration.
+func (s *Service) registerPending(ctx context.Context, ca *iot.CACertificate, leaf *x509.Certificate) (Admission, error) {
 	c, err := s.storeRegistered(ctx, ca.Scope, leaf, iot.StatusPendingActivation, ca.Mode, ca.ID)
 	if apierr.Is(err, apierr.ResourceAlreadyExists) {
 		// Another connection registered it a moment ago.

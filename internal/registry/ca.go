@@ -278,8 +278,7 @@ func (s *Service) checkRegistrationConfig(ctx context.Context, scope iot.Scope, 
 	}
 	if rc.TemplateBody != "" {
 		if _, err := checkTemplateBody(rc.TemplateBody, iot.JITP); err != nil {
-			e, _ := apierr.As(err)
-			return apierr.New(apierr.InvalidRequest, "Invalid registration template. %s", e.Message)
+			return reword(err, apierr.InvalidRequest, "Invalid registration template. ")
 		}
 	}
 	if rc.TemplateName != "" {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/pki"
 	"github.com/fleetca/fleetca/internal/policy"
@@ -31,15 +30,9 @@ type Claim struct {
 // it —, and with no policy but the implicit one that lets a device
 // connect and provision itself with this template (see claimPolicy).
 func (s *Service) CreateProvisioningClaim(ctx context.Context, scope iot.Scope, templateName string) (*Claim, error) {
-	t, err := s.store.ProvisioningTemplate(ctx, scope, templateName)
+	t, err := s.fleetTemplate(ctx, scope, templateName)
 	if err != nil {
-		return nil, templateError(err, templateName, "reading a provisioning template")
-	}
-	if t.Type != iot.FleetProvisioning {
-		return nil, apierr.New(apierr.InvalidRequest, "The provisioning template %s is of type %s; claims are for FLEET_PROVISIONING templates.", t.Name, t.Type)
-	}
-	if !t.Enabled {
-		return nil, apierr.New(apierr.InvalidRequest, "The provisioning template %s is disabled; enable it with UpdateProvisioningTemplate.", t.Name)
+		return nil, err
 	}
 	key, err := s.newDeviceKey()
 	if err != nil {

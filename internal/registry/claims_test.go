@@ -171,3 +171,51 @@ func TestOwnershipTokenExpires(t *testing.T) {
 		t.Errorf("certificate after a refused RegisterThing: %+v, %v", c, err)
 	}
 }
+
+// TestRegisterDeviceGuards: a token whose certificate an operator has
+// deactivated since provisions nothing (the device's token does not undo
+// the operator), and the AWS::IoT::Certificate::* parameters come from the
+// certificate alone, never from the device, even those its subject lacks.
+func TestRegisterDeviceGuards(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := newClockedRegistry(t)
+
+	p, err := reg.CreateDeviceKeysAndCertificate(ctx, scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.UpdateCertificateStatus(ctx, scope, p.Certificate.ID, iot.StatusInactive); err != nil {
+		t.Fatal(err)
+	}
+	_, err = reg.RegisterDevice(ctx, scope, registry.DeviceRegistration{TemplateName: "fleet", OwnershipToken: p.OwnershipToken,
+		Parameters: map[string]string{"SerialNumber": "1"}})
+	if !errors.Is(err, registry.ErrInvalidOwnershipToken) {
+		t.Fatalf("RegisterThing of a deactivated certificate: %v", err)
+	}
+	if c, _ := reg.DescribeCertificate(ctx, scope, p.Certificate.ID); c.Status != iot.StatusInactive {
+		t.Fatalf("the deactivated certificate is %s", c.Status)
+	}
+
+	// A template naming the thing after the certificate's country, which
+	// CreateKeysAndCertificate's subject (CN only) does not have.
+	body := `{"Parameters": {"AWS::IoT::Certificate::Country": {"Type": "String"}},
+	  "Resources": {
+	    "thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "AWS::IoT::Certificate::Country"}}},
+	    "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}}}}}`
+	if _, err := reg.CreateProvisioningTemplate(ctx, scope, registry.TemplateInput{Name: "by-country", Body: body, Enabled: true,
+		ProvisioningRoleARN: "arn:aws:iam::123456789012:role/Provision"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err = reg.CreateDeviceKeysAndCertificate(ctx, scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = reg.RegisterDevice(ctx, scope, registry.DeviceRegistration{TemplateName: "by-country", OwnershipToken: p.OwnershipToken,
+		Parameters: map[string]string{"AWS::IoT::Certificate::Country": "victim", "AWS::IoT::Certificate::Id": "another"}})
+	if !apierr.Is(err, apierr.ResourceRegistrationFailure) || !strings.Contains(err.Error(), "AWS::IoT::Certificate::Country") {
+		t.Fatalf("a device giving a certificate parameter: %v", err)
+	}
+	if _, err := reg.DescribeThing(ctx, scope, "victim"); !apierr.Is(err, apierr.ResourceNotFound) {
+		t.Fatalf("the device named its thing through a certificate parameter: %v", err)
+	}
+}

@@ -15,53 +15,71 @@ import (
 // and provisioned with that template (its parameters are the certificate's
 // built-in ones) in one transaction, and the device is refused this once,
 // as AWS refuses the connection that provisions it; its next connection is
-// admitted. A template that cannot be applied registers nothing — the
-// device is refused, the reason logged, and its next connection tries
-// again — so no certificate is left half provisioned.
+// admitted. When the template cannot be applied (it names a parameter the
+// subject lacks, a template that no longer exists, ...), the certificate
+// is registered PENDING_ACTIVATION as just-in-time registration does, the
+// event published, and why logged: AWS's JITP registers the certificate
+// first and leaves it waiting for activation when the template fails, and
+// an operator's activation that listens for the event still hears of it.
+// Nothing is ever half provisioned.
 func (s *Service) provisionJustInTime(ctx context.Context, ca *iot.CACertificate, leaf *x509.Certificate) (Admission, error) {
-	body, refusal, err := s.jitpTemplate(ctx, ca)
-	if err != nil || refusal != "" {
-		return Admission{Refusal: refusal}, err
+	a, failed, err := s.applyJITP(ctx, ca, leaf)
+	if err != nil || failed == "" {
+		return a, err
+	}
+	a, err = s.registerPending(ctx, ca, leaf)
+	if a.Registered != nil {
+		a.Refusal = "just-in-time provisioning failed (" + failed + "); registered just in time instead, waiting for activation"
+	}
+	return a, err
+}
+
+// applyJITP applies a CA's template to a device's certificate; failed says
+// why a template could not be applied.
+func (s *Service) applyJITP(ctx context.Context, ca *iot.CACertificate, leaf *x509.Certificate) (a Admission, failed string, err error) {
+	body, failed, err := s.jitpTemplate(ctx, ca)
+	if err != nil || failed != "" {
+		return Admission{}, failed, err
 	}
 	tpl, err := s.templates.get(body)
 	if err != nil {
-		return Admission{Refusal: "the CA's provisioning template does not parse: " + err.Error()}, nil
+		return Admission{}, "the CA's provisioning template does not parse: " + err.Error(), nil
 	}
 	c := s.registeredCertificate(ca.Scope, leaf, iot.StatusPendingActivation, ca.Mode, ca.ID)
 	plan, err := evaluate(tpl, map[string]string{}, c)
 	if err != nil {
-		return jitpRefusal(err)
+		return jitpFailure(err)
 	}
-	w, err := s.provisionWrite(ctx, ca.Scope, plan, c)
+	w, err := s.provisionWrite(ctx, ca.Scope, plan)
 	if err != nil {
-		return jitpRefusal(err)
+		return jitpFailure(err)
 	}
 	// The certificate is registered by the plan even when the template
 	// does not name it, as JITR would register it.
 	w.NewCertificate, w.CertificateID = c, c.ID
+	registered := &JITRegistration{Scope: c.Scope, CertificateID: c.ID, CACertificateID: ca.ID, RegisteredAt: c.CreatedAt}
 	out, err := s.store.Provision(ctx, ca.Scope, w)
 	if errors.Is(err, store.ErrExists) {
 		if _, cerr := s.store.Certificate(ctx, ca.Scope, c.ID); cerr == nil {
 			// Another connection of the device provisioned it a moment ago.
-			return Admission{Registered: &JITRegistration{Scope: c.Scope, CertificateID: c.ID, CACertificateID: ca.ID, RegisteredAt: c.CreatedAt},
-				Refusal: "provisioned just in time by another connection"}, nil
+			return Admission{Registered: registered, Refusal: "provisioned just in time by another connection"}, "", nil
 		}
 	}
 	if err != nil {
-		return jitpRefusal(provisionError(err, w))
+		return jitpFailure(provisionError(err, w))
 	}
 	s.changed()
-	refusal = "provisioned just in time; the device is admitted when it connects again"
+	refusal := "provisioned just in time; the device is admitted when it connects again"
 	if out.Thing != nil {
 		refusal = "provisioned just in time as thing " + out.Thing.Name + "; the device is admitted when it connects again"
 	}
-	return Admission{Registered: &JITRegistration{Scope: c.Scope, CertificateID: c.ID, CACertificateID: ca.ID, RegisteredAt: c.CreatedAt}, Refusal: refusal}, nil
+	return Admission{Registered: registered, Refusal: refusal}, "", nil
 }
 
 // jitpTemplate returns the body of a CA's provisioning template: the
 // inline one, or the default version of the JITP template it names, which
-// must exist and be enabled. A refusal says why there is none to run.
-func (s *Service) jitpTemplate(ctx context.Context, ca *iot.CACertificate) (body, refusal string, err error) {
+// must exist and be enabled; failed says why there is none to run.
+func (s *Service) jitpTemplate(ctx context.Context, ca *iot.CACertificate) (body, failed string, err error) {
 	rc := ca.RegistrationConfig
 	if rc.TemplateBody != "" {
 		return rc.TemplateBody, "", nil
@@ -80,12 +98,12 @@ func (s *Service) jitpTemplate(ctx context.Context, ca *iot.CACertificate) (body
 	return t.Body, "", nil
 }
 
-// jitpRefusal refuses a device whose template could not be applied: the
-// client's kind of error is the template's or the certificate's fault, and
-// says so in the log; anything else is the service's.
-func jitpRefusal(err error) (Admission, error) {
+// jitpFailure sorts a failed template: the client's kind of error is the
+// template's or the certificate's fault, and says why; anything else is
+// the service's, and is returned.
+func jitpFailure(err error) (Admission, string, error) {
 	if e, ok := apierr.As(err); ok && e.Kind != apierr.InternalFailure && e.Kind != apierr.ServiceUnavailable {
-		return Admission{Refusal: "just-in-time provisioning failed: " + e.Message}, nil
+		return Admission{}, e.Message, nil
 	}
-	return Admission{}, err
+	return Admission{}, "", err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/apierr"
@@ -31,6 +32,16 @@ const (
 	MaxParameterValue = 4096
 )
 
+// CheckParameters applies the bounds of RegisterThing's parameters.
+func CheckParameters(params map[string]string) error {
+	for k, v := range params {
+		if len(k) == 0 || len(k) > MaxParameterName || len(v) > MaxParameterValue {
+			return apierr.New(apierr.InvalidRequest, "A parameter's name must have 1 to %d characters and its value at most %d.", MaxParameterName, MaxParameterValue)
+		}
+	}
+	return nil
+}
+
 // DeviceRegistration is a device's RegisterThing request over MQTT.
 type DeviceRegistration struct {
 	TemplateName   string
@@ -54,15 +65,12 @@ type Registration struct {
 // template — thing, policies, attachments and status in one transaction
 // that also uses up the token. A refused request writes nothing.
 func (s *Service) RegisterDevice(ctx context.Context, scope iot.Scope, in DeviceRegistration) (*Registration, error) {
-	t, err := s.store.ProvisioningTemplate(ctx, scope, in.TemplateName)
+	if err := CheckParameters(in.Parameters); err != nil {
+		return nil, err
+	}
+	t, err := s.fleetTemplate(ctx, scope, in.TemplateName)
 	if err != nil {
-		return nil, templateError(err, in.TemplateName, "reading a provisioning template")
-	}
-	if t.Type != iot.FleetProvisioning {
-		return nil, apierr.New(apierr.InvalidRequest, "The provisioning template %s is of type %s; devices register over MQTT with FLEET_PROVISIONING templates.", t.Name, t.Type)
-	}
-	if !t.Enabled {
-		return nil, apierr.New(apierr.InvalidRequest, "The provisioning template %s is disabled; enable it with UpdateProvisioningTemplate.", t.Name)
+		return nil, err
 	}
 	if in.OwnershipToken == "" {
 		return nil, tokenRefused("Certificate ownership token cannot be empty.")
@@ -81,6 +89,12 @@ func (s *Service) RegisterDevice(ctx context.Context, scope iot.Scope, in Device
 	}
 	if err != nil {
 		return nil, internal("reading a certificate", err)
+	}
+	if c.Status != iot.StatusPendingActivation {
+		// Only a certificate waiting for activation is provisioned: one an
+		// operator deactivated (or activated) since is not the device's to
+		// change with a token it still holds.
+		return nil, tokenRefused("The certificate of the ownership token is %s, no longer waiting for activation.", c.Status)
 	}
 	tpl, err := s.templates.get(t.Body)
 	if err != nil {
@@ -101,11 +115,19 @@ func (s *Service) RegisterDevice(ctx context.Context, scope iot.Scope, in Device
 	if err != nil {
 		return nil, err
 	}
-	w, err := s.provisionWrite(ctx, scope, plan, c)
+	w, err := s.provisionWrite(ctx, scope, plan)
 	if err != nil {
 		return nil, err
 	}
-	w.TokenHash = hash
+	w.TokenHash, w.CertificateID = hash, c.ID
+	setStatus := w.Certificate
+	w.Certificate = func(c *iot.Certificate) error {
+		// Again under the certificate's lock, for a change that raced.
+		if c.Status != iot.StatusPendingActivation {
+			return tokenRefused("The certificate of the ownership token is %s, no longer waiting for activation.", c.Status)
+		}
+		return setStatus(c)
+	}
 	if _, err := s.store.Provision(ctx, scope, w); err != nil {
 		return nil, provisionError(err, w)
 	}
@@ -117,16 +139,37 @@ func (s *Service) RegisterDevice(ctx context.Context, scope iot.Scope, in Device
 	return r, nil
 }
 
+// fleetTemplate is a template devices may provision themselves with: one of
+// the scope's, FLEET_PROVISIONING, and enabled.
+func (s *Service) fleetTemplate(ctx context.Context, scope iot.Scope, name string) (*iot.ProvisioningTemplate, error) {
+	t, err := s.store.ProvisioningTemplate(ctx, scope, name)
+	if err != nil {
+		return nil, templateError(err, name, "reading a provisioning template")
+	}
+	if t.Type != iot.FleetProvisioning {
+		return nil, apierr.New(apierr.InvalidRequest, "The provisioning template %s is of type %s; devices provision themselves with FLEET_PROVISIONING templates.", t.Name, t.Type)
+	}
+	if !t.Enabled {
+		return nil, apierr.New(apierr.InvalidRequest, "The provisioning template %s is disabled; enable it with UpdateProvisioningTemplate.", t.Name)
+	}
+	return t, nil
+}
+
+// builtinPrefix begins the parameters the service fills from the
+// certificate; no device or hook gives them.
+const builtinPrefix = "AWS::IoT::Certificate::"
+
 // evaluate runs a template for a certificate: its built-in parameters
-// (AWS::IoT::Certificate::Id and the subject's) are added to params and
-// win over any value of the same name, and the template's certificate
-// resource must name that certificate.
+// (AWS::IoT::Certificate::Id and the subject's) replace any the device or
+// the hook gave — even one the subject lacks, which stays without a value
+// —, and the template's certificate resource must name that certificate.
 func evaluate(tpl *template.Template, params map[string]string, c *iot.Certificate) (*template.Plan, error) {
 	leaf, err := x509.ParseCertificate(c.DER)
 	if err != nil {
 		return nil, internal("parsing a stored certificate", err)
 	}
 	params = maps.Clone(params)
+	maps.DeleteFunc(params, func(k, _ string) bool { return strings.HasPrefix(k, builtinPrefix) })
 	maps.Copy(params, template.CertificateParameters(c.ID, leaf.Subject))
 	plan, err := tpl.Evaluate(params)
 	if err != nil {
@@ -176,18 +219,17 @@ func (s *Service) askHook(ctx context.Context, scope iot.Scope, t *iot.Provision
 	if !answer.Allow {
 		return nil, apierr.New(apierr.AccessDenied, "The pre-provisioning hook did not allow provisioning.")
 	}
-	for k, v := range answer.ParameterOverrides {
-		if len(k) == 0 || len(k) > MaxParameterName || len(v) > MaxParameterValue {
-			return nil, apierr.New(apierr.AccessDenied, "The pre-provisioning hook answered a parameter override outside the model's bounds; provisioning is denied.")
-		}
+	if CheckParameters(answer.ParameterOverrides) != nil {
+		return nil, apierr.New(apierr.AccessDenied, "The pre-provisioning hook answered a parameter override outside the model's bounds; provisioning is denied.")
 	}
 	return answer.ParameterOverrides, nil
 }
 
 // provisionWrite turns a plan into the store's write: the registry's rules
 // for names and values, and what OverrideSettings make of an existing
-// thing and certificate.
-func (s *Service) provisionWrite(ctx context.Context, scope iot.Scope, plan *template.Plan, c *iot.Certificate) (*store.ProvisionWrite, error) {
+// thing and certificate. The caller names the certificate
+// (CertificateID) when the plan has one.
+func (s *Service) provisionWrite(ctx context.Context, scope iot.Scope, plan *template.Plan) (*store.ProvisionWrite, error) {
 	now := s.timestamp()
 	w := &store.ProvisionWrite{At: now, MaxPolicies: MaxPoliciesPerCertificate}
 	if th := plan.Thing; th != nil {
@@ -197,15 +239,12 @@ func (s *Service) provisionWrite(ctx context.Context, scope iot.Scope, plan *tem
 		w.ThingName = th.Name
 		w.Thing = func(existing *iot.Thing) (*iot.Thing, error) {
 			if existing == nil {
-				attributes := maps.Clone(th.Attributes)
-				maps.DeleteFunc(attributes, func(_, v string) bool { return v == "" })
-				return &iot.Thing{Scope: scope, Name: th.Name, ID: newGenerationID(), Attributes: attributes, Version: 1, CreatedAt: now, ModifiedAt: now}, nil
+				return &iot.Thing{Scope: scope, Name: th.Name, ID: newGenerationID(), Attributes: withoutEmpty(th.Attributes), Version: 1, CreatedAt: now, ModifiedAt: now}, nil
 			}
 			return overrideThing(existing, th)
 		}
 	}
 	if cp := plan.Certificate; cp != nil {
-		w.CertificateID = c.ID
 		w.Certificate = func(current *iot.Certificate) error { return overrideStatus(current, cp, now) }
 	}
 	for _, p := range plan.Policies {
@@ -219,12 +258,11 @@ func (s *Service) provisionWrite(ctx context.Context, scope iot.Scope, plan *tem
 				return nil, internal("reading a policy", err)
 			}
 		} else if err := checkPolicyDocument(p.Document); err != nil {
-			e, _ := apierr.As(err)
-			return nil, apierr.New(apierr.ResourceRegistrationFailure, "The template's policy %s has a document that is not valid: %s", p.LogicalID, e.Message)
+			return nil, reword(err, apierr.ResourceRegistrationFailure, "The template's policy "+p.LogicalID+" has a document that is not valid: ")
 		}
 		w.Policies = append(w.Policies, store.ProvisionedPolicy{Name: p.Name, Document: p.Document, GenerationID: newGenerationID()})
 	}
-	if len(w.Policies) > 0 && w.CertificateID == "" {
+	if len(w.Policies) > 0 && plan.Certificate == nil {
 		return nil, apierr.New(apierr.ResourceRegistrationFailure, "The template has policies but no certificate to attach them to.")
 	}
 	return w, nil
@@ -251,9 +289,7 @@ func checkPlannedThing(th *template.ThingPlan) error {
 	case th.BillingGroup != "":
 		return apierr.New(apierr.ResourceRegistrationFailure, "Billing group %s cannot be found.", th.BillingGroup)
 	}
-	attributes := maps.Clone(th.Attributes)
-	maps.DeleteFunc(attributes, func(_, v string) bool { return v == "" })
-	return checkAttributeCount(attributes, "")
+	return checkAttributeCount(withoutEmpty(th.Attributes), "")
 }
 
 // overrideThing applies a template's OverrideSettings to a thing that
@@ -278,7 +314,7 @@ func overrideThing(existing *iot.Thing, th *template.ThingPlan) (*iot.Thing, err
 		}
 		maps.Copy(next, th.Attributes)
 	}
-	maps.DeleteFunc(next, func(_, v string) bool { return v == "" })
+	next = withoutEmpty(next)
 	if maps.Equal(next, existing.Attributes) {
 		return nil, nil
 	}
@@ -290,6 +326,14 @@ func overrideThing(existing *iot.Thing, th *template.ThingPlan) (*iot.Thing, err
 	}
 	existing.Attributes = next
 	return existing, nil
+}
+
+// withoutEmpty is attributes without those of empty value, which a thing
+// does not keep (in a merge, an empty value removes the attribute).
+func withoutEmpty(attributes map[string]string) map[string]string {
+	out := maps.Clone(attributes)
+	maps.DeleteFunc(out, func(_, v string) bool { return v == "" })
+	return out
 }
 
 // overrideStatus sets the certificate's status as the template says. A
@@ -325,7 +369,7 @@ func provisionError(err error, w *store.ProvisionWrite) error {
 		return err
 	}
 	switch {
-	case errors.Is(err, store.ErrNotFound) && w.TokenHash != "":
+	case errors.Is(err, store.ErrNoToken):
 		return tokenRefused("The certificate ownership token is not valid: it was used already, or expired.")
 	case errors.Is(err, store.ErrNotFound):
 		return apierr.Wrap(apierr.ResourceRegistrationFailure, err, "A resource the template names was deleted while it was applied; retry.")
@@ -357,6 +401,9 @@ type RegisteredThing struct {
 // parameters here: the template names its certificate through the
 // caller's parameters.
 func (s *Service) RegisterThing(ctx context.Context, scope iot.Scope, body string, params map[string]string) (*RegisteredThing, error) {
+	if err := CheckParameters(params); err != nil {
+		return nil, err
+	}
 	tpl, err := template.Parse(body)
 	if err != nil {
 		return nil, apierr.New(apierr.InvalidRequest, "Invalid template body: %v", err)
@@ -365,16 +412,18 @@ func (s *Service) RegisterThing(ctx context.Context, scope iot.Scope, body strin
 	if err != nil {
 		return nil, apierr.New(apierr.ResourceRegistrationFailure, "The provisioning template could not be applied: %v", err)
 	}
+	// The plan is checked before a certificate is issued for it.
+	w, err := s.provisionWrite(ctx, scope, plan)
+	if err != nil {
+		return nil, err
+	}
 	var c *iot.Certificate
 	var created bool
 	if cp := plan.Certificate; cp != nil {
 		if c, created, err = s.templateCertificate(ctx, scope, cp); err != nil {
 			return nil, err
 		}
-	}
-	w, err := s.provisionWrite(ctx, scope, plan, c)
-	if err != nil {
-		return nil, err
+		w.CertificateID = c.ID
 	}
 	if created {
 		w.NewCertificate = c
@@ -434,16 +483,11 @@ func (s *Service) templateCertificate(ctx context.Context, scope iot.Scope, cp *
 	default:
 		leaf, err := parseDeviceCertificate(cp.CertificatePEM)
 		if err != nil {
-			e, _ := apierr.As(err)
-			return nil, false, apierr.New(apierr.ResourceRegistrationFailure, "The template's certificate: %s", e.Message)
+			return nil, false, reword(err, apierr.ResourceRegistrationFailure, "The template's certificate: ")
 		}
 		ca, err := s.issuingCA(ctx, scope, leaf, cp.CACertificatePEM)
 		if err != nil {
-			e, ok := apierr.As(err)
-			if !ok {
-				return nil, false, err
-			}
-			return nil, false, apierr.New(apierr.ResourceRegistrationFailure, "The template's certificate: %s", e.Message)
+			return nil, false, reword(err, apierr.ResourceRegistrationFailure, "The template's certificate: ")
 		}
 		if ca.Status != iot.CAStatusActive {
 			return nil, false, apierr.New(apierr.ResourceRegistrationFailure, "The CA certificate %s that signed the template's certificate is not ACTIVE.", ca.ID)

@@ -137,3 +137,14 @@ func internal(what string, err error) error {
 	}
 	return fmt.Errorf("registry: %s: %w", what, err)
 }
+
+// reword gives a client error another kind and a prefix, as when a policy
+// document that CreatePolicy would refuse is refused inside a template; an
+// error not meant for the client is returned as it is.
+func reword(err error, kind apierr.Kind, prefix string) error {
+	e, ok := apierr.As(err)
+	if !ok {
+		return err
+	}
+	return apierr.Wrap(kind, err, "%s%s", prefix, e.Message)
+}

@@ -69,11 +69,10 @@ func checkTemplateBody(body string, typ iot.TemplateType) (*template.Template, e
 	}
 	for id, doc := range t.StaticPolicyDocuments() {
 		if err := checkPolicyDocument(doc); err != nil {
-			e, _ := apierr.As(err)
-			return nil, apierr.New(apierr.InvalidRequest, "Invalid template body: Resources.%s.Properties.PolicyDocument: %s", id, e.Message)
+			return nil, reword(err, apierr.InvalidRequest, "Invalid template body: Resources."+id+".Properties.PolicyDocument: ")
 		}
 	}
-	if !t.HasCertificate() || !t.UsesCertificateID() {
+	if !t.NamesProvisionedCertificate() {
 		return nil, apierr.New(apierr.InvalidRequest, `Invalid template body: a %s template needs an AWS::IoT::Certificate resource whose CertificateId is {"Ref": "AWS::IoT::Certificate::Id"}, the certificate being provisioned.`, typ)
 	}
 	return t, nil

@@ -1287,8 +1287,8 @@ func provJITPCA(t testing.TB, c *iot.Client, ca *testpki.CA, rc *types.Registrat
 // config has a JITP template is refused on its first connection, which
 // provisions it — thing <CN> with the certificate's country, the
 // certificate ACTIVE, attached to the thing and to a policy, the
-// registration event published — and admitted on the next one. A disabled
-// template provisions nothing.
+// registration event published — and admitted on the next one. A template
+// that cannot run registers the certificate just in time instead.
 func TestJITProvisioning(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "")
@@ -1343,6 +1343,10 @@ func TestJITProvisioning(t *testing.T) {
 			dev.publish(t, "jitp/"+tc.cn, []byte("provisioned"))
 		})
 	}
+	// A template that cannot run (disabled here) provisions nothing: the
+	// certificate is registered just in time instead, waiting for
+	// activation, and the event published, as AWS's JITP leaves a
+	// certificate whose template failed.
 	t.Run("disabled template", func(t *testing.T) {
 		t.Parallel()
 		provCreateTemplate(t, c, iot.CreateProvisioningTemplateInput{
@@ -1350,21 +1354,47 @@ func TestJITProvisioning(t *testing.T) {
 		})
 		ca := testpki.NewRoot(t, "p256", "JITP Root disabled")
 		caID := provJITPCA(t, c, ca, &types.RegistrationConfig{TemplateName: aws.String("jitp-disabled")})
+		events := listener.subscribe(t, "$aws/events/certificates/registered/"+caID)
 		kp := provJITPLeaf(t, ca, "jitp-disabled-device")
 		for attempt := 1; attempt <= 2; attempt++ {
 			if _, err := ts.connect(t, kp, ""); err == nil {
 				t.Fatalf("attempt %d: admitted", attempt)
 			}
+			var ev map[string]any
+			if err := json.Unmarshal(receive(t, events).Payload(), &ev); err != nil || ev["certificateId"] != kp.id || ev["certificateStatus"] != "PENDING_ACTIVATION" {
+				t.Fatalf("attempt %d: registration event %v (%v)", attempt, ev, err)
+			}
 		}
-		if _, err := c.DescribeCertificate(ctx, &iot.DescribeCertificateInput{CertificateId: aws.String(kp.id)}); !isErr[*types.ResourceNotFoundException](err) {
-			t.Fatalf("the certificate was registered: %v", err)
+		status, d := describeStatus(t, c, kp.id)
+		if status != types.CertificateStatusPendingActivation || aws.ToString(d.CaCertificateId) != caID {
+			t.Fatalf("the certificate is %s under %s, want PENDING_ACTIVATION under %s", status, aws.ToString(d.CaCertificateId), caID)
 		}
 		if _, err := c.DescribeThing(ctx, &iot.DescribeThingInput{ThingName: aws.String("jitp-disabled-device")}); !isErr[*types.ResourceNotFoundException](err) {
 			t.Fatalf("the thing was made: %v", err)
 		}
-		list, err := c.ListCertificatesByCA(ctx, &iot.ListCertificatesByCAInput{CaCertificateId: aws.String(caID)})
-		if err != nil || len(list.Certificates) != 0 {
-			t.Fatalf("the CA has certificates: %v %+v", err, list)
+		if p := provAttachedPolicies(t, c, aws.ToString(d.CertificateArn)); len(p) != 0 {
+			t.Fatalf("the certificate has policies %+v", p)
+		}
+	})
+	// A subject without the field the template needs: the same.
+	t.Run("subject without the country", func(t *testing.T) {
+		t.Parallel()
+		ca := testpki.NewRoot(t, "p256", "JITP Root no country")
+		provJITPCA(t, c, ca, &types.RegistrationConfig{TemplateBody: aws.String(jitpTemplateBody), RoleArn: aws.String(provRoleARN)})
+		key := testpki.Key(t, "p256")
+		_, p := testpki.Sign(t, &x509.Certificate{
+			Subject: pkix.Name{CommonName: "jitp-stateless-device"}, KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}, ca.Cert, key.Public(), ca.Key)
+		kp := newKeyPair(t, p, testpki.KeyPEM(t, key))
+		if _, err := ts.connect(t, kp, ""); err == nil {
+			t.Fatal("admitted")
+		}
+		if status, _ := describeStatus(t, c, kp.id); status != types.CertificateStatusPendingActivation {
+			t.Fatalf("the certificate is %s, want PENDING_ACTIVATION", status)
+		}
+		if _, err := c.DescribeThing(ctx, &iot.DescribeThingInput{ThingName: aws.String("jitp-stateless-device")}); !isErr[*types.ResourceNotFoundException](err) {
+			t.Fatalf("the thing was made: %v", err)
 		}
 	})
 }

@@ -77,7 +77,7 @@ type ProvisionWrite struct {
 	At time.Time
 	// TokenHash, when set, is the ownership token the plan consumes: it
 	// must still exist, unexpired at At, for CertificateID, else
-	// ErrNotFound and nothing is written.
+	// ErrNoToken and nothing is written.
 	TokenHash string
 	// NewCertificate, when set, is a certificate the plan registers
 	// (issued from a CSR, or registered from a PEM); CertificateID is its

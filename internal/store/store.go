@@ -44,6 +44,10 @@ var (
 	ErrExclusive = errors.New("store: exclusively attached")
 	// ErrVersionMismatch is an expected version that is not the current one.
 	ErrVersionMismatch = errors.New("store: version mismatch")
+	// ErrNoToken is a certificateOwnershipToken that a provisioning plan
+	// names but the store no longer holds: used by another request, or
+	// expired.
+	ErrNoToken = errors.New("store: no such ownership token")
 	// ErrTokenMismatch is a client token used before with other parameters.
 	ErrTokenMismatch = errors.New("store: client token reused with different parameters")
 )

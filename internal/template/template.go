@@ -124,10 +124,17 @@ func (t *Template) StaticPolicyDocuments() map[string]string {
 func (t *Template) HasCertificate() bool { return t.cert != nil }
 
 // UsesCertificateID reports whether the certificate resource names its
-// certificate with CertificateId (fleet provisioning and JITP templates
-// must). false when there is no certificate resource.
+// certificate with CertificateId. false when there is no certificate
+// resource.
 func (t *Template) UsesCertificateID() bool {
 	return t.cert != nil && t.cert.selector == "CertificateId"
+}
+
+// NamesProvisionedCertificate reports whether the certificate resource's
+// CertificateId is {"Ref": "AWS::IoT::Certificate::Id"}: the certificate
+// being provisioned, as fleet-provisioning and JITP templates must name it.
+func (t *Template) NamesProvisionedCertificate() bool {
+	return t.UsesCertificateID() && t.cert.value.op == opRef && t.cert.value.s == ParamCertificateID
 }
 
 // Parse parses and validates a body at create time. Any problem is an

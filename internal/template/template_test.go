@@ -408,3 +408,21 @@ func TestDocumentFromParameter(t *testing.T) {
 		t.Errorf("document %s, want %s", got, want)
 	}
 }
+
+func TestNamesProvisionedCertificate(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"Resources": {"c": {"Type": "AWS::IoT::Certificate", "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}}}}}`:                    true,
+		`{"Parameters": {"Id": {"Type": "String"}}, "Resources": {"c": {"Type": "AWS::IoT::Certificate", "Properties": {"CertificateId": {"Ref": "Id"}}}}}`: false,
+		`{"Resources": {"c": {"Type": "AWS::IoT::Certificate", "Properties": {"CertificateId": "0123"}}}}`:                                                  false,
+		`{"Resources": {"c": {"Type": "AWS::IoT::Certificate", "Properties": {"CertificateSigningRequest": "csr"}}}}`:                                       false,
+		`{"Resources": {"t": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": "t"}}}}`:                                                               false,
+	} {
+		tpl, err := Parse(body)
+		if err != nil {
+			t.Fatalf("Parse(%s): %v", body, err)
+		}
+		if got := tpl.NamesProvisionedCertificate(); got != want {
+			t.Errorf("NamesProvisionedCertificate(%s) = %v, want %v", body, got, want)
+		}
+	}
+}

@@ -267,9 +267,12 @@ func (s *Store) ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]
 	var deleted []iot.Certificate
 	err := s.write.do(ctx, func(tx txn) error {
 		deleted = deleted[:0]
+		// Locked: a replica provisioning one of them at this moment holds
+		// its row, and on PostgreSQL the status is read again once it lets
+		// go, so a certificate that became ACTIVE is not deleted.
 		rows, err := tx.Query(`SELECT `+certificateColumns+` FROM certificates c WHERE c.status = 'PENDING_ACTIVATION' AND EXISTS (
 			SELECT 1 FROM provisioning_tokens t WHERE t.account_id = c.account_id AND t.region = c.region
-			AND t.certificate_id = c.certificate_id AND t.expires_us < ?)`, now.UnixMicro())
+			AND t.certificate_id = c.certificate_id AND t.expires_us < ?)`+tx.d.forUpdate(), now.UnixMicro())
 		if err != nil {
 			return err
 		}

@@ -157,8 +157,10 @@ func (s *Store) UpdateProvisioningTemplate(ctx context.Context, scope iot.Scope,
 
 // DeleteProvisioningTemplate implements store.ProvisioningTemplates. The
 // template's row is locked first and the CA check runs in the same
-// transaction; a CA that names the template a moment later is refused by
-// UpdateCACertificate's own check.
+// transaction. A CA's registration config checked a moment before on
+// another replica may still come to name the deleted template; its devices
+// are then registered just in time, without the template (see the
+// registry's JITP).
 func (s *Store) DeleteProvisioningTemplate(ctx context.Context, scope iot.Scope, name string) error {
 	return s.write.do(ctx, func(tx txn) error {
 		if _, err := lockTemplate(tx, scope, name); err != nil {
@@ -327,7 +329,7 @@ func (s *Store) Provision(ctx context.Context, scope iot.Scope, w *store.Provisi
 			}
 			if n, err := res.RowsAffected(); err != nil || n == 0 {
 				if err == nil {
-					err = fmt.Errorf("ownership token: %w", store.ErrNotFound)
+					err = fmt.Errorf("ownership token: %w", store.ErrNoToken)
 				}
 				return err
 			}

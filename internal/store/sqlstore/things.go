@@ -209,17 +209,17 @@ func (s *Store) DeleteThing(ctx context.Context, scope iot.Scope, name string, c
 	})
 }
 
-// AttachThingPrincipal implements store.Things. The thing's row and the
-// certificate's are locked, so neither is deleted under the attachment and
-// replicas attaching one certificate take turns (which keeps exclusive
-// attachments exclusive).
+// AttachThingPrincipal implements store.Things. The certificate's row and
+// the thing's are locked, in the order Provision locks them, so neither is
+// deleted under the attachment and replicas attaching one certificate take
+// turns (which keeps exclusive attachments exclusive).
 func (s *Store) AttachThingPrincipal(ctx context.Context, scope iot.Scope, thing, certificateID string, exclusive bool, at time.Time) error {
 	return s.write.do(ctx, func(tx txn) error {
-		if _, err := lockThing(tx, scope, thing); err != nil {
-			return err
-		}
 		c, err := selectCertificateForUpdate(tx, scope, certificateID)
 		if err != nil {
+			return err
+		}
+		if _, err := lockThing(tx, scope, thing); err != nil {
 			return err
 		}
 		return attachThingPrincipal(tx, thing, c, exclusive, at)

@@ -883,8 +883,8 @@ func testProvision(t *testing.T, s store.Store) {
 		Policies:    []store.ProvisionedPolicy{{Name: "gen2", Document: doc}},
 		MaxPolicies: 10,
 	})
-	if !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("provisioning with a used token = %v, want ErrNotFound", err)
+	if !errors.Is(err, store.ErrNoToken) {
+		t.Fatalf("provisioning with a used token = %v, want ErrNoToken", err)
 	}
 	if stored, err := s.Certificate(ctx, scopeA, c.ID); err != nil || stored.Status != iot.StatusActive {
 		t.Fatalf("a refused plan changed the certificate: %+v, %v", stored, err)
@@ -901,8 +901,8 @@ func testProvision(t *testing.T, s store.Store) {
 
 	// A plan of another scope finds neither the token nor the certificate.
 	other := pendingCertificate(t, s, scopeA, 2, "tok-2", base.Add(time.Hour))
-	if _, err := s.Provision(ctx, scopeB, &store.ProvisionWrite{At: at, TokenHash: "tok-2", CertificateID: other.ID, MaxPolicies: 10}); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("provisioning with another scope's token = %v, want ErrNotFound", err)
+	if _, err := s.Provision(ctx, scopeB, &store.ProvisionWrite{At: at, TokenHash: "tok-2", CertificateID: other.ID, MaxPolicies: 10}); !errors.Is(err, store.ErrNoToken) {
+		t.Fatalf("provisioning with another scope's token = %v, want ErrNoToken", err)
 	}
 	if id, _, err := s.OwnershipToken(ctx, scopeA, "tok-2"); err != nil || id != other.ID {
 		t.Fatalf("another scope's plan used the token: %.8s, %v", id, err)
@@ -940,13 +940,13 @@ func testProvisionAllOrNothing(t *testing.T, s store.Store) {
 	}{
 		{"an expired token", func(t *testing.T, w *store.ProvisionWrite, c *iot.Certificate) {
 			w.At = expires.Add(time.Microsecond)
-		}, store.ErrNotFound, true},
+		}, store.ErrNoToken, true},
 		{"another certificate's token", func(t *testing.T, w *store.ProvisionWrite, c *iot.Certificate) {
 			w.TokenHash = "another's"
-		}, store.ErrNotFound, true},
+		}, store.ErrNoToken, true},
 		{"a token of an unknown hash", func(t *testing.T, w *store.ProvisionWrite, c *iot.Certificate) {
 			w.TokenHash = "unknown"
-		}, store.ErrNotFound, true},
+		}, store.ErrNoToken, true},
 		{"a missing policy", func(t *testing.T, w *store.ProvisionWrite, c *iot.Certificate) {
 			w.Policies = append(w.Policies, store.ProvisionedPolicy{Name: "absent"})
 		}, store.ErrNotFound, true},
