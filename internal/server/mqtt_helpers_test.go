@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -217,12 +218,22 @@ func encodeAs(t testing.TB, format string, v any) []byte {
 	return b
 }
 
+// cborAsJSON decodes CBOR maps as map[string]any, as JSON does, so that a
+// reply's nested maps compare the same in both formats.
+var cborAsJSON = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{DefaultMapType: reflect.TypeOf(map[string]any(nil))}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
 func decodeAs(t testing.TB, format string, b []byte) map[string]any {
 	t.Helper()
 	out := map[string]any{}
 	var err error
 	if format == "cbor" {
-		err = cbor.Unmarshal(b, &out)
+		err = cborAsJSON.Unmarshal(b, &out)
 	} else {
 		err = json.Unmarshal(b, &out)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -20,7 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/fxamacker/cbor/v2"
 
 	"github.com/fleetca/fleetca/examples/certificate-provider/signer"
 	"github.com/fleetca/fleetca/internal/config"
@@ -36,98 +36,15 @@ import (
 // and just-in-time provisioning of devices of a registered CA.
 
 // provSampleTemplate is the fleet-provisioning template of the AWS IoT
-// Device SDK v2 sample (the spec's §2.8; internal/template/vectors_test.go).
-const provSampleTemplate = `{
-  "Parameters": {
-    "DeviceLocation": {
-      "Type": "String"
-    },
-    "AWS::IoT::Certificate::Id": {
-      "Type": "String"
-    },
-    "SerialNumber": {
-      "Type": "String"
-    }
-  },
-  "Mappings": {
-    "LocationTable": {
-      "Seattle": {
-        "LocationUrl": "https://example.aws"
-      }
-    }
-  },
-  "Resources": {
-    "thing": {
-      "Type": "AWS::IoT::Thing",
-      "Properties": {
-        "ThingName": {
-          "Fn::Join": [
-            "",
-            [
-              "ThingPrefix_",
-              {
-                "Ref": "SerialNumber"
-              }
-            ]
-          ]
-        },
-        "AttributePayload": {
-          "version": "v1",
-          "serialNumber": "serialNumber"
-        }
-      },
-      "OverrideSettings": {
-        "AttributePayload": "MERGE",
-        "ThingTypeName": "REPLACE",
-        "ThingGroups": "DO_NOTHING"
-      }
-    },
-    "certificate": {
-      "Type": "AWS::IoT::Certificate",
-      "Properties": {
-        "CertificateId": {
-          "Ref": "AWS::IoT::Certificate::Id"
-        },
-        "Status": "Active"
-      },
-      "OverrideSettings": {
-        "Status": "REPLACE"
-      }
-    },
-    "policy": {
-      "Type": "AWS::IoT::Policy",
-      "Properties": {
-        "PolicyDocument": {
-          "Version": "2012-10-17",
-          "Statement": [
-            {
-              "Effect": "Allow",
-              "Action": [
-                "iot:Connect",
-                "iot:Subscribe",
-                "iot:Publish",
-                "iot:Receive"
-              ],
-              "Resource": "*"
-            }
-          ]
-        }
-      }
-    }
-  },
-  "DeviceConfiguration": {
-    "FallbackUrl": "https://www.example.com/test-site",
-    "LocationUrl": {
-      "Fn::FindInMap": [
-        "LocationTable",
-        {
-          "Ref": "DeviceLocation"
-        },
-        "LocationUrl"
-      ]
-    }
-  }
-}`
+// Device SDK v2 sample (the spec's §2.8), as the template package's tests
+// have it.
+var provSampleTemplate = func() string {
+	b, err := os.ReadFile("../template/testdata/sdk-sample-template.json")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 const (
 	provRoleARN     = "arn:aws:iam::123456789012:role/Provisioning"
@@ -264,31 +181,6 @@ func provParams(serial, location string) map[string]string {
 	return map[string]string{"SerialNumber": serial, "DeviceLocation": location}
 }
 
-// provCBOR decodes CBOR maps as map[string]any, as JSON does, so that
-// replies in both formats compare alike.
-var provCBOR = func() cbor.DecMode {
-	dm, err := cbor.DecOptions{DefaultMapType: reflect.TypeOf(map[string]any(nil))}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return dm
-}()
-
-func provDecode(t testing.TB, format string, b []byte) map[string]any {
-	t.Helper()
-	out := map[string]any{}
-	var err error
-	if format == "cbor" {
-		err = provCBOR.Unmarshal(b, &out)
-	} else {
-		err = json.Unmarshal(b, &out)
-	}
-	if err != nil {
-		t.Fatalf("reply %q is not %s: %v", b, format, err)
-	}
-	return out
-}
-
 // provRegister publishes RegisterThing on the template's topic in format
 // (body encoded in it, or sent as is when it is []byte) and returns
 // whether it was accepted, and the decoded reply.
@@ -302,7 +194,7 @@ func provRegister(t testing.TB, d *device, template, format string, body any) (b
 	}
 	d.publish(t, topic, payload)
 	m := receive(t, replies)
-	return m.Topic() == topic+"/accepted", provDecode(t, format, m.Payload())
+	return m.Topic() == topic+"/accepted", decodeAs(t, format, m.Payload())
 }
 
 // provAccepted is the exact accepted payload of the sample template.
@@ -865,7 +757,7 @@ func TestProvisioningRegisterThing(t *testing.T) {
 		d.mustSubscribe(t, topic+"/accepted", topic+"/rejected")
 		d.mustPublish(t, topic, string(encodeAs(t, "json", provRequest(created["certificateOwnershipToken"], provParams("mqtt5", "Seattle")))))
 		m := enfExpect(t, d.msgs, topic+"/accepted")
-		provWantAccepted(t, true, provDecode(t, "json", []byte(m.payload)), "ThingPrefix_mqtt5", provSeattleURL)
+		provWantAccepted(t, true, decodeAs(t, "json", []byte(m.payload)), "ThingPrefix_mqtt5", provSeattleURL)
 		provCheckProvisioned(t, c, "ThingPrefix_mqtt5", kp.id)
 
 		watcher := ts.enfMustDial5(t, ts.claim(t, c), "watcher-5")
@@ -1048,7 +940,7 @@ func TestProvisioningRejections(t *testing.T) {
 	kp, token := provNewCertificate(t, bystander, "json", false)
 	bystander.publish(t, provTopic("fleet", "json"), encodeAs(t, "json", provRequest(token, provParams("bystander", "Seattle"))))
 	m := receive(t, overheard)
-	reply := provDecode(t, "json", m.Payload())
+	reply := decodeAs(t, "json", m.Payload())
 	if m.Topic() != provTopic("fleet", "json")+"/accepted" || reply["thingName"] != "ThingPrefix_bystander" {
 		t.Fatalf("the bystander overheard another device's reply on %s: %s", m.Topic(), m.Payload())
 	}
@@ -1448,7 +1340,7 @@ func TestProvisioningReplicas(t *testing.T) {
 				t.Fatalf("round %d: replica %d: publish: %v", round, i, errs[i])
 			}
 			m := receive(t, replies[i])
-			provWantAccepted(t, m.Topic() == topic+"/accepted", provDecode(t, "json", m.Payload()), thing, provSeattleURL)
+			provWantAccepted(t, m.Topic() == topic+"/accepted", decodeAs(t, "json", m.Payload()), thing, provSeattleURL)
 		}
 		want := []string{}
 		for i, kp := range certs {

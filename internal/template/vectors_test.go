@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,98 +19,15 @@ import (
 
 // sdkSampleTemplate is the fleet-provisioning template of the AWS IoT
 // Device SDK v2 sample (samples/service_clients/fleet_provisioning_basic.md
-// of aws-iot-device-sdk-python-v2), as the spec's §2.8 uses it.
-const sdkSampleTemplate = `{
-  "Parameters": {
-    "DeviceLocation": {
-      "Type": "String"
-    },
-    "AWS::IoT::Certificate::Id": {
-      "Type": "String"
-    },
-    "SerialNumber": {
-      "Type": "String"
-    }
-  },
-  "Mappings": {
-    "LocationTable": {
-      "Seattle": {
-        "LocationUrl": "https://example.aws"
-      }
-    }
-  },
-  "Resources": {
-    "thing": {
-      "Type": "AWS::IoT::Thing",
-      "Properties": {
-        "ThingName": {
-          "Fn::Join": [
-            "",
-            [
-              "ThingPrefix_",
-              {
-                "Ref": "SerialNumber"
-              }
-            ]
-          ]
-        },
-        "AttributePayload": {
-          "version": "v1",
-          "serialNumber": "serialNumber"
-        }
-      },
-      "OverrideSettings": {
-        "AttributePayload": "MERGE",
-        "ThingTypeName": "REPLACE",
-        "ThingGroups": "DO_NOTHING"
-      }
-    },
-    "certificate": {
-      "Type": "AWS::IoT::Certificate",
-      "Properties": {
-        "CertificateId": {
-          "Ref": "AWS::IoT::Certificate::Id"
-        },
-        "Status": "Active"
-      },
-      "OverrideSettings": {
-        "Status": "REPLACE"
-      }
-    },
-    "policy": {
-      "Type": "AWS::IoT::Policy",
-      "Properties": {
-        "PolicyDocument": {
-          "Version": "2012-10-17",
-          "Statement": [
-            {
-              "Effect": "Allow",
-              "Action": [
-                "iot:Connect",
-                "iot:Subscribe",
-                "iot:Publish",
-                "iot:Receive"
-              ],
-              "Resource": "*"
-            }
-          ]
-        }
-      }
-    }
-  },
-  "DeviceConfiguration": {
-    "FallbackUrl": "https://www.example.com/test-site",
-    "LocationUrl": {
-      "Fn::FindInMap": [
-        "LocationTable",
-        {
-          "Ref": "DeviceLocation"
-        },
-        "LocationUrl"
-      ]
-    }
-  }
-}`
+// of aws-iot-device-sdk-python-v2), as the spec's §2.8 uses it; the
+// server's and the device SDK's end-to-end tests read the same file.
+var sdkSampleTemplate = func() string {
+	b, err := os.ReadFile("testdata/sdk-sample-template.json")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // sdkSamplePolicy is the sample's policy document, minified by hand.
 const sdkSamplePolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iot:Connect","iot:Subscribe","iot:Publish","iot:Receive"],"Resource":"*"}]}`
