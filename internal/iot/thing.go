@@ -74,3 +74,23 @@ func only(s, extra string) bool {
 	}
 	return true
 }
+
+// TypeThingType is the ARN resource type of thing types.
+const TypeThingType = "thingtype"
+
+// ThingType is a named kind of thing: a description and up to three
+// searchable attributes; a thing with a type may have fifty attributes.
+// A deprecated type takes no new things.
+type ThingType struct {
+	Scope                Scope
+	Name                 string
+	ID                   string
+	Description          string
+	SearchableAttributes []string
+	Deprecated           bool
+	DeprecatedAt         time.Time
+	CreatedAt            time.Time
+}
+
+// ARN is the thing type's ARN.
+func (t *ThingType) ARN() string { return t.Scope.ARN(TypeThingType, t.Name) }

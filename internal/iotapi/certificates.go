@@ -21,6 +21,7 @@ func (h *Handler) operations() []operation {
 	ops = append(ops, h.endpointOperations()...)
 	ops = append(ops, h.policyOperations()...)
 	ops = append(ops, h.thingOperations()...)
+	ops = append(ops, h.thingTypeOperations()...)
 	ops = append(ops, h.templateOperations()...)
 	return append(ops, h.providerOperations()...)
 }

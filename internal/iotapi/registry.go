@@ -47,6 +47,11 @@ type Things interface {
 	DetachThingPrincipal(ctx context.Context, scope iot.Scope, thing, principal string) error
 	ListThingPrincipals(ctx context.Context, scope iot.Scope, thing string, only registry.Attachments, opts registry.ListOptions) ([]iot.ThingPrincipal, string, error)
 	ListPrincipalThings(ctx context.Context, scope iot.Scope, principal string, only registry.Attachments, opts registry.ListOptions) ([]iot.ThingPrincipal, string, error)
+	CreateThingType(ctx context.Context, scope iot.Scope, in registry.ThingTypeInput) (*iot.ThingType, error)
+	DescribeThingType(ctx context.Context, scope iot.Scope, name string) (*iot.ThingType, error)
+	ListThingTypes(ctx context.Context, scope iot.Scope, name string, opts registry.ListOptions) ([]iot.ThingType, string, error)
+	DeprecateThingType(ctx context.Context, scope iot.Scope, name string, undo bool) error
+	DeleteThingType(ctx context.Context, scope iot.Scope, name string) error
 }
 
 // Policies serves IoT policies and their versions.

@@ -236,10 +236,14 @@ func (s *Service) provisionWrite(ctx context.Context, scope iot.Scope, plan *tem
 		if err := checkPlannedThing(th); err != nil {
 			return nil, err
 		}
+		if err := s.usableThingType(ctx, scope, th.TypeName); err != nil {
+			return nil, reword(err, apierr.ResourceRegistrationFailure, "")
+		}
 		w.ThingName = th.Name
 		w.Thing = func(existing *iot.Thing) (*iot.Thing, error) {
 			if existing == nil {
-				return &iot.Thing{Scope: scope, Name: th.Name, ID: newGenerationID(), Attributes: withoutEmpty(th.Attributes), Version: 1, CreatedAt: now, ModifiedAt: now}, nil
+				return &iot.Thing{Scope: scope, Name: th.Name, ID: newGenerationID(), TypeName: th.TypeName, Attributes: withoutEmpty(th.Attributes),
+					Version: 1, CreatedAt: now, ModifiedAt: now}, nil
 			}
 			return overrideThing(existing, th)
 		}
@@ -269,9 +273,9 @@ func (s *Service) provisionWrite(ctx context.Context, scope iot.Scope, plan *tem
 }
 
 // checkPlannedThing applies CreateThing's rules to a template's thing.
-// fleetca has no thing types, thing groups or billing groups yet, so a
-// template that names one names one that does not exist, and is refused
-// as AWS refuses it.
+// fleetca has no thing groups or billing groups yet, so a template that
+// names one names one that does not exist, and is refused as AWS refuses
+// it. (Its thing type is checked against the registry.)
 func checkPlannedThing(th *template.ThingPlan) error {
 	if !iot.ValidThingName(th.Name) {
 		return apierr.New(apierr.ResourceRegistrationFailure, "The template's thing %s would be named %q, which is not a thing name (1 to 128 of a-z, A-Z, 0-9, :, _ and -).", th.LogicalID, truncate(th.Name, 128))
@@ -282,50 +286,51 @@ func checkPlannedThing(th *template.ThingPlan) error {
 		}
 	}
 	switch {
-	case th.TypeName != "":
-		return apierr.New(apierr.ResourceRegistrationFailure, "Thing type %s cannot be found.", th.TypeName)
 	case len(th.Groups) > 0:
 		return apierr.New(apierr.ResourceRegistrationFailure, "Thing group %s cannot be found.", th.Groups[0])
 	case th.BillingGroup != "":
 		return apierr.New(apierr.ResourceRegistrationFailure, "Billing group %s cannot be found.", th.BillingGroup)
 	}
-	return checkAttributeCount(withoutEmpty(th.Attributes), "")
+	return reword(checkAttributeCount(withoutEmpty(th.Attributes), th.TypeName), apierr.ResourceRegistrationFailure, "")
 }
 
 // overrideThing applies a template's OverrideSettings to a thing that
-// exists: DO_NOTHING keeps its attributes, REPLACE sets the template's,
-// MERGE adds them (an empty value removes one), and FAIL refuses the
-// request if they would change — so a device that repeats a RegisterThing
-// whose answer it lost is not refused. It returns nil when nothing
-// changes.
+// exists, property by property: DO_NOTHING keeps it, REPLACE sets the
+// template's, MERGE (attributes) adds the template's (an empty value
+// removes one), and FAIL refuses the request if it would change — so a
+// second device registering a serial whose thing already has the
+// template's values is not refused. It returns nil when nothing changes.
 func overrideThing(existing *iot.Thing, th *template.ThingPlan) (*iot.Thing, error) {
-	if th.Attributes == nil {
-		return nil, nil
-	}
-	next := maps.Clone(existing.Attributes)
-	switch th.Override.Attributes {
-	case template.DoNothing, "":
-		return nil, nil
-	case template.Replace, template.Fail:
-		next = maps.Clone(th.Attributes)
-	case template.Merge:
-		if next == nil {
-			next = map[string]string{}
+	next := *existing
+	if th.Attributes != nil {
+		switch th.Override.Attributes {
+		case template.Replace, template.Fail:
+			next.Attributes = withoutEmpty(th.Attributes)
+		case template.Merge:
+			merged := maps.Clone(existing.Attributes)
+			if merged == nil {
+				merged = map[string]string{}
+			}
+			maps.Copy(merged, th.Attributes)
+			next.Attributes = withoutEmpty(merged)
 		}
-		maps.Copy(next, th.Attributes)
 	}
-	next = withoutEmpty(next)
-	if maps.Equal(next, existing.Attributes) {
+	if th.TypeName != "" && (th.Override.TypeName == template.Replace || th.Override.TypeName == template.Fail) {
+		next.TypeName = th.TypeName
+	}
+	attributesChange, typeChanges := !maps.Equal(next.Attributes, existing.Attributes), next.TypeName != existing.TypeName
+	switch {
+	case attributesChange && th.Override.Attributes == template.Fail:
+		return nil, apierr.New(apierr.ConflictingResourceUpdate, "The thing %s exists with other attributes, and the template's OverrideSettings for AttributePayload say FAIL.", existing.Name)
+	case typeChanges && th.Override.TypeName == template.Fail:
+		return nil, apierr.New(apierr.ConflictingResourceUpdate, "The thing %s exists with another thing type, and the template's OverrideSettings for ThingTypeName say FAIL.", existing.Name)
+	case !attributesChange && !typeChanges:
 		return nil, nil
 	}
-	if th.Override.Attributes == template.Fail {
-		return nil, apierr.New(apierr.ConflictingResourceUpdate, "The thing %s exists with other attributes, and the template's OverrideSettings for AttributePayload say FAIL.", existing.Name)
+	if err := checkAttributeCount(next.Attributes, next.TypeName); err != nil {
+		return nil, reword(err, apierr.ResourceRegistrationFailure, "")
 	}
-	if err := checkAttributeCount(next, existing.TypeName); err != nil {
-		return nil, err
-	}
-	existing.Attributes = next
-	return existing, nil
+	return &next, nil
 }
 
 // withoutEmpty is attributes without those of empty value, which a thing

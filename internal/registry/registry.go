@@ -33,6 +33,7 @@ type Store interface {
 	store.CertificateProviders
 	store.Policies
 	store.Things
+	store.ThingTypes
 	store.Changes
 	store.ProvisioningTemplates
 	store.Provisioning

@@ -32,7 +32,7 @@ func checkTags(tags []iot.Tag) error {
 
 // taggableTypes are the resource types that take tags.
 var taggableTypes = map[string]bool{iot.TypeCACertificate: true, iot.TypeCertificateProvider: true, iot.TypePolicy: true, iot.TypeThing: true,
-	iot.TypeProvisioningTemplate: true}
+	iot.TypeProvisioningTemplate: true, iot.TypeThingType: true}
 
 // resource resolves an ARN to a taggable resource of the caller's scope.
 // Device certificates take no tags, and no caller may reach another account's
@@ -65,6 +65,10 @@ func resource(scope iot.Scope, arn string) (iot.Resource, error) {
 	case iot.TypeThing:
 		if !iot.ValidThingName(id) {
 			return iot.Resource{}, apierr.New(apierr.InvalidRequest, "The ARN's thing name is not a valid name.")
+		}
+	case iot.TypeThingType:
+		if !iot.ValidThingName(id) {
+			return iot.Resource{}, apierr.New(apierr.InvalidRequest, "The ARN's thing type name is not a valid name.")
 		}
 	case iot.TypeProvisioningTemplate:
 		if !iot.ValidTemplateName(id) {

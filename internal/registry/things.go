@@ -28,16 +28,6 @@ func thingError(err error, name, what string) error {
 	return internal(what, err)
 }
 
-// checkThingType refuses a thing type: fleetca has none yet (thing types
-// come with provisioning templates), so every name is one that does not
-// exist, as AWS answers for a type never created.
-func checkThingType(name string) error {
-	if name == "" {
-		return nil
-	}
-	return apierr.New(apierr.ResourceNotFound, "Thing type %s cannot be found.", name)
-}
-
 func checkAttributeCount(attributes map[string]string, typeName string) error {
 	if typeName == "" && len(attributes) > iot.MaxAttributesWithoutType {
 		return apierr.New(apierr.InvalidRequest, "A thing without a thing type can have at most %d attributes; this one would have %d.",
@@ -53,7 +43,7 @@ func checkAttributeCount(attributes map[string]string, typeName string) error {
 // type and attributes returns it, as AWS does; with others it is
 // ResourceAlreadyExistsException.
 func (s *Service) CreateThing(ctx context.Context, scope iot.Scope, name, typeName, billingGroup string, attributes map[string]string) (*iot.Thing, error) {
-	if err := checkThingType(typeName); err != nil {
+	if err := s.usableThingType(ctx, scope, typeName); err != nil {
 		return nil, err
 	}
 	if billingGroup != "" {
@@ -146,7 +136,7 @@ func (s *Service) UpdateThing(ctx context.Context, scope iot.Scope, name string,
 	if u.RemoveType && u.TypeName != "" {
 		return apierr.New(apierr.InvalidRequest, "Cannot both set and remove the thing type.")
 	}
-	if err := checkThingType(u.TypeName); err != nil {
+	if err := s.usableThingType(ctx, scope, u.TypeName); err != nil {
 		return err
 	}
 	_, err := s.store.UpdateThing(ctx, scope, name, s.timestamp(), func(t *iot.Thing) error {
@@ -155,6 +145,9 @@ func (s *Service) UpdateThing(ctx context.Context, scope iot.Scope, name string,
 		}
 		if u.RemoveType {
 			t.TypeName = ""
+		}
+		if u.TypeName != "" {
+			t.TypeName = u.TypeName
 		}
 		if u.Attributes != nil {
 			if !u.Merge {

@@ -65,6 +65,7 @@ type Store interface {
 	Revocations
 	Policies
 	Things
+	ThingTypes
 	Changes
 	ProvisioningTemplates
 	Provisioning
@@ -428,6 +429,25 @@ type Things interface {
 	// clientID if the certificate is attached to it, else the one thing the
 	// certificate is attached to exclusively.
 	ConnectionGrants(ctx context.Context, scope iot.Scope, principal, clientID string) (policies []iot.Policy, thing *iot.Thing, err error)
+}
+
+// ThingTypes keeps thing types. Every call returns ErrNotFound when the
+// type does not exist.
+type ThingTypes interface {
+	// CreateThingType stores a type and its tags; ErrExists if the scope has
+	// one of that name.
+	CreateThingType(ctx context.Context, t *iot.ThingType, tags []iot.Tag) error
+	// ThingType returns a type.
+	ThingType(ctx context.Context, scope iot.Scope, name string) (*iot.ThingType, error)
+	// ListThingTypes returns up to limit types named after after, in name
+	// order, and whether more follow.
+	ListThingTypes(ctx context.Context, scope iot.Scope, after string, limit int) (types []iot.ThingType, more bool, err error)
+	// DeprecateThingType deprecates a type at at (one deprecated already
+	// keeps its time), or undoes that.
+	DeprecateThingType(ctx context.Context, scope iot.Scope, name string, deprecate bool, at time.Time) error
+	// DeleteThingType deletes a type if check, given it under its lock,
+	// allows; ErrAttached while a thing has the type.
+	DeleteThingType(ctx context.Context, scope iot.Scope, name string, check func(t *iot.ThingType) error) error
 }
 
 // Attachments selects thing principals by how they are attached.

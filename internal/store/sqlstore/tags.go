@@ -18,6 +18,7 @@ var taggable = map[string]struct{ table, idColumn string }{
 	iot.TypePolicy:               {"policies", "policy_name"},
 	iot.TypeThing:                {"things", "thing_name"},
 	iot.TypeProvisioningTemplate: {"provisioning_templates", "template_name"},
+	iot.TypeThingType:            {"thing_types", "type_name"},
 }
 
 type querier interface {

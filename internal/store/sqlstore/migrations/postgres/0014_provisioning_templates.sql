@@ -41,3 +41,17 @@ CREATE TABLE provisioning_claims (
     expires_us      BIGINT   NOT NULL
 );
 CREATE INDEX provisioning_claims_by_expiry ON provisioning_claims (expires_us);
+-- Thing types, which things and provisioning templates name.
+CREATE TABLE thing_types (
+    account_id     TEXT COLLATE "C"   NOT NULL,
+    region         TEXT COLLATE "C"   NOT NULL,
+    type_name      TEXT COLLATE "C"   NOT NULL,
+    type_id        TEXT     NOT NULL,
+    description    TEXT     NOT NULL,
+    searchable     TEXT     NOT NULL,
+    deprecated_us  BIGINT   NOT NULL,
+    created_us     BIGINT   NOT NULL,
+    PRIMARY KEY (account_id, region, type_name)
+);
+-- DeleteThingType asks whether a thing still has the type.
+CREATE INDEX things_by_type ON things (account_id, region, thing_type);
