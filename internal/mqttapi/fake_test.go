@@ -513,6 +513,9 @@ func connectPipeWith(t testing.TB, s *Server, clientID string, cert tls.Certific
 	if !s.hook.OnConnectAuthenticate(cl, connect) {
 		t.Fatal("OnConnect admitted a device that OnConnectAuthenticate refuses")
 	}
+	// As mochi's attachClient: the hook sees a session it takes over
+	// before the client replaces it.
+	s.hook.OnSessionEstablish(cl, connect)
 	s.broker.Clients.Add(cl)
 	go cl.WriteLoop()
 	s.hook.OnSessionEstablished(cl, connect)

@@ -50,6 +50,14 @@ type session struct {
 	// shares OnACLCheck with deliveries) is told apart from a delivery
 	// (isFilterCheck).
 	subscribing atomic.Pointer[[]string]
+	// replies guards the fleet-provisioning replies put in flight to the
+	// session's connection: once another connection takes the session
+	// over (superseded), no reply is put in flight, so that none is handed
+	// to the connection taking over.
+	replies struct {
+		sync.Mutex
+		superseded bool
+	}
 }
 
 func namespace(scope iot.Scope) string { return scope.AccountID + "/" + scope.Region + "/" }
@@ -255,11 +263,25 @@ var errNoLongerAdmitted = errors.New("certificate or its CA no longer ACTIVE")
 // or belong to another certificate's session of the same client ID.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	sess := h.session(cl)
-	if sess == nil || h.skipPolicies {
+	if sess == nil {
 		return
 	}
 	existing, ok := h.broker.Clients.Get(cl.ID)
 	if !ok || existing == cl {
+		return
+	}
+	// Replies to the connection being taken over are its own: a
+	// CreateKeysAndCertificate reply holds a private key, and a device
+	// sharing the claim certificate may take over the session.
+	if old := h.session(existing); old != nil {
+		old.replies.Lock()
+		old.replies.superseded = true
+		dropReplies(h.broker, existing)
+		old.replies.Unlock()
+	} else {
+		dropReplies(h.broker, existing)
+	}
+	if h.skipPolicies {
 		return
 	}
 	dropped := 0
@@ -345,12 +367,12 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 }
 
 // dropReplies removes the fleet-provisioning replies still in flight to a
-// connection that ended: a reply is for the connection that asked (it may
-// hold a private key), never for whoever resumes its session with the same
-// client ID.
+// connection that ended or is taken over: a reply is for the connection
+// that asked (it may hold a private key), never for whoever resumes its
+// session with the same client ID.
 func dropReplies(b *mqtt.Server, cl *mqtt.Client) {
 	for _, pk := range cl.State.Inflight.GetAll(false) {
-		if pk.FixedHeader.Type == packets.Publish && isReplyTopic(pk.TopicName) && cl.State.Inflight.Delete(pk.PacketID) {
+		if pk.FixedHeader.Type == packets.Publish && pk.Origin == replyOrigin && cl.State.Inflight.Delete(pk.PacketID) {
 			cl.State.Inflight.IncreaseSendQuota()
 			atomic.AddInt64(&b.Info.Inflight, -1)
 		}

@@ -307,35 +307,42 @@ func (h *hook) reply(cl *mqtt.Client, sess *session, topic string, payload []byt
 	if cl.Closed() {
 		return false
 	}
-	if sub.Qos > 0 && cl.State.Inflight.Len() < maxInflight {
-		// As the broker sends a QoS 1 message: a packet ID, and a place
-		// among the connection's in-flight messages until the PUBACK (a
-		// reply never outlives its connection: OnDisconnect drops it).
-		// With the in-flight messages at their bound, the reply goes at
-		// QoS 0 rather than past the bound.
-		if id, err := cl.NextPacketID(); err == nil {
-			pk.FixedHeader.Qos, pk.PacketID = 1, uint16(id)
-			pk.Created = time.Now().Unix()
-			if cl.State.Inflight.Set(pk) {
-				cl.State.Inflight.DecreaseSendQuota()
-				atomic.AddInt64(&h.broker.Info.Inflight, 1)
-			}
-		}
+	if sub.Qos > 0 {
+		h.putInFlight(cl, sess, &pk)
 	}
 	return cl.WritePacket(pk) == nil
 }
 
-// isReplyTopic reports whether a topic (in a namespace or not) is a
-// fleet-provisioning reply topic.
-func isReplyTopic(topic string) bool {
-	if i := strings.Index(topic, "$aws/"); i >= 0 {
-		topic = topic[i:]
+// replyOrigin marks the packets of fleet-provisioning replies (mochi keeps
+// a packet's origin when it copies a session); no client ID is spelled so.
+const replyOrigin = "$fleetca/reply"
+
+// putInFlight makes pk a QoS 1 message, as the broker sends one: a packet
+// ID, and a place among the connection's in-flight messages until the
+// PUBACK. A reply never outlives its connection (OnDisconnect and
+// OnSessionEstablish drop it); while the connection has as many messages
+// in flight as it or the broker allows, or another connection is taking
+// its session over, the reply goes at QoS 0 instead.
+func (h *hook) putInFlight(cl *mqtt.Client, sess *session, pk *packets.Packet) {
+	limit := maxInflight
+	if m := int(cl.Properties.Props.ReceiveMaximum); cl.Properties.ProtocolVersion == 5 && m > 0 && m < limit {
+		limit = m
 	}
-	if !strings.HasSuffix(topic, "/accepted") && !strings.HasSuffix(topic, "/rejected") {
-		return false
+	sess.replies.Lock()
+	defer sess.replies.Unlock()
+	if sess.replies.superseded || cl.State.Inflight.Len() >= limit {
+		return
 	}
-	return strings.HasPrefix(topic, "$aws/certificates/create/") || strings.HasPrefix(topic, "$aws/certificates/create-from-csr/") ||
-		strings.HasPrefix(topic, templatesPrefix)
+	id, err := cl.NextPacketID()
+	if err != nil {
+		return
+	}
+	pk.FixedHeader.Qos, pk.PacketID, pk.Origin = 1, uint16(id), replyOrigin
+	pk.Created = time.Now().Unix()
+	if cl.State.Inflight.Set(*pk) {
+		cl.State.Inflight.DecreaseSendQuota()
+		atomic.AddInt64(&h.broker.Info.Inflight, 1)
+	}
 }
 
 // accountLimiter bounds each account's fleet-provisioning requests in each

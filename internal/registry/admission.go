@@ -81,9 +81,14 @@ func (s *Service) AdmitDevice(ctx context.Context, leaf *x509.Certificate, serve
 	if len(active) == 0 {
 		if len(pending) == 1 {
 			// AWS publishes the event again whenever a certificate that still
-			// waits for activation connects.
-			p := pending[0]
-			return Admission{Registered: &JITRegistration{Scope: p.Scope, CertificateID: p.ID, CACertificateID: p.CACertificateID, RegisteredAt: p.CreatedAt}, Refusal: "the certificate is PENDING_ACTIVATION"}, nil
+			// waits for activation connects. When its CA has a provisioning
+			// template (set since, or one that failed before and may run
+			// now), the template is tried again first.
+			p := &pending[0]
+			if a, tried, err := s.provisionPending(ctx, p, leaf); tried || err != nil {
+				return a, err
+			}
+			return Admission{Registered: jitRegistration(p), Refusal: "the certificate is PENDING_ACTIVATION"}, nil
 		}
 		return Admission{Refusal: fmt.Sprintf("the certificate is %s", regs[0].Status)}, nil
 	}
@@ -182,10 +187,13 @@ func (s *Service) registerPending(ctx context.Context, ca *iot.CACertificate, le
 	} else if err != nil {
 		return Admission{}, err
 	}
-	return Admission{
-		Registered: &JITRegistration{Scope: c.Scope, CertificateID: c.ID, CACertificateID: ca.ID, RegisteredAt: c.CreatedAt},
-		Refusal:    "registered just in time; waiting for activation",
-	}, nil
+	return Admission{Registered: jitRegistration(c), Refusal: "registered just in time; waiting for activation"}, nil
+}
+
+// jitRegistration is the registration event of a certificate registered
+// under a CA.
+func jitRegistration(c *iot.Certificate) *JITRegistration {
+	return &JITRegistration{Scope: c.Scope, CertificateID: c.ID, CACertificateID: c.CACertificateID, RegisteredAt: c.CreatedAt}
 }
 
 // SweepPass is one pass over the connected devices, checking each against

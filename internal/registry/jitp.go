@@ -23,20 +23,45 @@ import (
 // an operator's activation that listens for the event still hears of it.
 // Nothing is ever half provisioned.
 func (s *Service) provisionJustInTime(ctx context.Context, ca *iot.CACertificate, leaf *x509.Certificate) (Admission, error) {
-	a, failed, err := s.applyJITP(ctx, ca, leaf)
+	a, failed, err := s.applyJITP(ctx, ca, leaf, nil)
 	if err != nil || failed == "" {
 		return a, err
 	}
 	a, err = s.registerPending(ctx, ca, leaf)
 	if a.Registered != nil {
-		a.Refusal = "just-in-time provisioning failed (" + failed + "); registered just in time instead, waiting for activation"
+		a.Refusal = "just-in-time provisioning failed (" + failed + "); registered just in time instead, waiting for activation; its next connection tries again"
 	}
 	return a, err
 }
 
-// applyJITP applies a CA's template to a device's certificate; failed says
-// why a template could not be applied.
-func (s *Service) applyJITP(ctx context.Context, ca *iot.CACertificate, leaf *x509.Certificate) (a Admission, failed string, err error) {
+// provisionPending tries the CA's provisioning template again on a
+// certificate registered PENDING_ACTIVATION under it (its template failed
+// before, or the CA had none then); tried reports whether the CA has a
+// template. A template that still fails leaves the certificate as it is.
+func (s *Service) provisionPending(ctx context.Context, c *iot.Certificate, leaf *x509.Certificate) (a Admission, tried bool, err error) {
+	ca, err := s.store.CACertificate(ctx, c.Scope, c.CACertificateID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Admission{}, false, nil
+	}
+	if err != nil {
+		return Admission{}, false, internal("finding the CA certificate", err)
+	}
+	rc := ca.RegistrationConfig
+	if ca.Status != iot.CAStatusActive || ca.AutoRegistration != iot.AutoRegistrationEnable || rc.TemplateBody == "" && rc.TemplateName == "" {
+		return Admission{}, false, nil
+	}
+	a, failed, err := s.applyJITP(ctx, ca, leaf, c)
+	if err != nil || failed == "" {
+		return a, true, err
+	}
+	return Admission{Registered: jitRegistration(c),
+		Refusal: "the certificate is PENDING_ACTIVATION: just-in-time provisioning failed again (" + failed + ")"}, true, nil
+}
+
+// applyJITP applies a CA's template to a device's certificate: a new one,
+// or the registration pending (not nil); failed says why a template could
+// not be applied.
+func (s *Service) applyJITP(ctx context.Context, ca *iot.CACertificate, leaf *x509.Certificate, pending *iot.Certificate) (a Admission, failed string, err error) {
 	body, failed, err := s.jitpTemplate(ctx, ca)
 	if err != nil || failed != "" {
 		return Admission{}, failed, err
@@ -45,7 +70,10 @@ func (s *Service) applyJITP(ctx context.Context, ca *iot.CACertificate, leaf *x5
 	if err != nil {
 		return Admission{}, "the CA's provisioning template does not parse: " + err.Error(), nil
 	}
-	c := s.registeredCertificate(ca.Scope, leaf, iot.StatusPendingActivation, ca.Mode, ca.ID)
+	c := pending
+	if c == nil {
+		c = s.registeredCertificate(ca.Scope, leaf, iot.StatusPendingActivation, ca.Mode, ca.ID)
+	}
 	plan, err := evaluate(tpl, map[string]string{}, c)
 	if err != nil {
 		return jitpFailure(err)
@@ -54,19 +82,22 @@ func (s *Service) applyJITP(ctx context.Context, ca *iot.CACertificate, leaf *x5
 	if err != nil {
 		return jitpFailure(err)
 	}
-	// The certificate is registered by the plan even when the template
+	// A new certificate is registered by the plan even when the template
 	// does not name it, as JITR would register it.
-	w.NewCertificate, w.CertificateID = c, c.ID
-	registered := &JITRegistration{Scope: c.Scope, CertificateID: c.ID, CACertificateID: ca.ID, RegisteredAt: c.CreatedAt}
+	w.CertificateID = c.ID
+	if pending == nil {
+		w.NewCertificate = c
+	}
+	registered := jitRegistration(c)
 	out, err := s.store.Provision(ctx, ca.Scope, w)
-	if errors.Is(err, store.ErrExists) {
+	if errors.Is(err, store.ErrExists) && pending == nil {
 		if _, cerr := s.store.Certificate(ctx, ca.Scope, c.ID); cerr == nil {
 			// Another connection of the device provisioned it a moment ago.
 			return Admission{Registered: registered, Refusal: "provisioned just in time by another connection"}, "", nil
 		}
 	}
 	if err != nil {
-		return jitpFailure(provisionError(err, w))
+		return jitpFailure(provisionError(err))
 	}
 	s.changed()
 	refusal := "provisioned just in time; the device is admitted when it connects again"

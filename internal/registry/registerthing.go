@@ -90,11 +90,8 @@ func (s *Service) RegisterDevice(ctx context.Context, scope iot.Scope, in Device
 	if err != nil {
 		return nil, internal("reading a certificate", err)
 	}
-	if c.Status != iot.StatusPendingActivation {
-		// Only a certificate waiting for activation is provisioned: one an
-		// operator deactivated (or activated) since is not the device's to
-		// change with a token it still holds.
-		return nil, tokenRefused("The certificate of the ownership token is %s, no longer waiting for activation.", c.Status)
+	if err := stillPending(c); err != nil {
+		return nil, err
 	}
 	tpl, err := s.templates.get(t.Body)
 	if err != nil {
@@ -123,13 +120,13 @@ func (s *Service) RegisterDevice(ctx context.Context, scope iot.Scope, in Device
 	setStatus := w.Certificate
 	w.Certificate = func(c *iot.Certificate) error {
 		// Again under the certificate's lock, for a change that raced.
-		if c.Status != iot.StatusPendingActivation {
-			return tokenRefused("The certificate of the ownership token is %s, no longer waiting for activation.", c.Status)
+		if err := stillPending(c); err != nil || setStatus == nil {
+			return err
 		}
 		return setStatus(c)
 	}
 	if _, err := s.store.Provision(ctx, scope, w); err != nil {
-		return nil, provisionError(err, w)
+		return nil, provisionError(err)
 	}
 	s.changed()
 	r := &Registration{DeviceConfiguration: plan.DeviceConfiguration}
@@ -137,6 +134,16 @@ func (s *Service) RegisterDevice(ctx context.Context, scope iot.Scope, in Device
 		r.ThingName = plan.Thing.Name
 	}
 	return r, nil
+}
+
+// stillPending refuses a token whose certificate is no longer waiting for
+// activation: one an operator deactivated (or activated) since is not the
+// device's to change with a token it still holds.
+func stillPending(c *iot.Certificate) error {
+	if c.Status != iot.StatusPendingActivation {
+		return tokenRefused("The certificate of the ownership token is %s, no longer waiting for activation.", c.Status)
+	}
+	return nil
 }
 
 // fleetTemplate is a template devices may provision themselves with: one of
@@ -236,16 +243,30 @@ func (s *Service) provisionWrite(ctx context.Context, scope iot.Scope, plan *tem
 		if err := checkPlannedThing(th); err != nil {
 			return nil, err
 		}
-		if err := s.usableThingType(ctx, scope, th.TypeName); err != nil {
-			return nil, reword(err, apierr.ResourceRegistrationFailure, "")
+		var planType *iot.ThingType
+		if th.TypeName != "" {
+			var err error
+			if planType, err = s.thingType(ctx, scope, th.TypeName); err != nil {
+				return nil, reword(err, apierr.ResourceRegistrationFailure, "")
+			}
 		}
+		// A deprecated type is refused to a thing it would newly describe;
+		// a thing that has it keeps it, as at AWS.
+		deprecated := planType != nil && planType.Deprecated
 		w.ThingName = th.Name
 		w.Thing = func(existing *iot.Thing) (*iot.Thing, error) {
 			if existing == nil {
+				if deprecated {
+					return nil, reword(deprecatedType(th.TypeName), apierr.ResourceRegistrationFailure, "")
+				}
 				return &iot.Thing{Scope: scope, Name: th.Name, ID: newGenerationID(), TypeName: th.TypeName, Attributes: withoutEmpty(th.Attributes),
 					Version: 1, CreatedAt: now, ModifiedAt: now}, nil
 			}
-			return overrideThing(existing, th)
+			changed, err := overrideThing(existing, th)
+			if err == nil && changed != nil && deprecated && changed.TypeName != existing.TypeName {
+				return nil, reword(deprecatedType(th.TypeName), apierr.ResourceRegistrationFailure, "")
+			}
+			return changed, err
 		}
 	}
 	if cp := plan.Certificate; cp != nil {
@@ -369,7 +390,7 @@ func overrideStatus(c *iot.Certificate, cp *template.CertificatePlan, now time.T
 }
 
 // provisionError is what a failed plan tells the client.
-func provisionError(err error, w *store.ProvisionWrite) error {
+func provisionError(err error) error {
 	if _, ok := apierr.As(err); ok {
 		return err
 	}
@@ -438,7 +459,7 @@ func (s *Service) RegisterThing(ctx context.Context, scope iot.Scope, body strin
 		return nil, apierr.New(apierr.ResourceRegistrationFailure, "The certificate %s is already registered; name it with CertificateId.", c.ID)
 	}
 	if err != nil {
-		return nil, provisionError(err, w)
+		return nil, provisionError(err)
 	}
 	s.changed()
 	r := &RegisteredThing{ResourceARNs: map[string]string{}}

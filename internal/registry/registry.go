@@ -141,11 +141,12 @@ func internal(what string, err error) error {
 
 // reword gives a client error another kind and a prefix, as when a policy
 // document that CreatePolicy would refuse is refused inside a template; an
-// error not meant for the client is returned as it is.
+// error not meant for the client, or the service's own (unavailable,
+// throttled, failed), is returned as it is.
 func reword(err error, kind apierr.Kind, prefix string) error {
 	e, ok := apierr.As(err)
-	if !ok {
-		return err
+	if !ok || e.Kind == apierr.ServiceUnavailable || e.Kind == apierr.Throttling || e.Kind == apierr.InternalFailure {
+		return err // the service's, not the request's
 	}
 	return apierr.Wrap(kind, err, "%s%s", prefix, e.Message)
 }

@@ -43,8 +43,13 @@ func checkAttributeCount(attributes map[string]string, typeName string) error {
 // type and attributes returns it, as AWS does; with others it is
 // ResourceAlreadyExistsException.
 func (s *Service) CreateThing(ctx context.Context, scope iot.Scope, name, typeName, billingGroup string, attributes map[string]string) (*iot.Thing, error) {
-	if err := s.usableThingType(ctx, scope, typeName); err != nil {
-		return nil, err
+	deprecated := false
+	if typeName != "" {
+		tt, err := s.thingType(ctx, scope, typeName)
+		if err != nil {
+			return nil, err
+		}
+		deprecated = tt.Deprecated
 	}
 	if billingGroup != "" {
 		return nil, apierr.New(apierr.ResourceNotFound, "Billing group %s cannot be found.", billingGroup)
@@ -56,15 +61,25 @@ func (s *Service) CreateThing(ctx context.Context, scope iot.Scope, name, typeNa
 	}
 	now := s.timestamp()
 	t := &iot.Thing{Scope: scope, Name: name, ID: newGenerationID(), TypeName: typeName, Attributes: attributes, Version: 1, CreatedAt: now, ModifiedAt: now}
-	// AWS's CreateThing takes no tags; TagResource tags things.
-	err := s.store.CreateThing(ctx, t, nil)
+	// AWS's CreateThing takes no tags; TagResource tags things. With a
+	// deprecated type only the same thing again is answered (it exists).
+	err := store.ErrExists
+	if !deprecated {
+		err = s.store.CreateThing(ctx, t, nil)
+	}
 	if errors.Is(err, store.ErrExists) {
 		old, rerr := s.store.Thing(ctx, scope, name)
+		if deprecated && errors.Is(rerr, store.ErrNotFound) {
+			return nil, deprecatedType(typeName)
+		}
 		if rerr != nil {
 			return nil, thingError(rerr, name, "reading a thing")
 		}
 		if old.TypeName == typeName && maps.Equal(old.Attributes, attributes) {
 			return old, nil
+		}
+		if deprecated {
+			return nil, deprecatedType(typeName)
 		}
 		e := apierr.New(apierr.ResourceAlreadyExists, "Thing %s already exists in account with different attributes", name)
 		e.ResourceID, e.ResourceARN = old.ID, old.ARN()
@@ -136,10 +151,17 @@ func (s *Service) UpdateThing(ctx context.Context, scope iot.Scope, name string,
 	if u.RemoveType && u.TypeName != "" {
 		return apierr.New(apierr.InvalidRequest, "Cannot both set and remove the thing type.")
 	}
-	if err := s.usableThingType(ctx, scope, u.TypeName); err != nil {
-		return err
+	var newType *iot.ThingType
+	if u.TypeName != "" {
+		var err error
+		if newType, err = s.thingType(ctx, scope, u.TypeName); err != nil {
+			return err
+		}
 	}
 	_, err := s.store.UpdateThing(ctx, scope, name, s.timestamp(), func(t *iot.Thing) error {
+		if newType != nil && newType.Deprecated && t.TypeName != newType.Name {
+			return deprecatedType(newType.Name)
+		}
 		if u.ExpectedVersion != nil && *u.ExpectedVersion != t.Version {
 			return versionConflict(name)
 		}

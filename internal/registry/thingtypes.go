@@ -32,20 +32,19 @@ func thingTypeError(err error, name, what string) error {
 	return internal(what, err)
 }
 
-// usableThingType refuses a type a new thing (or a thing changing type)
-// cannot have: one that does not exist, or is deprecated.
-func (s *Service) usableThingType(ctx context.Context, scope iot.Scope, name string) error {
-	if name == "" {
-		return nil
-	}
+// thingType reads a type a thing names; ResourceNotFound if there is none.
+func (s *Service) thingType(ctx context.Context, scope iot.Scope, name string) (*iot.ThingType, error) {
 	t, err := s.store.ThingType(ctx, scope, name)
 	if err != nil {
-		return thingTypeError(err, name, "reading a thing type")
+		return nil, thingTypeError(err, name, "reading a thing type")
 	}
-	if t.Deprecated {
-		return apierr.New(apierr.InvalidRequest, "Thing type %s is deprecated; things cannot take it.", name)
-	}
-	return nil
+	return t, nil
+}
+
+// deprecatedType is the refusal of a new association with a deprecated
+// type; things that have the type keep it, as at AWS.
+func deprecatedType(name string) error {
+	return apierr.New(apierr.InvalidRequest, "Thing type %s is deprecated; no thing can take it now.", name)
 }
 
 // ThingTypeInput is a new thing type.
@@ -59,6 +58,8 @@ type ThingTypeInput struct {
 // same description and searchable attributes returns it, as CreateThing
 // does; with others it is ResourceAlreadyExistsException.
 func (s *Service) CreateThingType(ctx context.Context, scope iot.Scope, in ThingTypeInput) (*iot.ThingType, error) {
+	// The same attributes in another order are the same type.
+	in.SearchableAttributes = slices.Compact(slices.Sorted(slices.Values(in.SearchableAttributes)))
 	if len(in.SearchableAttributes) > MaxSearchableAttributes {
 		return nil, apierr.New(apierr.InvalidRequest, "A thing type has at most %d searchable attributes.", MaxSearchableAttributes)
 	}

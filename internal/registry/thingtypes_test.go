@@ -145,3 +145,37 @@ func TestDeleteThingTypeWithThings(t *testing.T) {
 		t.Fatalf("deleting a type no thing has: %v", err)
 	}
 }
+
+// TestDeprecatedTypeKeptByItsThings: deprecating a type changes nothing for
+// the things that have it (AWS: "existing things associated with the
+// thing type are unchanged"): they are updated and created again as
+// before; only a new association is refused.
+func TestDeprecatedTypeKeptByItsThings(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := newClockedRegistry(t)
+	if _, err := reg.CreateThingType(ctx, scope, registry.ThingTypeInput{Name: "lamp"}); err != nil {
+		t.Fatal(err)
+	}
+	attrs := map[string]string{"a": "1", "b": "2", "c": "3", "d": "4"}
+	if _, err := reg.CreateThing(ctx, scope, "lamp-1", "lamp", "", attrs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.CreateThing(ctx, scope, "plain", "", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.DeprecateThingType(ctx, scope, "lamp", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.CreateThing(ctx, scope, "lamp-1", "lamp", "", attrs); err != nil {
+		t.Errorf("creating a thing of a deprecated type again, the same: %v", err)
+	}
+	if err := reg.UpdateThing(ctx, scope, "lamp-1", registry.ThingUpdate{TypeName: "lamp", Attributes: map[string]string{"e": "5"}, Merge: true}); err != nil {
+		t.Errorf("updating a thing that has the deprecated type: %v", err)
+	}
+	if _, err := reg.CreateThing(ctx, scope, "lamp-2", "lamp", "", nil); !apierr.Is(err, apierr.InvalidRequest) {
+		t.Errorf("a new thing of a deprecated type: %v", err)
+	}
+	if err := reg.UpdateThing(ctx, scope, "plain", registry.ThingUpdate{TypeName: "lamp"}); !apierr.Is(err, apierr.InvalidRequest) {
+		t.Errorf("a thing taking a deprecated type: %v", err)
+	}
+}

@@ -1267,6 +1267,24 @@ func TestJITProvisioning(t *testing.T) {
 		if p := provAttachedPolicies(t, c, aws.ToString(d.CertificateArn)); len(p) != 0 {
 			t.Fatalf("the certificate has policies %+v", p)
 		}
+		// Enabled, the template runs at the device's next connection: the
+		// certificate waiting for activation is provisioned, and the one
+		// after is admitted.
+		if _, err := c.UpdateProvisioningTemplate(ctx, &iot.UpdateProvisioningTemplateInput{TemplateName: aws.String("jitp-disabled"), Enabled: aws.Bool(true)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ts.connect(t, kp, ""); err == nil {
+			t.Fatal("the connection that provisions was admitted")
+		}
+		if status, _ := describeStatus(t, c, kp.id); status != types.CertificateStatusActive {
+			t.Fatalf("after the template ran: %s", status)
+		}
+		if _, err := c.DescribeThing(ctx, &iot.DescribeThingInput{ThingName: aws.String("jitp-disabled-device")}); err != nil {
+			t.Fatalf("the thing: %v", err)
+		}
+		if _, err := ts.connect(t, kp, "jitp-disabled-device"); err != nil {
+			t.Fatalf("the connection after provisioning: %v", err)
+		}
 	})
 	// A subject without the field the template needs: the same.
 	t.Run("subject without the country", func(t *testing.T) {
