@@ -74,7 +74,7 @@ func (s *Service) applyJITP(ctx context.Context, ca *iot.CACertificate, leaf *x5
 	if c == nil {
 		c = s.registeredCertificate(ca.Scope, leaf, iot.StatusPendingActivation, ca.Mode, ca.ID)
 	}
-	plan, err := evaluate(tpl, map[string]string{}, c)
+	plan, err := evaluate(tpl, nil, c)
 	if err != nil {
 		return jitpFailure(err)
 	}

@@ -98,10 +98,10 @@ func (s *Service) RegisterDevice(ctx context.Context, scope iot.Scope, in Device
 		return nil, internal("parsing a stored provisioning template", err)
 	}
 	params := maps.Clone(in.Parameters)
-	if params == nil {
-		params = map[string]string{}
-	}
 	if t.Hook != nil {
+		if params == nil {
+			params = map[string]string{} // the event's parameters are an object
+		}
 		overrides, err := s.askHook(ctx, scope, t, c, in, params)
 		if err != nil {
 			return nil, err
@@ -176,6 +176,9 @@ func evaluate(tpl *template.Template, params map[string]string, c *iot.Certifica
 		return nil, internal("parsing a stored certificate", err)
 	}
 	params = maps.Clone(params)
+	if params == nil {
+		params = map[string]string{}
+	}
 	maps.DeleteFunc(params, func(k, _ string) bool { return strings.HasPrefix(k, builtinPrefix) })
 	maps.Copy(params, template.CertificateParameters(c.ID, leaf.Subject))
 	plan, err := tpl.Evaluate(params)
