@@ -222,12 +222,13 @@ func encode(format string, v any) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// rejection is the one place where errors become rejected replies: the
-// device's mistakes are 400 InvalidRequest (a certificate provider that
-// refuses the CSR included), anything else 500 InternalError with a generic
-// message, the details going to the log. An InternalFailure's message was
-// written for the client (the registry's "the certificate provider did not
-// sign"), so it is shown.
+// rejection is the one place where errors become rejected replies: a bad
+// ownership token is 400 InvalidCertificateOwnershipToken, as AWS answers;
+// the device's other mistakes are 4xx by kind (rejectionOf; a certificate
+// provider that refuses the CSR included); anything else 500 InternalError
+// with a generic message, the details going to the log. An
+// InternalFailure's message was written for the client (the registry's
+// "the certificate provider did not sign"), so it is shown.
 func rejection(err error) rejectedReply {
 	if e, ok := apierr.As(err); ok && errors.Is(err, registry.ErrInvalidOwnershipToken) {
 		return rejectedReply{StatusCode: http.StatusBadRequest, ErrorCode: "InvalidCertificateOwnershipToken", ErrorMessage: e.Message}
@@ -250,7 +251,8 @@ func rejection(err error) rejectedReply {
 }
 
 // rejectionOf is the MQTT rejection of each error kind: the device's
-// mistakes are 400, a full quota 429, an unavailable database 503. Kinds
+// mistakes are 400, a template that does not exist 404, a pre-provisioning
+// hook's refusal 403, a full quota 429, an unavailable database 503. Kinds
 // that no fleet-provisioning request can meet (authentication is the TLS
 // handshake's) are the service's fault, 500, with a generic message, as
 // anything that is not an apierr.Error. The test checks every kind is here.
