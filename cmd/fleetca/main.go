@@ -432,7 +432,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	metricsURL := fs.String("metrics-url", "", "Prometheus endpoint of the server (e.g. http://127.0.0.1:7400/metrics), to read its CPU time")
 	dataDir := fs.String("data-dir", "", "data directory of a local fleetca: bench makes an account of its own there for the run and writes only into it")
 	profile := fs.String("profile", "", "AWS profile whose credentials sign the requests (default: the standard AWS sources)")
-	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:8883", "device endpoint that --op provision drives (its CA is read from the endpoint's /ca.pem)")
+	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:8883", "device endpoint that --op provision and --op connect drive (its CA is read from the endpoint's /ca.pem)")
+	devices := fs.Int("devices", loadgen.DefaultDevices, "device certificates --op connect makes beforehand and connects with in turn")
 	mqttName := fs.String("mqtt-server-name", "localhost", "name the device endpoint's certificate is checked for")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -481,13 +482,13 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	if *count > 0 {
 		opts.Duration = loadgen.MaxDuration
 	}
-	if *op == "provision" {
+	if *op == "provision" || *op == "connect" {
 		roots, err := endpointRoots(*endpoint)
 		if err != nil {
 			fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
 			return 1
 		}
-		opts.MQTTAddr, opts.MQTTServerName, opts.RootCAs = *mqttAddr, *mqttName, roots
+		opts.MQTTAddr, opts.MQTTServerName, opts.RootCAs, opts.Devices = *mqttAddr, *mqttName, roots, *devices
 	}
 	switch {
 	case *pid > 0:

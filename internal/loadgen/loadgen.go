@@ -22,7 +22,7 @@ import (
 )
 
 // Operations are the operations Run can drive.
-var Operations = []string{"csr", "keys", "describe", "list", "provision"}
+var Operations = []string{"csr", "keys", "describe", "list", "provision", "connect"}
 
 // MaxDuration bounds a run.
 const MaxDuration = time.Hour
@@ -49,7 +49,10 @@ type Options struct {
 	ServerCPU func() (time.Duration, error)
 	// Progress, when set, gets a line a second.
 	Progress io.Writer
-	// MQTTAddr is the device endpoint (host:port) provision drives, with
+	// Devices is how many device certificates connect spreads its
+	// connections over; zero means DefaultDevices.
+	Devices int
+	// MQTTAddr is the device endpoint (host:port) provision and connect drive, with
 	// RootCAs the CAs that sign its certificate and MQTTServerName the
 	// name it is checked for.
 	MQTTAddr       string

@@ -143,13 +143,14 @@ type provisioner struct {
 	times [][][]time.Duration
 }
 
-// connect opens an MQTT 3.1.1 session over mutual TLS.
-func (p *provisioner) connect(ctx context.Context, cert tls.Certificate, clientID string) (paho.Client, error) {
-	opts := paho.NewClientOptions().AddBroker("ssl://" + p.opts.MQTTAddr).SetClientID(clientID).
+// dial opens an MQTT 3.1.1 session over mutual TLS to the endpoint opts
+// name.
+func dial(ctx context.Context, o Options, cert tls.Certificate, clientID string) (paho.Client, error) {
+	opts := paho.NewClientOptions().AddBroker("ssl://" + o.MQTTAddr).SetClientID(clientID).
 		// X25519 alone, as device SDKs (s2n, mbedTLS) offer: Go's default
 		// hybrid post-quantum share would add an ML-KEM encapsulation to
 		// each handshake that no device asks the endpoint for.
-		SetTLSConfig(&tls.Config{RootCAs: p.opts.RootCAs, Certificates: []tls.Certificate{cert}, ServerName: p.opts.MQTTServerName,
+		SetTLSConfig(&tls.Config{RootCAs: o.RootCAs, Certificates: []tls.Certificate{cert}, ServerName: o.MQTTServerName,
 			CurvePreferences: []tls.CurveID{tls.X25519}}).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false).SetCleanSession(true).
 		SetConnectTimeout(30 * time.Second).SetOrderMatters(false)
@@ -200,7 +201,7 @@ func (p *provisioner) provision(ctx context.Context, w int) error {
 	serial := strconv.FormatInt(p.serial.Add(1), 10)
 	var took [4]time.Duration
 	t0 := time.Now()
-	cl, err := p.connect(ctx, p.claim, "bench-claim-"+strconv.Itoa(w)+"-"+serial)
+	cl, err := dial(ctx, p.opts, p.claim, "bench-claim-"+strconv.Itoa(w)+"-"+serial)
 	if err != nil {
 		return err
 	}
@@ -234,7 +235,7 @@ func (p *provisioner) provision(ctx context.Context, w int) error {
 		return err
 	}
 	t3 := time.Now()
-	again, err := p.connect(ctx, own, thing)
+	again, err := dial(ctx, p.opts, own, thing)
 	if err != nil {
 		return fmt.Errorf("reconnecting with the new certificate: %w", err)
 	}

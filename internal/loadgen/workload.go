@@ -32,8 +32,11 @@ type workload struct {
 // prepare makes what the operation needs before timing starts, and measures
 // its raw crypto cost.
 func prepare(ctx context.Context, opts Options) (*workload, error) {
-	if opts.Operation == "provision" {
+	switch opts.Operation {
+	case "provision":
 		return prepareProvision(ctx, opts)
+	case "connect":
+		return prepareConnect(ctx, opts)
 	}
 	call, raw, err := prepareAPI(ctx, opts)
 	if err != nil {

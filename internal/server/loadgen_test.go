@@ -67,6 +67,20 @@ func TestLoadgen(t *testing.T) {
 			t.Errorf("%d things after provisioning 9 devices", len(out.Things))
 		}
 	})
+	t.Run("connect", func(t *testing.T) {
+		roots := x509.NewCertPool()
+		roots.AddCert(ts.rootCA(t))
+		r, err := loadgen.Run(context.Background(), loadgen.Options{
+			Client: ts.iotClient(), Operation: "connect", Concurrency: 3, Count: 12, Duration: time.Minute, CSRKey: "p256", Devices: 5,
+			MQTTAddr: ts.MQTTAddr(), MQTTServerName: "localhost", RootCAs: roots, ServerCPU: loadgen.MetricsCPU(ts.URL() + "/metrics"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Requests != 12 || r.Errors != 0 || r.RawCostMs <= 0 || r.CPURatio <= 0 || r.P99ms < r.P50ms {
+			t.Fatalf("%+v", r)
+		}
+	})
 	if _, err := loadgen.Run(context.Background(), loadgen.Options{Client: ts.iotClient(), Operation: "delete-everything", Concurrency: 1, Count: 1}); err == nil {
 		t.Fatal("an unknown operation ran")
 	}

@@ -1,0 +1,141 @@
+package loadgen
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+)
+
+// DefaultDevices is how many device certificates connect spreads over.
+const DefaultDevices = 2000
+
+// benchConnectPolicy lets a device connect, and nothing else.
+const benchConnectPolicy = `{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}`
+
+// prepareConnect makes opts.Devices ACTIVE device certificates (keys of
+// CSRKey's kind) with a policy that lets them connect, and returns a
+// device's reconnection: a TLS handshake with its certificate, CONNECT,
+// CONNACK and DISCONNECT, each call the next device.
+func prepareConnect(ctx context.Context, opts Options) (*workload, error) {
+	if opts.MQTTAddr == "" || opts.RootCAs == nil {
+		return nil, errors.New("loadgen: connect needs the MQTT endpoint and the CA that signs its certificate")
+	}
+	n := opts.Devices
+	if n <= 0 {
+		n = DefaultDevices
+	}
+	c := opts.Client
+	policyName := "bench-connect-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if _, err := c.CreatePolicy(ctx, &iot.CreatePolicyInput{PolicyName: aws.String(policyName), PolicyDocument: aws.String(benchConnectPolicy)}); err != nil {
+		return nil, fmt.Errorf("loadgen: creating the connect policy: %w", err)
+	}
+	certs := make([]tls.Certificate, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range min(8, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				d, err := newDevice(opts.CSRKey)
+				if err == nil {
+					certs[i], err = registerDevice(ctx, c, d, policyName)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	raw, err := rawConnectCost(opts.CAKey, opts.CSRKey)
+	if err != nil {
+		return nil, err
+	}
+	var turn atomic.Int64
+	return &workload{raw: raw, call: func(ctx context.Context, w int) error {
+		i := int(turn.Add(1)-1) % n
+		cl, err := dial(ctx, opts, certs[i], "bench-device-"+strconv.Itoa(i))
+		if err != nil {
+			return err
+		}
+		cl.Disconnect(0)
+		return nil
+	}}, nil
+}
+
+// registerDevice makes d's certificate, ACTIVE, with the policy attached.
+func registerDevice(ctx context.Context, c *iot.Client, d device, policyName string) (tls.Certificate, error) {
+	out, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(d.csr), SetAsActive: true})
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("loadgen: making a device certificate: %w", err)
+	}
+	if _, err := c.AttachPolicy(ctx, &iot.AttachPolicyInput{PolicyName: aws.String(policyName), Target: out.CertificateArn}); err != nil {
+		return tls.Certificate{}, fmt.Errorf("loadgen: attaching the connect policy: %w", err)
+	}
+	return tls.X509KeyPair([]byte(*out.CertificatePem), d.keyPEM)
+}
+
+// rawConnectCost is the server's share of the crypto of one connection,
+// done here on one core: a TLS 1.3 handshake with a client certificate (an
+// X25519 share and secret, a P-256 signature with the endpoint's key, the
+// verification of the client's signature and of its certificate's, signed
+// by the issuing CA of caKey).
+func rawConnectCost(caKey, csrKey string) (time.Duration, error) {
+	endpoint, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return 0, err
+	}
+	dev, err := newDevice(csrKey)
+	if err != nil {
+		return 0, err
+	}
+	digest := sha256.Sum256([]byte("handshake transcript"))
+	devSig, err := dev.key.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		return 0, err
+	}
+	var chainSig []byte
+	return rawCost(caKey, 3, func(_ *x509.Certificate, signer crypto.Signer) error {
+		if chainSig == nil {
+			if chainSig, err = signer.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+				return err
+			}
+		}
+		priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		if _, err := priv.ECDH(priv.PublicKey()); err != nil {
+			return err
+		}
+		if _, err := endpoint.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+			return err
+		}
+		if !ecdsaOrRSAVerify(dev.key.Public(), digest[:], devSig) || !ecdsaOrRSAVerify(signer.Public(), digest[:], chainSig) {
+			return errors.New("a signature does not verify")
+		}
+		return nil
+	})
+}
