@@ -422,7 +422,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	endpoint := fs.String("endpoint", "http://127.0.0.1:7400", "AWS IoT endpoint to drive (credentials: the standard AWS sources)")
 	region := fs.String("region", "us-east-1", "region to sign for")
-	op := fs.String("op", "csr", "operation: "+strings.Join(loadgen.Operations, ", "))
+	op := fs.String("op", "csr", "operation: "+strings.Join(loadgen.Operations, ", ")+", or idle (hold --devices connections for --duration; needs --server-pid)")
 	concurrency := fs.Int("concurrency", 32, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "how long to run (at most 1h)")
 	count := fs.Int("count", 0, "stop after this many requests (0: run for --duration)")
@@ -433,7 +433,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "data directory of a local fleetca: bench makes an account of its own there for the run and writes only into it")
 	profile := fs.String("profile", "", "AWS profile whose credentials sign the requests (default: the standard AWS sources)")
 	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:8883", "device endpoint that --op provision and --op connect drive (its CA is read from the endpoint's /ca.pem)")
-	devices := fs.Int("devices", loadgen.DefaultDevices, "device certificates --op connect makes beforehand and connects with in turn")
+	devices := fs.Int("devices", loadgen.DefaultDevices, "device certificates --op connect and --op idle make beforehand and connect with")
 	mqttName := fs.String("mqtt-server-name", "localhost", "name the device endpoint's certificate is checked for")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -482,7 +482,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	if *count > 0 {
 		opts.Duration = loadgen.MaxDuration
 	}
-	if *op == "provision" || *op == "connect" {
+	if *op == "provision" || *op == "connect" || *op == "idle" {
 		roots, err := endpointRoots(*endpoint)
 		if err != nil {
 			fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
@@ -498,6 +498,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *op == "idle" {
+		return benchIdle(ctx, opts, *pid, stdout, stderr)
+	}
 	r, err := loadgen.Run(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
@@ -545,4 +548,24 @@ func endpointRoots(endpoint string) (*x509.CertPool, error) {
 		return nil, errors.New("the endpoint's /ca.pem holds no certificate")
 	}
 	return roots, nil
+}
+
+// benchIdle runs --op idle: the server's memory and CPU for a fleet of idle
+// connections.
+func benchIdle(ctx context.Context, opts loadgen.Options, pid int, stdout, stderr io.Writer) int {
+	if pid <= 0 {
+		fmt.Fprintln(stderr, "fleetca bench: --op idle needs --server-pid, to read the server's memory and CPU")
+		return 2
+	}
+	opts.ServerCPU = loadgen.ProcCPU(pid)
+	r, err := loadgen.Idle(ctx, opts, loadgen.ProcRSS(pid))
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "idle x %d devices: connected in %.1fs, held %.0fs: %.1f KiB resident per connection (%.1f KiB at the end), %.2f %% of a core\n",
+		r.Devices, r.ConnectSeconds, r.Seconds, r.RSSPerConnectionKiB, r.RSSPerConnectionEndKiB, r.IdleCPUPercent)
+	line, _ := json.Marshal(r)
+	fmt.Fprintln(stdout, string(line))
+	return 0
 }

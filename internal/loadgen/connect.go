@@ -39,6 +39,29 @@ func prepareConnect(ctx context.Context, opts Options) (*workload, error) {
 	if n <= 0 {
 		n = DefaultDevices
 	}
+	certs, err := makeDevices(ctx, opts, n)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rawConnectCost(opts.CAKey, opts.CSRKey)
+	if err != nil {
+		return nil, err
+	}
+	var turn atomic.Int64
+	return &workload{raw: raw, call: func(ctx context.Context, w int) error {
+		i := int(turn.Add(1)-1) % n
+		cl, err := dial(ctx, opts, certs[i], "bench-device-"+strconv.Itoa(i))
+		if err != nil {
+			return err
+		}
+		cl.Disconnect(0)
+		return nil
+	}}, nil
+}
+
+// makeDevices makes n ACTIVE device certificates (keys of CSRKey's kind),
+// eight at a time, with a policy that lets them connect.
+func makeDevices(ctx context.Context, opts Options, n int) ([]tls.Certificate, error) {
 	c := opts.Client
 	policyName := "bench-connect-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	if _, err := c.CreatePolicy(ctx, &iot.CreatePolicyInput{PolicyName: aws.String(policyName), PolicyDocument: aws.String(benchConnectPolicy)}); err != nil {
@@ -69,20 +92,7 @@ func prepareConnect(ctx context.Context, opts Options) (*workload, error) {
 	if err := <-errs; err != nil {
 		return nil, err
 	}
-	raw, err := rawConnectCost(opts.CAKey, opts.CSRKey)
-	if err != nil {
-		return nil, err
-	}
-	var turn atomic.Int64
-	return &workload{raw: raw, call: func(ctx context.Context, w int) error {
-		i := int(turn.Add(1)-1) % n
-		cl, err := dial(ctx, opts, certs[i], "bench-device-"+strconv.Itoa(i))
-		if err != nil {
-			return err
-		}
-		cl.Disconnect(0)
-		return nil
-	}}, nil
+	return certs, nil
 }
 
 // registerDevice makes d's certificate, ACTIVE, with the policy attached.

@@ -63,3 +63,20 @@ func MetricsCPU(url string) func() (time.Duration, error) {
 		return 0, fmt.Errorf("loadgen: %s has no process_cpu_seconds_total", url)
 	}
 }
+
+// ProcRSS reads a local process's resident memory from /proc, in bytes.
+func ProcRSS(pid int) func() (int64, error) {
+	return func() (int64, error) {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				return kb << 10, err
+			}
+		}
+		return 0, errors.New("loadgen: /proc status has no VmRSS")
+	}
+}

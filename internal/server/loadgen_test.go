@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"crypto/x509"
+	"os"
 	"testing"
 	"time"
 
@@ -78,6 +79,21 @@ func TestLoadgen(t *testing.T) {
 			t.Fatal(err)
 		}
 		if r.Requests != 12 || r.Errors != 0 || r.RawCostMs <= 0 || r.CPURatio <= 0 || r.P99ms < r.P50ms {
+			t.Fatalf("%+v", r)
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		roots := x509.NewCertPool()
+		roots.AddCert(ts.rootCA(t))
+		// The server runs in this process, so its memory is the process's.
+		r, err := loadgen.Idle(context.Background(), loadgen.Options{
+			Client: ts.iotClient(), Concurrency: 2, Duration: 300 * time.Millisecond, CSRKey: "p256", Devices: 4,
+			MQTTAddr: ts.MQTTAddr(), MQTTServerName: "localhost", RootCAs: roots, ServerCPU: loadgen.MetricsCPU(ts.URL() + "/metrics"),
+		}, loadgen.ProcRSS(os.Getpid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Devices != 4 || r.Seconds < 0.3 || r.ConnectSeconds <= 0 || r.IdleCPUPercent < 0 {
 			t.Fatalf("%+v", r)
 		}
 	})
