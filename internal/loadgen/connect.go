@@ -3,11 +3,6 @@ package loadgen
 import (
 	"context"
 	"crypto"
-	"crypto/ecdh"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -108,44 +103,13 @@ func registerDevice(ctx context.Context, c *iot.Client, d device, policyName str
 }
 
 // rawConnectCost is the server's share of the crypto of one connection,
-// done here on one core: a TLS 1.3 handshake with a client certificate (an
-// X25519 share and secret, a P-256 signature with the endpoint's key, the
-// verification of the client's signature and of its certificate's, signed
-// by the issuing CA of caKey).
+// done here on one core: a TLS 1.3 handshake with a client certificate of
+// csrKey's kind, signed by an issuing CA of caKey's (see serverHandshake).
 func rawConnectCost(caKey, csrKey string) (time.Duration, error) {
-	endpoint, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	h, err := newServerHandshake(csrKey)
 	if err != nil {
 		return 0, err
 	}
-	dev, err := newDevice(csrKey)
-	if err != nil {
-		return 0, err
-	}
-	digest := sha256.Sum256([]byte("handshake transcript"))
-	devSig, err := dev.key.Sign(rand.Reader, digest[:], crypto.SHA256)
-	if err != nil {
-		return 0, err
-	}
-	var chainSig []byte
-	return rawCost(caKey, 3, func(_ *x509.Certificate, signer crypto.Signer) error {
-		if chainSig == nil {
-			if chainSig, err = signer.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
-				return err
-			}
-		}
-		priv, err := ecdh.X25519().GenerateKey(rand.Reader)
-		if err != nil {
-			return err
-		}
-		if _, err := priv.ECDH(priv.PublicKey()); err != nil {
-			return err
-		}
-		if _, err := endpoint.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
-			return err
-		}
-		if !ecdsaOrRSAVerify(dev.key.Public(), digest[:], devSig) || !ecdsaOrRSAVerify(signer.Public(), digest[:], chainSig) {
-			return errors.New("a signature does not verify")
-		}
-		return nil
-	})
+	var chain chainCheck
+	return rawCost(caKey, 3, func(_ *x509.Certificate, signer crypto.Signer) error { return h.run(&chain, signer) })
 }

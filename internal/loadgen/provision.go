@@ -3,12 +3,7 @@ package loadgen
 import (
 	"context"
 	"crypto"
-	"crypto/ecdh"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -273,73 +268,26 @@ func (p *provisioner) steps() []StepResult {
 
 // rawProvisionCost is the server's share of the crypto of one device's
 // flow, done here on one core: two TLS 1.3 handshakes with client
-// certificates (each: an X25519 key share and shared secret, a signature
-// with the endpoint's P-256 key, the verification of the client's
-// signature and of its certificate's), the check of the CSR's signature,
+// certificates (see serverHandshake), the check of the CSR's signature,
 // and the signature of the new certificate with the issuing CA (caKey).
 // The claim's and the device's keys are csrKey's.
 func rawProvisionCost(caKey, csrKey string) (time.Duration, error) {
-	endpoint, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	claim, err := newServerHandshake(csrKey)
 	if err != nil {
 		return 0, err
 	}
-	claim, err := newDevice(csrKey)
+	dev, err := newServerHandshake(csrKey)
 	if err != nil {
 		return 0, err
 	}
-	dev, err := newDevice(csrKey)
-	if err != nil {
-		return 0, err
-	}
-	block, _ := pem.Decode([]byte(dev.csr))
+	block, _ := pem.Decode([]byte(dev.client.csr))
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
 		return 0, err
 	}
-	digest := sha256.Sum256([]byte("handshake transcript"))
-	claimSig, err := claim.key.Sign(rand.Reader, digest[:], crypto.SHA256)
-	if err != nil {
-		return 0, err
-	}
-	devSig, err := dev.key.Sign(rand.Reader, digest[:], crypto.SHA256)
-	if err != nil {
-		return 0, err
-	}
-	handshake := func(verify func() error) error {
-		priv, err := ecdh.X25519().GenerateKey(rand.Reader)
-		if err != nil {
-			return err
-		}
-		if _, err := priv.ECDH(priv.PublicKey()); err != nil {
-			return err
-		}
-		if _, err := endpoint.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
-			return err
-		}
-		return verify()
-	}
-	var chainSig []byte
+	var chain chainCheck
 	return rawCost(caKey, 3, func(ca *x509.Certificate, signer crypto.Signer) error {
-		// The chain check of each client certificate is the verification
-		// of one signature of the issuing CA (made once, not counted).
-		caPub := signer.Public()
-		if chainSig == nil {
-			if chainSig, err = signer.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
-				return err
-			}
-		}
-		verifyChain := func() error {
-			if !ecdsaOrRSAVerify(caPub, digest[:], chainSig) {
-				return errors.New("chain signature does not verify")
-			}
-			return nil
-		}
-		if err := handshake(func() error {
-			if !ecdsaOrRSAVerify(claim.key.Public(), digest[:], claimSig) {
-				return errors.New("claim signature does not verify")
-			}
-			return verifyChain()
-		}); err != nil {
+		if err := claim.run(&chain, signer); err != nil {
 			return err
 		}
 		if err := csr.CheckSignature(); err != nil {
@@ -348,21 +296,6 @@ func rawProvisionCost(caKey, csrKey string) (time.Duration, error) {
 		if err := signAndHash(csr.PublicKey, ca, signer); err != nil {
 			return err
 		}
-		return handshake(func() error {
-			if !ecdsaOrRSAVerify(dev.key.Public(), digest[:], devSig) {
-				return errors.New("device signature does not verify")
-			}
-			return verifyChain()
-		})
+		return dev.run(&chain, signer)
 	})
-}
-
-func ecdsaOrRSAVerify(pub crypto.PublicKey, digest, sig []byte) bool {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return ecdsa.VerifyASN1(k, digest, sig)
-	case *rsa.PublicKey:
-		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig) == nil
-	}
-	return false
 }
