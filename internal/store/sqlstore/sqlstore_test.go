@@ -197,6 +197,19 @@ func TestSQLiteStatementCache(t *testing.T) {
 		}
 	}
 
+	// A connection's grants are read in a transaction, which only looks
+	// statements up: both reads are prepared beforehand.
+	if _, _, err := s.ConnectionGrants(ctx, scope, last.ID, "client"); err != nil {
+		t.Fatal(err)
+	}
+	s.read.stmts.mu.Lock()
+	_, policies := s.read.stmts.m[grantPoliciesQuery]
+	_, thing := s.read.stmts.m[grantThingQuery]
+	s.read.stmts.mu.Unlock()
+	if !policies || !thing {
+		t.Errorf("after ConnectionGrants: policies read prepared %v, thing read prepared %v; want both", policies, thing)
+	}
+
 	// A duplicate insert runs the cached statement and still fails as one.
 	if err := s.CreateCertificate(ctx, last); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("duplicate through the cached insert: %v, want ErrExists", err)
