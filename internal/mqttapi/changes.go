@@ -42,6 +42,10 @@ const (
 	// refreshers how many are read at once.
 	refreshTimeout = time.Second
 	refreshers     = 8
+	// cutOff is how long the feed may go unread before this replica
+	// assumes it missed changes the feed no longer keeps: half their
+	// retention, the other half a margin for clocks and slow passes.
+	cutOff = registry.ChangeRetention / 2
 )
 
 // follower reads the change feed. Only its goroutine runs pass; position
@@ -58,6 +62,10 @@ type follower struct {
 	last  int64
 	known bool
 	gaps  map[int64]time.Time
+	// lastRead is when the feed was last read; a replica that could not
+	// read it for about as long as the feed keeps changes may have missed
+	// some, and checks every session again.
+	lastRead time.Time
 	// pending holds sessions whose grants are to be read again: affected
 	// by a change, requested by track, or failed on the last try.
 	mu      sync.Mutex
@@ -183,6 +191,12 @@ func (f *follower) pass(ctx context.Context) {
 		low = changes[len(changes)-1].Seq
 	}
 	if read {
+		if !f.lastRead.IsZero() && now.Sub(f.lastRead) > cutOff {
+			f.h.log.Warn("the change feed was out of reach for longer than it keeps changes; checking every connected device again",
+				"since", f.lastRead.UTC().Format(time.RFC3339))
+			f.refreshAll()
+		}
+		f.lastRead = now
 		// Only after a read: a database out of reach is no reason to
 		// give up on the numbers it holds.
 		for n, since := range f.gaps {

@@ -3,9 +3,12 @@ package mqttapi
 import (
 	"context"
 	"crypto/x509"
+	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/policy"
@@ -361,4 +364,129 @@ func TestStatusChangeEvictsTheDevicesItConcerns(t *testing.T) {
 	if s.hook.session(a.cl) != nil || s.hook.session(c.cl) != nil {
 		t.Error("an evicted device's session is still recorded")
 	}
+}
+
+// TestAdmissionLapses: a device admitted until a time (a provisioning
+// claim's expiry) is checked again once it passes, and disconnected when
+// it is no longer admitted, without a sweep or a change; a device whose
+// admission does not lapse is not checked. A session forgotten before its
+// admission lapses leaves no check behind.
+func TestAdmissionLapses(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	claimCert, deviceCert, goneCert := p.device(t, "claim"), p.device(t, "device"), p.device(t, "gone")
+	claimID, goneID := certificateID(claimCert), certificateID(goneCert)
+	expires := time.Now().Add(300 * time.Millisecond)
+	var mu sync.Mutex
+	checked := map[string]int{}
+	fake := &fakeRegistry{
+		admit: func(ctx context.Context, leaf *x509.Certificate, sni string) (registry.Admission, error) {
+			adm, err := admitByName(map[string]iot.Scope{"claim": scope1, "device": scope1, "gone": scope1})(ctx, leaf, sni)
+			if leaf.Subject.CommonName != "device" {
+				adm.ExpiresAt = expires
+			}
+			return adm, err
+		},
+		stillAdmitted: func(_ context.Context, _ *registry.SweepPass, _ iot.Scope, id string) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			checked[id]++
+			return id != claimID || time.Now().Before(expires), nil
+		},
+	}
+	s, _ := newTestServer(t, Options{Registry: fake})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	claim, claimLost, err := dialPaho(t, s, claimCert, "claim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	device, deviceLost, err := dialPaho(t, s, deviceCert, "device")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, _, err := dialPaho(t, s, goneCert, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Disconnect(0)
+	select {
+	case <-claimLost:
+	case <-time.After(waitLimit):
+		t.Fatal("the device whose admission lapsed is still connected")
+	}
+	if claim.IsConnectionOpen() {
+		t.Error("the claim's connection is open")
+	}
+	// Past the lapse of the session forgotten on its disconnect.
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-deviceLost:
+		t.Fatalf("the device whose admission does not lapse lost its connection: %v", err)
+	default:
+	}
+	if !device.IsConnectionOpen() {
+		t.Fatal("the device whose admission does not lapse is disconnected")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if checked[claimID] == 0 || checked[certificateID(deviceCert)] != 0 || checked[goneID] != 0 {
+		t.Errorf("checked %v: want the claim's certificate only", checked)
+	}
+}
+
+// TestFeedOutOfReachChecksEverything: a replica that could not read the
+// change feed for longer than the feed keeps changes may have missed some,
+// so once it reads the feed again it checks every session and reads every
+// grant again; a replica that reads it steadily checks nothing.
+func TestFeedOutOfReachChecksEverything(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	certA, certB := p.device(t, "a"), p.device(t, "b")
+	var mu sync.Mutex
+	checked := map[string]int{}
+	fake := &fakeRegistry{
+		admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope2}),
+		stillAdmitted: func(_ context.Context, _ *registry.SweepPass, _ iot.Scope, id string) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			checked[id]++
+			return true, nil
+		},
+	}
+	s, logs := newTestServer(t, Options{Registry: fake})
+	ctx := context.Background()
+	f := s.hook.feed
+	f.pass(ctx)
+	connectOne(t, s, "a", certA)
+	connectOne(t, s, "b", certB)
+	f.pass(ctx)
+	f.pass(ctx)
+	mu.Lock()
+	steady := maps.Clone(checked)
+	mu.Unlock()
+	grantsBefore := fake.grantCount()
+
+	f.lastRead = time.Now().Add(-cutOff - time.Minute)
+	f.pass(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range []string{certificateID(certA), certificateID(certB)} {
+		if checked[id] != steady[id]+1 {
+			t.Errorf("%s checked %d times after the feed was out of reach, %d before; want one more", id, checked[id], steady[id])
+		}
+	}
+	if n := fake.grantCount() - grantsBefore; n != 2 {
+		t.Errorf("grants read %d times after the feed was out of reach, want 2", n)
+	}
+	if r := logs.find("the change feed was out of reach for longer than it keeps changes; checking every connected device again"); len(r) != 1 || r[0].level != slog.LevelWarn {
+		t.Errorf("logged %+v, want one warning", r)
+	}
+}
+
+func (f *fakeRegistry) grantCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.grantCalls
 }

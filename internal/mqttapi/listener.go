@@ -142,8 +142,22 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 		// The TLS handshake and CONNECT must come soon; after CONNECT the
 		// broker sets deadlines from the keep-alive.
 		conn.SetDeadline(time.Now().Add(connectTimeout))
-		go establish(l.id, tls.Server(tc, l.config))
+		go l.handshake(tls.Server(tc, l.config), establish)
 	}
+}
+
+// handshake completes the TLS handshake, then hands the connection to the
+// broker on a goroutine of its own. A goroutine's stack grows to its deepest
+// call and shrinks back only at garbage collections, which an idle server
+// rarely has; the handshake's crypto is deep, and the connection's reader
+// lives as long as the device stays, so the handshake runs on this
+// short-lived goroutine and the reader starts with a small stack.
+func (l *tlsListener) handshake(conn *tls.Conn, establish listeners.EstablishFn) {
+	if err := conn.Handshake(); err != nil {
+		conn.Close()
+		return
+	}
+	go establish(l.id, conn)
 }
 
 // FailingSince is when accepts started failing (zero while they succeed);

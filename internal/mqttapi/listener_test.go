@@ -41,11 +41,12 @@ func TestListenerSurvivesFailedAccepts(t *testing.T) {
 		t.Fatal(err)
 	}
 	fl := &flakyListener{Listener: inner, failures: 5}
-	l := newTLSListener("test", fl, &tls.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 8, 8, 8, time.Second)
+	server, client := listenerTLS(t)
+	l := newTLSListener("test", fl, server, slog.New(slog.NewTextHandler(io.Discard, nil)), 8, 8, 8, time.Second)
 	established := make(chan net.Conn, 1)
 	go l.Serve(func(id string, c net.Conn) error { established <- c; return nil })
 	defer l.Close(func(string) {})
-	conn, err := net.Dial("tcp", inner.Addr().String())
+	conn, err := tls.Dial("tcp", inner.Addr().String(), client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,11 +98,12 @@ func TestListenerBoundsConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newTLSListener("test", inner, &tls.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 100, 100, 3, time.Second)
+	server, client := listenerTLS(t)
+	l := newTLSListener("test", inner, server, slog.New(slog.NewTextHandler(io.Discard, nil)), 100, 100, 3, time.Second)
 	established := make(chan net.Conn, 100)
 	go l.Serve(func(id string, c net.Conn) error { established <- c; return nil })
 	defer l.Close(func(string) {})
-	dial := func(source string) net.Conn {
+	connect := func(source string) net.Conn {
 		t.Helper()
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
 		c, err := d.Dial("tcp", inner.Addr().String())
@@ -111,12 +113,21 @@ func TestListenerBoundsConnections(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+	// The broker gets a connection once its TLS handshake is done.
+	dial := func(source string) net.Conn {
+		t.Helper()
+		c := tls.Client(connect(source), client)
+		if err := c.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
 	var held []net.Conn
 	for range 3 {
 		dial("127.0.0.2")
 		held = append(held, <-established)
 	}
-	refused := dial("127.0.0.2")
+	refused := connect("127.0.0.2")
 	refused.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := refused.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("a fourth pending connection from one address: read %v, want it closed", err)
@@ -134,6 +145,56 @@ func TestListenerBoundsConnections(t *testing.T) {
 	case <-established:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a closed connection did not give its room back")
+	}
+}
+
+// listenerTLS is a server configuration with a certificate and a client
+// configuration that trusts it.
+func listenerTLS(t *testing.T) (server, client *tls.Config) {
+	p := newPKI(t)
+	return &tls.Config{Certificates: []tls.Certificate{p.server}}, &tls.Config{RootCAs: p.roots, ServerName: "localhost"}
+}
+
+// TestListenerHandshakeFirst: the broker gets a connection only once its
+// TLS handshake is done; a connection whose handshake fails is closed
+// without reaching it, and gives its room back.
+func TestListenerHandshakeFirst(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, client := listenerTLS(t)
+	l := newTLSListener("test", inner, server, slog.New(slog.NewTextHandler(io.Discard, nil)), 1, 1, 1, time.Second)
+	established := make(chan net.Conn, 2)
+	go l.Serve(func(id string, c net.Conn) error { established <- c; return nil })
+	defer l.Close(func(string) {})
+	plain, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	plain.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	plain.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(plain); err != nil {
+		t.Fatalf("a connection that is not TLS: %v, want it closed", err)
+	}
+	// The only slot is free again.
+	conn, err := tls.Dial("tcp", inner.Addr().String(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	select {
+	case c := <-established:
+		if tc, ok := c.(*tls.Conn); !ok || !tc.ConnectionState().HandshakeComplete {
+			t.Fatalf("the broker got %T before its handshake was done", c)
+		}
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the TLS connection did not reach the broker")
+	}
+	if len(established) != 0 {
+		t.Fatal("the connection that is not TLS reached the broker")
 	}
 }
 

@@ -25,6 +25,9 @@ import (
 // maxPacketBytes bounds an MQTT packet; a CSR request is a few kilobytes.
 const maxPacketBytes = 128 << 10
 
+// readBufferBytes is each device's read buffer.
+const readBufferBytes = 512
+
 // connectTimeout bounds the TLS handshake and the CONNECT packet.
 const connectTimeout = 10 * time.Second
 
@@ -37,10 +40,14 @@ type Options struct {
 	Registry    Registry
 	Logger      *slog.Logger
 	// SweepInterval is how often the certificates of connected devices are
-	// all checked again. A change of status reaches the devices it concerns
-	// through the change feed within ChangePoll; the sweep is the backstop
-	// for a change the feed did not bring (a replica cut off from the
-	// database longer than the feed keeps changes). Zero means a minute.
+	// all checked again, and records of sessions that ended unnoticed
+	// forgotten. A change of status reaches the devices it concerns
+	// through the change feed within ChangePoll, a replica that could not
+	// read the feed for longer than it keeps changes checks every device
+	// again, and a provisioning claim's connection is checked again when
+	// the claim expires: the sweep is a last backstop, and as it reads the
+	// registry once per device, a rare one, so that an idle fleet costs
+	// next to nothing. Zero means an hour.
 	SweepInterval time.Duration
 	// ExpiryInterval is how often certificates whose ownership token expired
 	// are deleted; zero means one minute.
@@ -105,7 +112,7 @@ type Server struct {
 // ctx, which Close ends.
 func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.SweepInterval <= 0 {
-		opts.SweepInterval = time.Minute
+		opts.SweepInterval = time.Hour
 	}
 	if opts.ExpiryInterval <= 0 {
 		opts.ExpiryInterval = time.Minute
@@ -146,7 +153,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	broker := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
-		Logger:       slog.New(newBrokerLog(opts.Logger.Handler())).With("component", "mqtt"),
+		// Each device's reader buffers this much; a device mostly sends
+		// small packets (keep-alives, a publish now and then), and a large
+		// one is read through the buffer. mochi's default is 2 KiB, which a
+		// fleet of idle devices holds for nothing.
+		ClientNetReadBufferSize: readBufferBytes,
+		Logger:                  slog.New(newBrokerLog(opts.Logger.Handler())).With("component", "mqtt"),
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	h := &hook{ctx: ctx, reg: opts.Registry, log: opts.Logger, broker: broker, observer: opts.Observer,

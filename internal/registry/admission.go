@@ -25,6 +25,9 @@ type Admission struct {
 	Registered *JITRegistration
 	// Refusal says why the device is refused, for the log.
 	Refusal string
+	// ExpiresAt is when the admission lapses by itself, as a provisioning
+	// claim's does; zero when only a change in the registry ends it.
+	ExpiresAt time.Time
 }
 
 // JITRegistration is a just-in-time registration of a device certificate.

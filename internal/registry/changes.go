@@ -41,13 +41,14 @@ func (s *Service) LastChange(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// changeRetention is how long the feed keeps a change: long past the time
-// any replica takes to read it.
-const changeRetention = time.Hour
+// ChangeRetention is how long the feed keeps a change: long past the time
+// any replica takes to read it. A replica that could not read the feed for
+// longer may have missed changes, and checks everything again.
+const ChangeRetention = time.Hour
 
 // PruneChanges deletes the changes older than the feed keeps them.
 func (s *Service) PruneChanges(ctx context.Context) error {
-	if err := s.store.PruneChanges(ctx, s.now().Add(-changeRetention)); err != nil {
+	if err := s.store.PruneChanges(ctx, s.now().Add(-ChangeRetention)); err != nil {
 		return internal("pruning the change feed", err)
 	}
 	return nil

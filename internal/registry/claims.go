@@ -80,7 +80,7 @@ func (s *Service) admitClaim(ctx context.Context, leaf *x509.Certificate, accoun
 	}
 	return Admission{Certificate: &iot.Certificate{Scope: c.Scope, ID: c.CertificateID, Status: iot.StatusActive, Mode: iot.ModeDefault,
 		DER: leaf.Raw, OwnedBy: c.Scope.AccountID, CreatedAt: c.CreatedAt, LastModifiedAt: c.CreatedAt,
-		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC()}}, true, nil
+		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC()}, ExpiresAt: c.ExpiresAt}, true, nil
 }
 
 // claimStillValid reports whether a connected device's certificate is a

@@ -1188,7 +1188,7 @@ func TestEnforceReplicas(t *testing.T) {
 	d.alive(t)
 
 	// A certificate made INACTIVE through replica A: its device on B is
-	// disconnected through the change feed (the sweep runs once a minute).
+	// disconnected through the change feed (the sweep runs once an hour).
 	if _, err := a.UpdateCertificate(ctx, &iot.UpdateCertificateInput{CertificateId: aws.String(kp.id), NewStatus: types.CertificateStatusInactive}); err != nil {
 		t.Fatal(err)
 	}
