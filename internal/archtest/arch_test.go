@@ -34,6 +34,7 @@ var layer = map[string]int{
 	"internal/keys":            1,
 	"internal/store":           1,
 	"internal/netlimit":        1,
+	"internal/gcpace":          1,
 	"internal/config":          2,
 	"internal/issuance":        2,
 	"internal/store/sqlstore":  2,
