@@ -37,6 +37,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/gcpace"
 	"github.com/fleetca/fleetca/internal/loadgen"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/server"
@@ -115,11 +116,15 @@ func versionString() string {
 	return "dev"
 }
 
-// serveGCPercent is the server's GOGC unless the environment sets one. The
-// live heap is small (tens of MiB) while every request allocates, so Go's
-// default of 100 collects many times a second under load; 400 trades some
-// heap headroom for about 8 % less CPU per signed certificate (BENCHMARKS.md).
-const serveGCPercent = 400
+// serveGC paces the server's collector unless the environment sets GOGC.
+// Signing, the live heap is small (tens of MiB) while every request
+// allocates, so Go's default of 100 collects many times a second under load;
+// 400 trades some heap headroom for about 8 % less CPU per signed
+// certificate (BENCHMARKS.md). Holding a fleet of idle device connections,
+// the live heap is large and hardly grows; there the headroom is capped at
+// 64 MiB (down to 25 %), or resident memory would grow to five times what the
+// connections hold.
+var serveGC = gcpace.Config{MaxPercent: 400, MinPercent: 25, Headroom: 64 << 20}
 
 func serve(args []string, stderr io.Writer) int {
 	cfg := config.FromEnv()
@@ -141,11 +146,11 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(serveGCPercent)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if os.Getenv("GOGC") == "" {
+		go gcpace.Run(ctx, serveGC, time.Second)
+	}
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -435,6 +440,11 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:8883", "device endpoint that --op provision and --op connect drive (its CA is read from the endpoint's /ca.pem)")
 	devices := fs.Int("devices", loadgen.DefaultDevices, "device certificates --op connect and --op idle make beforehand and connect with")
 	mqttName := fs.String("mqtt-server-name", "localhost", "name the device endpoint's certificate is checked for")
+	peers := fs.String("peers", "", "comma-separated peers to measure beside fleetca in the same run: cfssl with --op csr; bare-tls and mosquitto, with the same devices, with --op connect or idle ("+strings.Join(loadgen.Peers, ", ")+")")
+	rounds := fs.Int("rounds", 1, "with --peers: how many times to measure fleetca and each peer in turn")
+	keepalive := fs.Duration("keepalive", 30*time.Second, "keep-alive interval of --op idle's devices")
+	serveBareTLS := fs.String("serve-bare-tls", "", "serve the bare-tls peer at this address with the files in --peer-dir, until interrupted (bench starts it itself for --peers)")
+	peerDir := fs.String("peer-dir", "", "directory of the bare-tls peer's files (with --serve-bare-tls)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -444,6 +454,15 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "fleetca bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if *serveBareTLS != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := loadgen.ServeBareTLS(ctx, *serveBareTLS, *peerDir); err != nil {
+			fmt.Fprintf(stderr, "fleetca bench: bare-tls peer: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(*region)}
 	switch {
@@ -489,6 +508,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		opts.MQTTAddr, opts.MQTTServerName, opts.RootCAs, opts.Devices = *mqttAddr, *mqttName, roots, *devices
+		opts.Keepalive = *keepalive
 	}
 	switch {
 	case *pid > 0:
@@ -498,6 +518,13 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *peers != "" {
+		if *op != "connect" && *op != "idle" && *op != "csr" || *pid <= 0 || *rounds < 1 {
+			fmt.Fprintln(stderr, "fleetca bench: --peers goes with --op csr, connect or idle, --server-pid and at least one round")
+			return 2
+		}
+		return benchPeers(ctx, opts, *endpoint, *pid, strings.Split(*peers, ","), *rounds, stdout, stderr)
+	}
 	if *op == "idle" {
 		return benchIdle(ctx, opts, *pid, stdout, stderr)
 	}

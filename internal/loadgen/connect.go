@@ -30,11 +30,7 @@ func prepareConnect(ctx context.Context, opts Options) (*workload, error) {
 	if opts.MQTTAddr == "" || opts.RootCAs == nil {
 		return nil, errors.New("loadgen: connect needs the MQTT endpoint and the CA that signs its certificate")
 	}
-	n := opts.Devices
-	if n <= 0 {
-		n = DefaultDevices
-	}
-	certs, err := makeDevices(ctx, opts, n)
+	certs, err := devices(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -42,16 +38,44 @@ func prepareConnect(ctx context.Context, opts Options) (*workload, error) {
 	if err != nil {
 		return nil, err
 	}
+	configs := deviceConfigs(opts, certs)
 	var turn atomic.Int64
 	return &workload{raw: raw, call: func(ctx context.Context, w int) error {
-		i := int(turn.Add(1)-1) % n
-		cl, err := dial(ctx, opts, certs[i], "bench-device-"+strconv.Itoa(i))
+		i := int(turn.Add(1)-1) % len(certs)
+		c, err := connectMQTT(ctx, opts.MQTTAddr, configs[i], "bench-device-"+strconv.Itoa(i), time.Minute)
 		if err != nil {
 			return err
 		}
-		cl.Disconnect(0)
+		c.disconnect()
 		return nil
 	}}, nil
+}
+
+// devices are opts.DeviceCerts if given, else opts.Devices certificates
+// made for the run.
+func devices(ctx context.Context, opts Options) ([]tls.Certificate, error) {
+	if len(opts.DeviceCerts) > 0 {
+		return opts.DeviceCerts, nil
+	}
+	n := opts.Devices
+	if n <= 0 {
+		n = DefaultDevices
+	}
+	return makeDevices(ctx, opts, n)
+}
+
+// deviceConfigs are the devices' TLS configurations for opts's endpoint:
+// X25519 alone, as device SDKs (s2n, mbedTLS) offer: Go's default hybrid
+// post-quantum share would add an ML-KEM encapsulation to each handshake
+// that no device asks the endpoint for. No session cache: every connect is
+// a full handshake, as a device's first after a restart is.
+func deviceConfigs(opts Options, certs []tls.Certificate) []*tls.Config {
+	configs := make([]*tls.Config, len(certs))
+	for i := range certs {
+		configs[i] = &tls.Config{RootCAs: opts.RootCAs, Certificates: certs[i : i+1], ServerName: opts.MQTTServerName,
+			CurvePreferences: []tls.CurveID{tls.X25519}}
+	}
+	return configs
 }
 
 // makeDevices makes n ACTIVE device certificates (keys of CSRKey's kind),
@@ -112,4 +136,11 @@ func rawConnectCost(caKey, csrKey string) (time.Duration, error) {
 	}
 	var chain chainCheck
 	return rawCost(caKey, 3, func(_ *x509.Certificate, signer crypto.Signer) error { return h.run(&chain, signer) })
+}
+
+// MakeDevices makes opts.Devices ACTIVE device certificates through the
+// API, as connect and idle do, for runs that share them (DeviceCerts).
+func MakeDevices(ctx context.Context, opts Options) ([]tls.Certificate, error) {
+	opts.DeviceCerts = nil
+	return devices(ctx, opts)
 }

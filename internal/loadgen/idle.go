@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // IdleResult is what holding a fleet of idle connections cost the server.
@@ -27,9 +26,10 @@ type IdleResult struct {
 	IdleCPUPercent float64 `json:"idleCpuPercent"`
 }
 
-// Idle connects opts.Devices devices (made through the API first),
-// Concurrency at a time, holds the connections, which only send their
-// keep-alives, for opts.Duration, and measures the server's resident
+// Idle connects opts.Devices devices (made through the API first, unless
+// opts.DeviceCerts are given), Concurrency at a time, holds the
+// connections, which only send their keep-alives (every opts.Keepalive),
+// for opts.Duration, and measures the server's resident
 // memory (ServerRSS) and CPU (ServerCPU) for them.
 func Idle(ctx context.Context, opts Options, serverRSS func() (int64, error)) (*IdleResult, error) {
 	if opts.MQTTAddr == "" || opts.RootCAs == nil || opts.ServerCPU == nil || serverRSS == nil {
@@ -38,25 +38,21 @@ func Idle(ctx context.Context, opts Options, serverRSS func() (int64, error)) (*
 	if opts.Concurrency < 1 || opts.Duration <= 0 || opts.Duration > MaxDuration {
 		return nil, fmt.Errorf("loadgen: idle needs a concurrency and a duration of at most %v", MaxDuration)
 	}
-	n := opts.Devices
-	if n <= 0 {
-		n = DefaultDevices
-	}
-	certs, err := makeDevices(ctx, opts, n)
+	certs, err := devices(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
+	n, configs := len(certs), deviceConfigs(opts, certs)
+	keepalive := cmp.Or(opts.Keepalive, 30*time.Second)
 	before, err := serverRSS()
 	if err != nil {
 		return nil, err
 	}
-	clients := make([]paho.Client, n)
+	holdCtx, release := context.WithCancel(ctx)
+	var holding sync.WaitGroup
 	defer func() {
-		for _, cl := range clients {
-			if cl != nil {
-				cl.Disconnect(0)
-			}
-		}
+		release()
+		holding.Wait()
 	}()
 	start := time.Now()
 	var next atomic.Int64
@@ -67,12 +63,16 @@ func Idle(ctx context.Context, opts Options, serverRSS func() (int64, error)) (*
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				cl, err := dial(ctx, opts, certs[i], "bench-idle-"+strconv.Itoa(i))
+				c, err := connectMQTT(ctx, opts.MQTTAddr, configs[i], "bench-idle-"+strconv.Itoa(i), keepalive)
 				if err != nil {
 					errs <- err
 					return
 				}
-				clients[i] = cl
+				holding.Add(1)
+				go func() {
+					defer holding.Done()
+					c.keepAlive(holdCtx, keepalive)
+				}()
 			}
 		}()
 	}

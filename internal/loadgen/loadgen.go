@@ -7,6 +7,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -22,7 +23,7 @@ import (
 )
 
 // Operations are the operations Run can drive.
-var Operations = []string{"csr", "keys", "describe", "list", "provision", "connect"}
+var Operations = []string{"csr", "keys", "describe", "list", "provision", "connect", "cfssl-sign"}
 
 // MaxDuration bounds a run.
 const MaxDuration = time.Hour
@@ -58,6 +59,14 @@ type Options struct {
 	MQTTAddr       string
 	MQTTServerName string
 	RootCAs        *x509.CertPool
+	// DeviceCerts, when set, are the devices connect and idle use instead
+	// of making Devices of their own: the same devices can then connect to
+	// fleetca and to its peers.
+	DeviceCerts []tls.Certificate
+	// Keepalive is the idle devices' keep-alive interval; zero means 30 s.
+	Keepalive time.Duration
+	// SignURL is the cfssl sign endpoint cfssl-sign drives.
+	SignURL string
 }
 
 // StepResult is the latency of one step of an operation made of several.
@@ -118,6 +127,16 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		runCtx, cancel = context.WithTimeout(ctx, opts.Duration)
 		defer cancel()
 	}
+	// A call cut off by the run's deadline may fail (a dial's i/o timeout)
+	// before the context's timer has fired and said so: those are not
+	// failures, nor is anything that follows them.
+	over := func() bool {
+		if runCtx.Err() != nil {
+			return true
+		}
+		deadline, ok := runCtx.Deadline()
+		return ok && !time.Now().Before(deadline)
+	}
 	var started, done, failed atomic.Int64
 	var mu sync.Mutex
 	latencies := make([]time.Duration, 0, 1<<16)
@@ -130,14 +149,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		go func(w int) {
 			defer wg.Done()
 			var mine []time.Duration
-			for runCtx.Err() == nil {
+			for !over() {
 				n := started.Add(1)
 				if opts.Count > 0 && n > int64(opts.Count) {
 					break
 				}
 				t0 := time.Now()
 				err := call(runCtx, w)
-				if err != nil && runCtx.Err() != nil {
+				if err != nil && over() {
 					break // cut off by the end of the run, not a failure
 				}
 				mine = append(mine, time.Since(t0))

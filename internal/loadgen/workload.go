@@ -49,29 +49,16 @@ func prepare(ctx context.Context, opts Options) (*workload, error) {
 func prepareAPI(ctx context.Context, opts Options) (func(context.Context, int) error, time.Duration, error) {
 	c := opts.Client
 	switch opts.Operation {
-	case "csr":
-		csrs := make([]*string, opts.Concurrency)
-		var rawCSR string
-		for i := range csrs {
-			p, err := newCSR(opts.CSRKey)
-			if err != nil {
-				return nil, 0, err
-			}
-			csrs[i], rawCSR = aws.String(p), p
+	case "csr", "cfssl-sign":
+		csrs, raw, err := csrsAndRawCost(opts)
+		if err != nil {
+			return nil, 0, err
 		}
-		raw, err := rawCost(opts.CAKey, cmp.Or(opts.RawRuns, 3), func(ca *x509.Certificate, signer crypto.Signer) error {
-			block, _ := pem.Decode([]byte(rawCSR))
-			csr, err := x509.ParseCertificateRequest(block.Bytes)
-			if err != nil {
-				return err
-			}
-			if err := csr.CheckSignature(); err != nil {
-				return err
-			}
-			return signAndHash(csr.PublicKey, ca, signer)
-		})
+		if opts.Operation == "cfssl-sign" {
+			return cfsslSign(opts.SignURL, csrs), raw, nil
+		}
 		return func(ctx context.Context, w int) error {
-			_, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: csrs[w], SetAsActive: true})
+			_, err := c.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: &csrs[w], SetAsActive: true})
 			return err
 		}, raw, err
 	case "keys":
@@ -174,4 +161,29 @@ func newCSR(kind string) (string, error) {
 		return "", err
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), nil
+}
+
+// csrsAndRawCost makes a CSR per client and measures the raw cost of
+// signing one: PEM decode, CSR parse and signature check, signing, SHA-256.
+func csrsAndRawCost(opts Options) ([]string, time.Duration, error) {
+	csrs := make([]string, opts.Concurrency)
+	for i := range csrs {
+		p, err := newCSR(opts.CSRKey)
+		if err != nil {
+			return nil, 0, err
+		}
+		csrs[i] = p
+	}
+	raw, err := rawCost(opts.CAKey, cmp.Or(opts.RawRuns, 3), func(ca *x509.Certificate, signer crypto.Signer) error {
+		block, _ := pem.Decode([]byte(csrs[0]))
+		csr, err := x509.ParseCertificateRequest(block.Bytes)
+		if err != nil {
+			return err
+		}
+		if err := csr.CheckSignature(); err != nil {
+			return err
+		}
+		return signAndHash(csr.PublicKey, ca, signer)
+	})
+	return csrs, raw, err
 }
