@@ -25,6 +25,13 @@ func benchPeers(ctx context.Context, opts loadgen.Options, endpoint string, pid 
 		fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
 		return 1
 	}
+	for i := range names {
+		names[i] = strings.TrimSpace(names[i])
+	}
+	if err := loadgen.CheckPeers(opts.Operation, names); err != nil {
+		fmt.Fprintf(stderr, "fleetca bench: %v\n", err)
+		return 2
+	}
 	chain, err := fetch(strings.TrimSuffix(endpoint, "/") + "/ca-chain.pem")
 	if err != nil {
 		return fail(err)
@@ -43,13 +50,13 @@ func benchPeers(ctx context.Context, opts loadgen.Options, endpoint string, pid 
 		return fail(err)
 	}
 	type target struct {
-		name       string
-		pid        int
-		opts       loadgen.Options
+		name string
+		pid  int
+		opts loadgen.Options
 	}
 	targets := []target{{name: "fleetca", pid: pid, opts: opts}}
 	for _, name := range names {
-		p, err := loadgen.StartPeer(strings.TrimSpace(name), dir, roots, []string{self, "bench", "--peer-dir", dir, "--serve-bare-tls"})
+		p, err := loadgen.StartPeer(name, dir, roots, []string{self, "bench", "--peer-dir", dir, "--serve-bare-tls"})
 		if err != nil {
 			return fail(err)
 		}

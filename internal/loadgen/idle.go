@@ -50,6 +50,7 @@ func Idle(ctx context.Context, opts Options, serverRSS func() (int64, error)) (*
 	}
 	holdCtx, release := context.WithCancel(ctx)
 	var holding sync.WaitGroup
+	var lost atomic.Int64
 	defer func() {
 		release()
 		holding.Wait()
@@ -71,7 +72,9 @@ func Idle(ctx context.Context, opts Options, serverRSS func() (int64, error)) (*
 				holding.Add(1)
 				go func() {
 					defer holding.Done()
-					c.keepAlive(holdCtx, keepalive)
+					if c.keepAlive(holdCtx, keepalive) {
+						lost.Add(1)
+					}
 				}()
 			}
 		}()
@@ -104,6 +107,10 @@ func Idle(ctx context.Context, opts Options, serverRSS func() (int64, error)) (*
 	end, err := serverRSS()
 	if err != nil {
 		return nil, err
+	}
+	if dropped := lost.Load(); dropped > 0 {
+		// The figures are per connection held.
+		return nil, fmt.Errorf("loadgen: the server closed %d of the %d connections during the hold", dropped, n)
 	}
 	r.Seconds = held.Seconds()
 	r.RSSPerConnectionKiB = float64(connected-before) / 1024 / float64(n)

@@ -58,9 +58,12 @@ func (c *mqttConn) disconnect() {
 }
 
 // keepAlive sends a PINGREQ every interval and reads what the server sends
-// until the connection closes or ctx ends, then closes it.
-func (c *mqttConn) keepAlive(ctx context.Context, interval time.Duration) {
+// until ctx ends, then disconnects; it reports whether the connection was
+// lost before that.
+func (c *mqttConn) keepAlive(ctx context.Context, interval time.Duration) (lost bool) {
+	closed := make(chan struct{})
 	go func() {
+		defer close(closed)
 		for {
 			if _, err := packets.ReadPacket(c); err != nil {
 				c.Close()
@@ -74,11 +77,16 @@ func (c *mqttConn) keepAlive(ctx context.Context, interval time.Duration) {
 		select {
 		case <-ctx.Done():
 			c.disconnect()
-			return
+			<-closed
+			return false
+		case <-closed:
+			return ctx.Err() == nil
 		case <-t.C:
+			c.SetWriteDeadline(time.Now().Add(connectTimeout))
 			if err := packets.NewControlPacket(packets.Pingreq).Write(c); err != nil {
 				c.Close()
-				return
+				<-closed
+				return ctx.Err() == nil
 			}
 		}
 	}

@@ -33,6 +33,21 @@ import (
 // with a P-256 CA, as fleetca's default issuing CA.
 var Peers = []string{"bare-tls", "mosquitto", "cfssl"}
 
+// CheckPeers says which of names cannot be measured beside op: cfssl
+// goes with csr, the MQTT endpoints with connect and idle.
+func CheckPeers(op string, names []string) error {
+	for _, name := range names {
+		mqtt := name == "bare-tls" || name == "mosquitto"
+		switch {
+		case !mqtt && name != "cfssl":
+			return fmt.Errorf("loadgen: no peer %q (peers: %v)", name, Peers)
+		case name == "cfssl" && op != "csr", mqtt && op != "connect" && op != "idle":
+			return fmt.Errorf("loadgen: the %s peer cannot be measured beside --op %s (cfssl goes with csr; bare-tls and mosquitto with connect and idle)", name, op)
+		}
+	}
+	return nil
+}
+
 // The files a peer is configured with, in its directory.
 const (
 	peerCertFile    = "server.pem"
@@ -106,8 +121,9 @@ func WritePeerFiles(dir string, deviceChainPEM []byte) (*x509.CertPool, error) {
 		peerCAKeyFile:   pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: caKeyDER}),
 	} {
 		// Readable by all: Mosquitto started as root reads them as its
-		// own user. The key is a throwaway of this run's, which signs
-		// nothing but handshakes with the bench's devices.
+		// own user. The keys are this run's throwaways: the server key
+		// signs handshakes with the bench's devices, the CA key the
+		// certificates cfssl signs for the bench, which nothing trusts.
 		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
 			return nil, err
 		}

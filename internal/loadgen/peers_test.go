@@ -116,3 +116,23 @@ func testDevice(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey) tls
 	}
 	return cert
 }
+
+func TestCheckPeers(t *testing.T) {
+	for _, tc := range []struct {
+		op    string
+		names []string
+		ok    bool
+	}{
+		{"csr", []string{"cfssl"}, true},
+		{"connect", []string{"bare-tls", "mosquitto"}, true},
+		{"idle", []string{"mosquitto"}, true},
+		{"csr", []string{"bare-tls"}, false},
+		{"connect", []string{"cfssl"}, false},
+		{"keys", []string{"cfssl"}, false},
+		{"connect", []string{"emqx"}, false},
+	} {
+		if err := CheckPeers(tc.op, tc.names); (err == nil) != tc.ok {
+			t.Errorf("CheckPeers(%s, %v) = %v, want ok %v", tc.op, tc.names, err, tc.ok)
+		}
+	}
+}

@@ -42,6 +42,9 @@ const (
 	// refreshers how many are read at once.
 	refreshTimeout = time.Second
 	refreshers     = 8
+	// feedReadTimeout bounds one read of the feed: evictions, claim
+	// expiries and everything else the follower does wait on it.
+	feedReadTimeout = 10 * time.Second
 	// cutOff is how long the feed may go unread before this replica
 	// assumes it missed changes the feed no longer keeps: half their
 	// retention, the other half a margin for clocks and slow passes.
@@ -161,7 +164,9 @@ func (f *follower) pass(ctx context.Context) {
 	read := true
 	var policies policyReads
 	for {
-		changes, err := f.reg.Changes(ctx, low, changePage)
+		readCtx, cancel := context.WithTimeout(ctx, feedReadTimeout)
+		changes, err := f.reg.Changes(readCtx, low, changePage)
+		cancel()
 		if err != nil {
 			f.fail(err)
 			read = false
@@ -211,14 +216,23 @@ func (f *follower) pass(ctx context.Context) {
 
 // recheckPending checks the sessions whose certificate or CA changed
 // status against the admission rules again, and evicts those that would no
-// longer be admitted; a check that fails is retried at the next pass.
+// longer be admitted. After the first check that fails none more are
+// made: those not checked wait for the next pass, so that a failing
+// database does not hold a pass up for a second a session.
 func (f *follower) recheckPending(ctx context.Context) {
 	f.mu.Lock()
 	batch := f.recheck
 	f.recheck = map[*mqtt.Client]struct{}{}
 	f.mu.Unlock()
 	var pass registry.SweepPass
+	failed := false
 	for cl := range batch {
+		if failed {
+			f.mu.Lock()
+			f.recheck[cl] = struct{}{}
+			f.mu.Unlock()
+			continue
+		}
 		sess := f.h.session(cl)
 		if sess == nil {
 			continue
@@ -232,6 +246,7 @@ func (f *follower) recheckPending(ctx context.Context) {
 			f.mu.Lock()
 			f.recheck[cl] = struct{}{}
 			f.mu.Unlock()
+			failed = true
 			continue
 		}
 		if !admitted {
@@ -246,12 +261,15 @@ func (f *follower) recheckPending(ctx context.Context) {
 // them, those of transactions still in flight, to wait for as gaps.
 // Sessions admitted before the feed's position was known are read again.
 func (f *follower) start(ctx context.Context) bool {
-	given, err := f.reg.LastChange(ctx)
+	readCtx, cancel := context.WithTimeout(ctx, feedReadTimeout)
+	given, err := f.reg.LastChange(readCtx)
+	cancel()
 	if err != nil {
 		f.fail(err)
 		return false
 	}
 	f.last, f.known = max(0, given-startGaps), true
+	f.lastRead = time.Now()
 	f.applied.Add(1)
 	f.refreshAll()
 	return true

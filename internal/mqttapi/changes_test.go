@@ -3,6 +3,7 @@ package mqttapi
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -489,4 +490,60 @@ func (f *fakeRegistry) grantCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.grantCalls
+}
+
+// TestRecheckStopsAtFirstFailure: once a check fails, a pass makes no more
+// (a failing database would otherwise hold it up for a second a session);
+// every session not checked waits for the next pass, which checks them.
+func TestRecheckStopsAtFirstFailure(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	var mu sync.Mutex
+	failing := true
+	fake := &fakeRegistry{
+		admit: admitByName(map[string]iot.Scope{"a": scope1, "b": scope1, "c": scope1}),
+		stillAdmitted: func(context.Context, *registry.SweepPass, iot.Scope, string) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing {
+				return false, errors.New("database is down")
+			}
+			return true, nil
+		},
+	}
+	s, _ := newTestServer(t, Options{Registry: fake})
+	ctx := context.Background()
+	f := s.hook.feed
+	f.pass(ctx)
+	var devices []*pipeDevice
+	for _, name := range []string{"a", "b", "c"} {
+		devices = append(devices, connectOne(t, s, name, p.device(t, name)))
+	}
+	f.pass(ctx)
+	before := len(calls(fake, &fake.stillCalls))
+	for _, d := range devices {
+		f.recheckLater(d.cl)
+	}
+	f.pass(ctx)
+	if n := len(calls(fake, &fake.stillCalls)) - before; n != 1 {
+		t.Fatalf("a pass whose first check failed made %d checks, want 1", n)
+	}
+	f.mu.Lock()
+	waiting := len(f.recheck)
+	f.mu.Unlock()
+	if waiting != 3 {
+		t.Fatalf("%d sessions wait for the next pass, want 3", waiting)
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	f.pass(ctx)
+	if n := len(calls(fake, &fake.stillCalls)) - before; n != 4 {
+		t.Fatalf("%d checks after the database came back, want 4", n)
+	}
+	for _, d := range devices {
+		if d.cl.Closed() {
+			t.Error("a device was disconnected by a failed check")
+		}
+	}
 }

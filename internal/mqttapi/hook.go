@@ -60,7 +60,7 @@ type session struct {
 	}
 	// lapse, for an admission that expires by itself (a provisioning
 	// claim's), has the session checked again when it does.
-	lapse *time.Timer
+	lapse atomic.Pointer[time.Timer]
 }
 
 func namespace(scope iot.Scope) string { return scope.AccountID + "/" + scope.Region + "/" }
@@ -132,28 +132,13 @@ func (h *hook) session(cl *mqtt.Client) *session {
 	return nil
 }
 
-// OnConnect admits or refuses the device by its TLS certificate. A refused
-// device is disconnected without a CONNACK, as AWS IoT closes the connection.
-func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	return onOwnStack(func() error { return h.connect(cl) })
-}
-
 // lapseMargin is how long after an admission's expiry its session is
 // checked again, so that the registry's clock has passed it too.
 const lapseMargin = 100 * time.Millisecond
 
-// onOwnStack runs f on a goroutine that ends with it. Admission reads the
-// registry (SQLite's calls are deep), and the goroutine that calls
-// OnConnect goes on to read the device's packets for as long as it stays
-// connected: a stack grown by admission would stay grown, at garbage
-// collections halved at most, for every idle device.
-func onOwnStack[T any](f func() T) T {
-	done := make(chan T, 1)
-	go func() { done <- f() }()
-	return <-done
-}
-
-func (h *hook) connect(cl *mqtt.Client) error {
+// OnConnect admits or refuses the device by its TLS certificate. A refused
+// device is disconnected without a CONNACK, as AWS IoT closes the connection.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	tc, ok := cl.Net.Conn.(*tls.Conn)
 	if !ok {
 		return packets.ErrNotAuthorized
@@ -245,11 +230,13 @@ func (h *hook) connect(cl *mqtt.Client) error {
 		}
 		will.TopicName = inNamespace(sess.prefix, will.TopicName)
 	}
-	if !adm.ExpiresAt.IsZero() {
-		sess.lapse = time.AfterFunc(time.Until(adm.ExpiresAt)+lapseMargin, func() { h.feed.recheckLater(cl) })
-	}
 	h.sessions.Store(cl, sess)
 	h.track(cl, sess)
+	if !adm.ExpiresAt.IsZero() {
+		// Armed once the session can be found: a claim that expired
+		// while it was admitted has the timer fire at once.
+		sess.lapse.Store(time.AfterFunc(time.Until(adm.ExpiresAt)+lapseMargin, func() { h.feed.recheckLater(cl) }))
+	}
 	h.observeAdmission("admitted", "")
 	h.log.Info("mqtt connected", "account", sess.scope.AccountID, "region", sess.scope.Region,
 		"client_id", sess.clientID, "certificate_id", sess.certificateID, "sni", sess.serverName)
@@ -419,7 +406,7 @@ func (h *hook) forget(cl *mqtt.Client) {
 // forgetSession drops fleetca's record of cl's session.
 func (h *hook) forgetSession(cl *mqtt.Client) {
 	if v, ok := h.sessions.LoadAndDelete(cl); ok {
-		if t := v.(*session).lapse; t != nil {
+		if t := v.(*session).lapse.Load(); t != nil {
 			t.Stop()
 		}
 	}

@@ -147,11 +147,10 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 }
 
 // handshake completes the TLS handshake, then hands the connection to the
-// broker on a goroutine of its own. A goroutine's stack grows to its deepest
-// call and shrinks back only at garbage collections, which an idle server
-// rarely has; the handshake's crypto is deep, and the connection's reader
-// lives as long as the device stays, so the handshake runs on this
-// short-lived goroutine and the reader starts with a small stack.
+// broker on a goroutine of its own: a connection whose handshake fails
+// never reaches the broker (which would make a client of it), and the
+// handshake's deep crypto stays off the stack of the broker's reader,
+// which lives as long as the device.
 func (l *tlsListener) handshake(conn *tls.Conn, establish listeners.EstablishFn) {
 	if err := conn.Handshake(); err != nil {
 		conn.Close()
