@@ -94,19 +94,11 @@ func TestListenerReportsFailingAccepts(t *testing.T) {
 // address wait for admission; more are closed at once, and another address
 // still gets in. Closing gives the room back.
 func TestListenerBoundsConnections(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, client := listenerTLS(t)
-	l := newTLSListener("test", inner, server, slog.New(slog.NewTextHandler(io.Discard, nil)), 100, 100, 3, time.Second)
-	established := make(chan net.Conn, 100)
-	go l.Serve(func(id string, c net.Conn) error { established <- c; return nil })
-	defer l.Close(func(string) {})
+	addr, established, client := startListener(t, 100, 100, 3)
 	connect := func(source string) net.Conn {
 		t.Helper()
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
-		c, err := d.Dial("tcp", inner.Addr().String())
+		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,20 +147,29 @@ func listenerTLS(t *testing.T) (server, client *tls.Config) {
 	return &tls.Config{Certificates: []tls.Certificate{p.server}}, &tls.Config{RootCAs: p.roots, ServerName: "localhost"}
 }
 
-// TestListenerHandshakeFirst: the broker gets a connection only once its
-// TLS handshake is done; a connection whose handshake fails is closed
-// without reaching it, and gives its room back.
-func TestListenerHandshakeFirst(t *testing.T) {
+// startListener serves a TLS listener with the given bounds on a port of
+// its own until the test ends; established gets the connections the broker
+// would, and client trusts the listener's certificate.
+func startListener(t *testing.T, maxConns, maxPending, maxPerSource int) (addr string, established chan net.Conn, client *tls.Config) {
+	t.Helper()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	server, client := listenerTLS(t)
-	l := newTLSListener("test", inner, server, slog.New(slog.NewTextHandler(io.Discard, nil)), 1, 1, 1, time.Second)
-	established := make(chan net.Conn, 2)
+	l := newTLSListener("test", inner, server, slog.New(slog.NewTextHandler(io.Discard, nil)), maxConns, maxPending, maxPerSource, time.Second)
+	established = make(chan net.Conn, maxConns+1)
 	go l.Serve(func(id string, c net.Conn) error { established <- c; return nil })
-	defer l.Close(func(string) {})
-	plain, err := net.Dial("tcp", inner.Addr().String())
+	t.Cleanup(func() { l.Close(func(string) {}) })
+	return inner.Addr().String(), established, client
+}
+
+// TestListenerHandshakeFirst: the broker gets a connection only once its
+// TLS handshake is done; a connection whose handshake fails is closed
+// without reaching it, and gives its room back.
+func TestListenerHandshakeFirst(t *testing.T) {
+	addr, established, client := startListener(t, 1, 1, 1)
+	plain, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestListenerHandshakeFirst(t *testing.T) {
 		t.Fatalf("a connection that is not TLS: %v, want it closed", err)
 	}
 	// The only slot is free again.
-	conn, err := tls.Dial("tcp", inner.Addr().String(), client)
+	conn, err := tls.Dial("tcp", addr, client)
 	if err != nil {
 		t.Fatal(err)
 	}
