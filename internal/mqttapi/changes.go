@@ -196,7 +196,9 @@ func (f *follower) pass(ctx context.Context) {
 		low = changes[len(changes)-1].Seq
 	}
 	if read {
-		if !f.lastRead.IsZero() && now.Sub(f.lastRead) > cutOff {
+		// By the wall clock, as the feed is pruned by it: the monotonic
+		// clock stands still while the host is suspended.
+		if !f.lastRead.IsZero() && now.Round(0).Sub(f.lastRead.Round(0)) > cutOff {
 			f.h.log.Warn("the change feed was out of reach for longer than it keeps changes; checking every connected device again",
 				"since", f.lastRead.UTC().Format(time.RFC3339))
 			f.refreshAll()
