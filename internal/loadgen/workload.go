@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"strings"
@@ -55,6 +56,9 @@ func prepareAPI(ctx context.Context, opts Options) (func(context.Context, int) e
 			return nil, 0, err
 		}
 		if opts.Operation == "cfssl-sign" {
+			if opts.SignURL == "" {
+				return nil, 0, errors.New("loadgen: cfssl-sign needs cfssl's sign URL (fleetca bench --op csr --peers cfssl)")
+			}
 			return cfsslSign(opts.SignURL, csrs), raw, nil
 		}
 		return func(ctx context.Context, w int) error {
