@@ -6,7 +6,7 @@
 // small live heap and allocates fast, so a high percentage saves collections
 // and CPU; a server holding tens of thousands of idle device connections has
 // a live heap of hundreds of MiB, and the same percentage lets its resident
-// memory grow to several times that while the devices do nothing. Pacer
+// memory grow to several times that while the devices do nothing. Run
 // lowers the percentage as the scanned memory grows, so that the headroom
 // never exceeds a fixed size, and raises it again as the memory shrinks.
 package gcpace
