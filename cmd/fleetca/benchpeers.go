@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -77,7 +78,7 @@ func benchPeers(ctx context.Context, opts loadgen.Options, endpoint string, pid 
 	}
 	var certs []tls.Certificate
 	if opts.Operation != "csr" {
-		fmt.Fprintf(stderr, "fleetca bench: making %d devices through fleetca's API\n", max(opts.Devices, 1))
+		fmt.Fprintf(stderr, "fleetca bench: making %d devices through fleetca's API\n", cmp.Or(opts.Devices, loadgen.DefaultDevices))
 		if certs, err = loadgen.MakeDevices(ctx, opts); err != nil {
 			return fail(err)
 		}
@@ -92,6 +93,7 @@ func benchPeers(ctx context.Context, opts loadgen.Options, endpoint string, pid 
 		fmt.Fprintln(tw, "round\tserver\tconnected in s\tKiB/conn connected\tKiB/conn at end\tidle CPU % of a core\t")
 	}
 	var rows []any
+	failures := 0
 	for round := 1; round <= rounds; round++ {
 		bare := 0.0
 		for _, t := range targets {
@@ -111,6 +113,7 @@ func benchPeers(ctx context.Context, opts loadgen.Options, endpoint string, pid 
 			if err != nil {
 				return fail(fmt.Errorf("%s: %w", t.name, err))
 			}
+			failures += r.Errors
 			row := map[string]any{"round": round, "server": t.name, "result": r}
 			if opts.Operation == "csr" {
 				rows = append(rows, row)
@@ -132,6 +135,9 @@ func benchPeers(ctx context.Context, opts loadgen.Options, endpoint string, pid 
 	tw.Flush()
 	line, _ := json.Marshal(rows)
 	fmt.Fprintln(stdout, string(line))
+	if failures > 0 {
+		return 1 // as a run of fleetca alone with errors
+	}
 	return 0
 }
 
