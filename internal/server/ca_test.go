@@ -582,18 +582,7 @@ func TestTags(t *testing.T) {
 	}
 	arn := out.CertificateArn
 	tag := func(k, v string) types.Tag { return types.Tag{Key: aws.String(k), Value: aws.String(v)} }
-	list := func() map[string]string {
-		t.Helper()
-		got, err := c.ListTagsForResource(ctx, &iot.ListTagsForResourceInput{ResourceArn: arn})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]string{}
-		for _, tg := range got.Tags {
-			m[*tg.Key] = *tg.Value
-		}
-		return m
-	}
+	list := func() map[string]string { t.Helper(); return resourceTags(t, c, arn) }
 	if _, err := c.TagResource(ctx, &iot.TagResourceInput{ResourceArn: arn, Tags: []types.Tag{tag("env", "prod"), tag("owner", "ops")}}); err != nil {
 		t.Fatal(err)
 	}

@@ -236,6 +236,20 @@ func parseCertFile(t testing.TB, path string) *x509.Certificate {
 }
 
 // isErr reports whether err's chain holds a T, the SDK's typed error.
+// resourceTags is the tags ListTagsForResource gives for arn, by key.
+func resourceTags(t *testing.T, c *iot.Client, arn *string) map[string]string {
+	t.Helper()
+	list, err := c.ListTagsForResource(context.Background(), &iot.ListTagsForResourceInput{ResourceArn: arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, tag := range list.Tags {
+		m[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+	}
+	return m
+}
+
 func isErr[T error](err error) bool {
 	var target T
 	return errors.As(err, &target)

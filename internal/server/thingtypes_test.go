@@ -316,18 +316,7 @@ func TestThingTypesOverHTTP(t *testing.T) {
 		if _, err := c.TagResource(ctx, &iot.TagResourceInput{ResourceArn: arn, Tags: []types.Tag{{Key: aws.String("floor"), Value: aws.String("3")}}}); err != nil {
 			t.Fatal(err)
 		}
-		tags := func() map[string]string {
-			t.Helper()
-			list, err := c.ListTagsForResource(ctx, &iot.ListTagsForResourceInput{ResourceArn: arn})
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := map[string]string{}
-			for _, tag := range list.Tags {
-				m[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
-			}
-			return m
-		}
+		tags := func() map[string]string { t.Helper(); return resourceTags(t, c, arn) }
 		if got := tags(); len(got) != 2 || got["team"] != "a" || got["floor"] != "3" {
 			t.Errorf("tags %v, want team=a and floor=3", got)
 		}
