@@ -198,7 +198,7 @@ func TestSQLiteStatementCache(t *testing.T) {
 	}
 
 	// A connection's grants are read in a transaction, which only looks
-	// statements up: both reads are prepared beforehand.
+	// statements up: both reads are prepared once it ends.
 	if _, _, err := s.ConnectionGrants(ctx, scope, last.ID, "client"); err != nil {
 		t.Fatal(err)
 	}

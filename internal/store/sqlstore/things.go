@@ -347,16 +347,17 @@ func (s *Store) ConnectionGrants(ctx context.Context, scope iot.Scope, principal
 		// One snapshot for both queries; SQLite's read transaction is one.
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
 	}
-	// The reader's prepared statements: SQLite plans both queries anew
-	// otherwise, which was a sixth of a provisioned device's server CPU
-	// and a quarter of a connect's. A transaction only looks them up, so
-	// they are prepared here, before it holds a connection.
-	s.read.stmts.prepared(s.read.d.rebind(grantPoliciesQuery))
-	s.read.stmts.prepared(s.read.d.rebind(grantThingQuery))
 	tx, err := s.read.db.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, nil, err
 	}
+	// The reader's prepared statements: SQLite plans both queries anew
+	// otherwise, which was a sixth of a provisioned device's server CPU
+	// and a quarter of a connect's. A transaction only looks them up and
+	// records what it missed; as the writer does between transactions,
+	// what was missed is prepared once the transaction has let its
+	// connection go (deferred calls run last first).
+	defer s.read.stmts.preparePending()
 	defer tx.Rollback()
 	q := txn{tx: tx, d: s.read.d, ctx: ctx, stmts: s.read.stmts}
 	rows, err := q.Query(grantPoliciesQuery, scope.AccountID, scope.Region, principal)
