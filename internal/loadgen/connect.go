@@ -64,16 +64,21 @@ func devices(ctx context.Context, opts Options) ([]tls.Certificate, error) {
 	return makeDevices(ctx, opts, n)
 }
 
-// deviceConfigs are the devices' TLS configurations for opts's endpoint:
-// X25519 alone, as device SDKs (s2n, mbedTLS) offer: Go's default hybrid
+// deviceConfig is a device's TLS configuration for opts's endpoint: X25519
+// alone, as device SDKs (s2n, mbedTLS) offer: Go's default hybrid
 // post-quantum share would add an ML-KEM encapsulation to each handshake
 // that no device asks the endpoint for. No session cache: every connect is
 // a full handshake, as a device's first after a restart is.
+func deviceConfig(opts Options, cert tls.Certificate) *tls.Config {
+	return &tls.Config{RootCAs: opts.RootCAs, Certificates: []tls.Certificate{cert}, ServerName: opts.MQTTServerName,
+		CurvePreferences: []tls.CurveID{tls.X25519}}
+}
+
+// deviceConfigs are deviceConfig for each of certs.
 func deviceConfigs(opts Options, certs []tls.Certificate) []*tls.Config {
 	configs := make([]*tls.Config, len(certs))
-	for i := range certs {
-		configs[i] = &tls.Config{RootCAs: opts.RootCAs, Certificates: certs[i : i+1], ServerName: opts.MQTTServerName,
-			CurvePreferences: []tls.CurveID{tls.X25519}}
+	for i, cert := range certs {
+		configs[i] = deviceConfig(opts, cert)
 	}
 	return configs
 }

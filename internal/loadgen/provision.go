@@ -142,11 +142,7 @@ type provisioner struct {
 // name.
 func dial(ctx context.Context, o Options, cert tls.Certificate, clientID string) (paho.Client, error) {
 	opts := paho.NewClientOptions().AddBroker("ssl://" + o.MQTTAddr).SetClientID(clientID).
-		// X25519 alone, as device SDKs (s2n, mbedTLS) offer: Go's default
-		// hybrid post-quantum share would add an ML-KEM encapsulation to
-		// each handshake that no device asks the endpoint for.
-		SetTLSConfig(&tls.Config{RootCAs: o.RootCAs, Certificates: []tls.Certificate{cert}, ServerName: o.MQTTServerName,
-			CurvePreferences: []tls.CurveID{tls.X25519}}).
+		SetTLSConfig(deviceConfig(o, cert)).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false).SetCleanSession(true).
 		SetConnectTimeout(30 * time.Second).SetOrderMatters(false)
 	cl := paho.NewClient(opts)
