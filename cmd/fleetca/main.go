@@ -6,6 +6,7 @@
 //	fleetca account add-key --account-id ID   add a key pair to an account
 //	fleetca account list                      list the accounts and their access key IDs
 //	fleetca ca seal                           seal the CA key files with the passphrase
+//	fleetca ca import-key                     move the CA key files into a PKCS#11 token
 //	fleetca backup --out FILE                 back up the data directory, while the server runs
 //	fleetca restore --from FILE [--force]     restore a backup into the data directory
 //	fleetca bench [flags]                     drive an AWS IoT endpoint and measure it
@@ -93,6 +94,7 @@ Usage:
   fleetca account add-key --account-id ID     add an access key pair to an account
   fleetca account list                        list the accounts and their access key IDs
   fleetca ca seal                             seal the CA key files with FLEETCA_CA_KEY_PASSPHRASE (server stopped)
+  fleetca ca import-key --ca-key-uri URI      move the CA key files into a PKCS#11 token (server stopped)
   fleetca backup --out FILE                   back up the data directory (database, CA, credentials), while the server runs
   fleetca restore --from FILE [--force]       restore a backup into the data directory (--force moves a non-empty one aside)
   fleetca bench [flags]                       drive an AWS IoT endpoint and measure it (fleetca bench -h)
@@ -276,10 +278,16 @@ func dataDirFlags(name string, args []string, stderr io.Writer, define func(*fla
 	return cfg, 0, true
 }
 
+const caUsage = `fleetca: usage: fleetca ca seal [--data-dir DIR] [--ca-key-passphrase-file FILE] (or FLEETCA_CA_KEY_PASSPHRASE)
+       fleetca ca import-key [--data-dir DIR] --ca-key-uri URI [--ca-key-passphrase-file FILE] (PIN: the URI's pin-source or FLEETCA_CA_KEY_PIN)`
+
 func ca(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "seal" {
-		fmt.Fprintln(stderr, "fleetca: usage: fleetca ca seal [--data-dir DIR] [--ca-key-passphrase-file FILE] (or FLEETCA_CA_KEY_PASSPHRASE)")
+	if len(args) == 0 || (args[0] != "seal" && args[0] != "import-key") {
+		fmt.Fprintln(stderr, caUsage)
 		return 2
+	}
+	if args[0] == "import-key" {
+		return caImportKey(args[1:], stdout, stderr)
 	}
 	var passphraseFile string
 	cfg, code, ok := dataDirFlags("ca seal", args[1:], stderr, func(fs *flag.FlagSet) {
@@ -302,6 +310,33 @@ func ca(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stdout, "sealed %s in %s; start the server with the same passphrase from now on\n", strings.Join(sealed, ", "), cfg.CADir())
+	return 0
+}
+
+func caImportKey(args []string, stdout, stderr io.Writer) int {
+	var passphraseFile, uri string
+	cfg, code, ok := dataDirFlags("ca import-key", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&passphraseFile, "ca-key-passphrase-file", os.Getenv("FLEETCA_CA_KEY_PASSPHRASE_FILE"), "file holding the passphrase of sealed key files (or set FLEETCA_CA_KEY_PASSPHRASE)")
+		fs.StringVar(&uri, "ca-key-uri", os.Getenv("FLEETCA_CA_KEY_URI"), "PKCS#11 URI of the token to move the keys into (FLEETCA_CA_KEY_URI)")
+	})
+	if !ok {
+		return code
+	}
+	cfg.CAKeyURI = uri
+	cfg.CAKeyPassphraseFile = passphraseFile
+	if cfg.CAKeyPassphraseFile != "" {
+		cfg.CAKeyPassphrase = ""
+	}
+	removed, err := server.ImportCAKeys(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetca ca import-key: %v\n", err)
+		return 1
+	}
+	if len(removed) == 0 {
+		fmt.Fprintf(stdout, "the CA keys of %s are in the token already\n", cfg.CADir())
+		return 0
+	}
+	fmt.Fprintf(stdout, "moved %s from %s into the token; start the server with --ca-key-uri from now on\n", strings.Join(removed, ", "), cfg.CADir())
 	return 0
 }
 

@@ -52,6 +52,10 @@ type Config struct {
 	CAKeyPassphrase string
 	// CAKeyPassphraseFile names a file holding CAKeyPassphrase.
 	CAKeyPassphraseFile string
+	// CAKeyURI names a PKCS#11 token that keeps the CA keys (RFC 7512);
+	// CAKeyPIN is its user PIN when the URI names no pin-source file.
+	CAKeyURI string
+	CAKeyPIN string
 	// CAKeyAlgorithm is the key type of a CA created on first start.
 	CAKeyAlgorithm string
 	// LambdaEndpoint overrides the Lambda Invoke API endpoint that certificate
@@ -243,8 +247,15 @@ func (c *Config) Validate() error {
 	if c.CAKeyPassphrase != "" && c.CAKeyPassphraseFile != "" {
 		errs = append(errs, errors.New("give the CA key passphrase once: FLEETCA_CA_KEY_PASSPHRASE or --ca-key-passphrase-file"))
 	}
-	if c.Database != "" && c.CAKeyPassphrase == "" && c.CAKeyPassphraseFile == "" {
-		errs = append(errs, errors.New("with PostgreSQL the CA keys live in the database, sealed: set FLEETCA_CA_KEY_PASSPHRASE or --ca-key-passphrase-file"))
+	if c.Database != "" && c.CAKeyPassphrase == "" && c.CAKeyPassphraseFile == "" && c.CAKeyURI == "" {
+		errs = append(errs, errors.New("with PostgreSQL the CA keys live in the database, sealed: set FLEETCA_CA_KEY_PASSPHRASE or --ca-key-passphrase-file, or keep them in a PKCS#11 token (--ca-key-uri)"))
+	}
+	if c.CAKeyURI != "" {
+		if _, err := keys.ParseTokenURI(c.CAKeyURI); err != nil {
+			errs = append(errs, fmt.Errorf("--ca-key-uri: %w", err))
+		}
+	} else if c.CAKeyPIN != "" {
+		errs = append(errs, errors.New("FLEETCA_CA_KEY_PIN is set but no --ca-key-uri names a token"))
 	}
 	if c.LambdaEndpoint != "" {
 		if u, err := url.Parse(c.LambdaEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

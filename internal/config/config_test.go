@@ -52,7 +52,7 @@ func TestSecretsHaveNoFlag(t *testing.T) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	c.RegisterFlags(fs)
 	for _, s := range c.settings() {
-		secret := s.ptr == any(&c.SecretAccessKey) || s.ptr == any(&c.CAKeyPassphrase) || s.ptr == any(&c.AccessKeyID)
+		secret := s.ptr == any(&c.SecretAccessKey) || s.ptr == any(&c.CAKeyPassphrase) || s.ptr == any(&c.AccessKeyID) || s.ptr == any(&c.CAKeyPIN)
 		if secret != (s.flag == "") {
 			t.Errorf("%s: flag %q", s.env, s.flag)
 		}

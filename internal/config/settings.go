@@ -35,6 +35,8 @@ func (c *Config) settings() []setting {
 		{"ca-key-algorithm", "FLEETCA_CA_KEY_ALGORITHM", "key type of a CA made on first start: " + algorithmList(), &c.CAKeyAlgorithm},
 		{"database", "FLEETCA_DATABASE_URL", "PostgreSQL URL shared by several replicas, e.g. postgres://fleetca@db/fleetca; empty means SQLite in the data directory", &c.Database},
 		{"", "FLEETCA_CA_KEY_PASSPHRASE", "passphrase that seals the CA keys and stored secrets", &c.CAKeyPassphrase},
+		{"ca-key-uri", "FLEETCA_CA_KEY_URI", "PKCS#11 URI of a token to keep the CA keys in, e.g. 'pkcs11:token=fleetca?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/fleetca/pin'; a new CA's keys are generated inside it; needs a build with cgo (default: key files in the data directory)", &c.CAKeyURI},
+		{"", "FLEETCA_CA_KEY_PIN", "user PIN of the --ca-key-uri token, unless the URI names a pin-source file", &c.CAKeyPIN},
 		{"ca-key-passphrase-file", "FLEETCA_CA_KEY_PASSPHRASE_FILE", "file holding the passphrase that seals the CA keys (or set FLEETCA_CA_KEY_PASSPHRASE)", &c.CAKeyPassphraseFile},
 		{"lambda-endpoint", "FLEETCA_LAMBDA_ENDPOINT", "Lambda Invoke API endpoint for certificate providers, e.g. http://127.0.0.1:3001 for sam local; empty means AWS Lambda", &c.LambdaEndpoint},
 		{"provider-timeout", "FLEETCA_PROVIDER_TIMEOUT", "time a certificate provider has to answer", &c.ProviderTimeout},

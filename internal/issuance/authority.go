@@ -89,12 +89,34 @@ type Options struct {
 	Algorithm keys.Algorithm
 	// Passphrase, when set, seals the CA keys at rest (and must open them).
 	Passphrase string
+	// Token, when set, keeps the CA's keys: they are generated in it and
+	// found by the public keys of the CA certificates in Dir, which then
+	// holds no key. Passphrase seals nothing then.
+	Token Token
 	// MustExist refuses to create a CA when Dir does not exist (ErrNoCA):
 	// the caller has data that belongs to a CA already.
 	MustExist bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// Token keeps CA keys inside a PKCS#11 token (keys/token): they are made
+// there and never leave it.
+type Token interface {
+	// Generate returns the key labelled for role (root, issuing,
+	// server-ca), generating one of alg when the token holds none.
+	Generate(role string, alg keys.Algorithm) (crypto.Signer, error)
+	// Find returns the key whose public key is pub.
+	Find(pub crypto.PublicKey) (crypto.Signer, error)
+	// Delete removes the key whose public key is pub.
+	Delete(pub crypto.PublicKey) error
+}
+
+// keyMaker makes the key of a new CA's role.
+type keyMaker func(role string, alg keys.Algorithm) (crypto.Signer, error)
+
+// inMemory makes keys in memory, for files or the database.
+func inMemory(_ string, alg keys.Algorithm) (crypto.Signer, error) { return alg.Generate() }
 
 // Authority signs device certificates with fleetca's issuing CA and the MQTT
 // endpoint's certificate with the server CA. Both CAs are signed by the root.
@@ -133,6 +155,15 @@ func Open(opts Options) (*Authority, error) {
 	} else if err != nil {
 		return nil, err
 	}
+	if opts.Token != nil {
+		// Keys in both places would leave the files' copies behind,
+		// readable by whoever reads the data directory.
+		files, _ := filepath.Glob(filepath.Join(opts.Dir, "*.key"))
+		if len(files) > 0 {
+			return nil, fmt.Errorf("issuance: the CA keys are to be in the PKCS#11 token, but %s holds key files (%s): "+
+				"move them into the token with `fleetca ca import-key`, or start without the token's URI", opts.Dir, strings.Join(files, ", "))
+		}
+	}
 	root, rootPEM, err := readCert(filepath.Join(opts.Dir, rootCertFile))
 	if err != nil {
 		return nil, err
@@ -141,10 +172,9 @@ func Open(opts Options) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	ks := keys.FileStore{Dir: opts.Dir, Passphrase: opts.Passphrase}
-	signer, err := ks.Load(issuingKeyName)
+	signer, err := loadKey(opts, issuingKeyName, issuing)
 	if err != nil {
-		return nil, fmt.Errorf("issuance: loading the issuing key: %w", err)
+		return nil, err
 	}
 	serverCA, serverSigner, err := loadOrCreateServerCA(opts, root)
 	if err != nil {
@@ -153,38 +183,58 @@ func Open(opts Options) (*Authority, error) {
 	return newAuthority(root, rootPEM, issuing, signer, serverCA, serverSigner, opts.Now)
 }
 
+// loadKey loads the key of a CA's certificate cert: the file called name,
+// or the token's key for the certificate's public key.
+func loadKey(opts Options, name string, cert *x509.Certificate) (crypto.Signer, error) {
+	if opts.Token != nil {
+		key, err := opts.Token.Find(cert.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("issuance: the %s key of %q in the PKCS#11 token: %w", name, cert.Subject.CommonName, err)
+		}
+		return key, nil
+	}
+	key, err := keys.FileStore{Dir: opts.Dir, Passphrase: opts.Passphrase}.Load(name)
+	if err != nil {
+		return nil, fmt.Errorf("issuance: loading the %s key: %w", name, err)
+	}
+	return key, nil
+}
+
 // loadOrCreateServerCA loads the server CA, or, for a CA directory made
 // before there was one, creates it with the root key.
 func loadOrCreateServerCA(opts Options, root *x509.Certificate) (*x509.Certificate, crypto.Signer, error) {
-	ks := keys.FileStore{Dir: opts.Dir, Passphrase: opts.Passphrase}
 	certPath := filepath.Join(opts.Dir, serverCACertFile)
 	cert, _, err := readCert(certPath)
 	if err == nil {
-		key, err := ks.Load(serverCAKeyName)
-		if err != nil {
-			return nil, nil, fmt.Errorf("issuance: loading the server CA key: %w", err)
-		}
-		return cert, key, nil
+		key, err := loadKey(opts, serverCAKeyName, cert)
+		return cert, key, err
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, err
 	}
-	rootKey, err := ks.Load(rootKeyName)
+	rootKey, err := loadKey(opts, rootKeyName, root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("issuance: %s is missing and the root key is not in %s to create it: put root.key back for one start", certPath, opts.Dir)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("issuance: loading the root key: %w", err)
+		return nil, nil, err
 	}
-	der, key, err := newServerCA(root, rootKey, opts.Now)
+	makeKey := keyMaker(inMemory)
+	if opts.Token != nil {
+		makeKey = opts.Token.Generate
+	}
+	der, key, err := newServerCA(root, rootKey, makeKey, opts.Now)
 	if err != nil {
 		return nil, nil, err
 	}
-	// A key without its certificate is what a crash between the two writes
-	// leaves; it never signed anything.
-	os.Remove(filepath.Join(opts.Dir, serverCAKeyName+".key"))
-	if err := ks.Save(serverCAKeyName, key); err != nil {
-		return nil, nil, err
+	if opts.Token == nil {
+		// A key without its certificate is what a crash between the two
+		// writes leaves; it never signed anything.
+		os.Remove(filepath.Join(opts.Dir, serverCAKeyName+".key"))
+		ks := keys.FileStore{Dir: opts.Dir, Passphrase: opts.Passphrase}
+		if err := ks.Save(serverCAKeyName, key); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := keys.WriteFileExclusive(certPath, pemCert(der), 0o644); err != nil {
 		return nil, nil, err
@@ -195,53 +245,63 @@ func loadOrCreateServerCA(opts Options, root *x509.Certificate) (*x509.Certifica
 
 // OpenShared loads the CA kept by keeper (the database several replicas
 // share), creating it there first when there is none: every replica signs
-// with the one CA. The keys are sealed with passphrase before they leave the
-// process.
-func OpenShared(ctx context.Context, keeper store.CAKeeper, alg keys.Algorithm, passphrase string, now func() time.Time) (*Authority, error) {
+// with the one CA. Its keys are sealed with opts.Passphrase before they
+// leave the process, or, with opts.Token, live in the token every replica
+// reaches, and the database holds only the certificates that name them.
+// opts.Dir and opts.MustExist are not used.
+func OpenShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*Authority, error) {
+	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
-	if passphrase == "" {
-		return nil, errors.New("issuance: a shared CA needs a passphrase to seal its keys")
+	if opts.Passphrase == "" && opts.Token == nil {
+		return nil, errors.New("issuance: a shared CA needs a passphrase to seal its keys, or a PKCS#11 token to keep them")
 	}
-	seal := func(key crypto.Signer) ([]byte, error) {
-		p, err := keys.EncodePEM(key)
-		if err != nil {
-			return nil, err
-		}
-		return keys.Seal(p, passphrase)
+	makeKey := keyMaker(inMemory)
+	if opts.Token != nil {
+		makeKey = opts.Token.Generate
 	}
 	// Keys are made and sealed here, outside the store's transaction (scrypt
-	// takes its time); replicas starting together may each make a CA, and
-	// the store keeps the first.
+	// takes its time, a token too); replicas starting together may each
+	// make a CA, and the store keeps the first.
 	m, err := keeper.LoadCA(ctx)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		var g *generated
-		if g, err = generate(alg, now); err != nil {
+		if g, err = generate(opts.Algorithm, makeKey, now); err != nil {
 			return nil, err
 		}
 		made := &store.CAMaterial{RootCertPEM: pemCert(g.rootDER), IssuingCertPEM: pemCert(g.issuingDER), ServerCACertPEM: pemCert(g.serverCADER)}
-		if made.RootKeySealed, err = seal(g.rootKey); err != nil {
-			return nil, err
+		if opts.Token == nil {
+			if made.RootKeySealed, err = sealKey(g.rootKey, opts.Passphrase); err != nil {
+				return nil, err
+			}
+			if made.IssuingKeySealed, err = sealKey(g.issuingKey, opts.Passphrase); err != nil {
+				return nil, err
+			}
+			if made.ServerCAKeySealed, err = sealKey(g.serverCAKey, opts.Passphrase); err != nil {
+				return nil, err
+			}
 		}
-		if made.IssuingKeySealed, err = seal(g.issuingKey); err != nil {
-			return nil, err
+		if m, err = keeper.StoreCA(ctx, made); err == nil && opts.Token != nil {
+			dropLosingKeys(opts.Token, m, g.rootKey, g.issuingKey, g.serverCAKey)
 		}
-		if made.ServerCAKeySealed, err = seal(g.serverCAKey); err != nil {
-			return nil, err
-		}
-		m, err = keeper.StoreCA(ctx, made)
 	case err == nil && !m.Complete():
 		// Made before the server CA existed: add it with the root key.
 		var completed *store.CAMaterial
-		if completed, err = completeSharedCA(m, passphrase, now); err != nil {
+		if completed, err = completeSharedCA(m, opts, makeKey, now); err != nil {
 			return nil, err
 		}
 		m, err = keeper.StoreCA(ctx, completed)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("issuance: the shared CA: %w", err)
+	}
+	switch {
+	case m.KeysSealed() && opts.Token != nil:
+		return nil, errors.New("issuance: the shared CA's keys are sealed in the database, not in the PKCS#11 token: start without the token's URI")
+	case !m.KeysSealed() && opts.Token == nil:
+		return nil, errors.New("issuance: the shared CA's keys are in a PKCS#11 token: start with its URI (--ca-key-uri)")
 	}
 	root, err := parseCertPEM(m.RootCertPEM)
 	if err != nil {
@@ -251,24 +311,62 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, alg keys.Algorithm, 
 	if err != nil {
 		return nil, err
 	}
-	signer, err := openSealed(m.IssuingKeySealed, passphrase, "issuing")
-	if err != nil {
-		return nil, err
-	}
 	serverCA, err := parseCertPEM(m.ServerCACertPEM)
 	if err != nil {
 		return nil, err
 	}
-	serverSigner, err := openSealed(m.ServerCAKeySealed, passphrase, "server CA")
+	signer, err := sharedKey(m.IssuingKeySealed, issuing, opts, "issuing")
+	if err != nil {
+		return nil, err
+	}
+	serverSigner, err := sharedKey(m.ServerCAKeySealed, serverCA, opts, "server CA")
 	if err != nil {
 		return nil, err
 	}
 	return newAuthority(root, m.RootCertPEM, issuing, signer, serverCA, serverSigner, now)
 }
 
-// openSealed opens one of the shared CA's sealed keys.
-func openSealed(sealed []byte, passphrase, name string) (crypto.Signer, error) {
-	keyPEM, err := keys.Unseal(sealed, passphrase)
+// dropLosingKeys removes from the token the keys a replica made for a CA
+// that another replica stored first; a key of the stored CA stays (the
+// token gave both replicas the key labelled for a role when there was
+// one).
+func dropLosingKeys(tok Token, stored *store.CAMaterial, made ...crypto.Signer) {
+	var kept []crypto.PublicKey
+	for _, p := range [][]byte{stored.RootCertPEM, stored.IssuingCertPEM, stored.ServerCACertPEM} {
+		if c, err := parseCertPEM(p); err == nil {
+			kept = append(kept, c.PublicKey)
+		}
+	}
+	for _, k := range made {
+		used := false
+		for _, pub := range kept {
+			used = used || publicKeysEqual(k.Public(), pub)
+		}
+		if !used {
+			tok.Delete(k.Public())
+		}
+	}
+}
+
+func sealKey(key crypto.Signer, passphrase string) ([]byte, error) {
+	p, err := keys.EncodePEM(key)
+	if err != nil {
+		return nil, err
+	}
+	return keys.Seal(p, passphrase)
+}
+
+// sharedKey opens one of the shared CA's keys: sealed in the database, or
+// in the token.
+func sharedKey(sealed []byte, cert *x509.Certificate, opts Options, name string) (crypto.Signer, error) {
+	if opts.Token != nil {
+		key, err := opts.Token.Find(cert.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("issuance: the shared CA's %s key in the PKCS#11 token: %w", name, err)
+		}
+		return key, nil
+	}
+	keyPEM, err := keys.Unseal(sealed, opts.Passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("issuance: opening the shared CA's %s key: %w", name, err)
 	}
@@ -276,27 +374,25 @@ func openSealed(sealed []byte, passphrase, name string) (crypto.Signer, error) {
 }
 
 // completeSharedCA adds a server CA to a shared CA stored without one.
-func completeSharedCA(stored *store.CAMaterial, passphrase string, now func() time.Time) (*store.CAMaterial, error) {
+func completeSharedCA(stored *store.CAMaterial, opts Options, makeKey keyMaker, now func() time.Time) (*store.CAMaterial, error) {
 	root, err := parseCertPEM(stored.RootCertPEM)
 	if err != nil {
 		return nil, err
 	}
-	rootKey, err := openSealed(stored.RootKeySealed, passphrase, "root")
+	rootKey, err := sharedKey(stored.RootKeySealed, root, opts, "root")
 	if err != nil {
 		return nil, err
 	}
-	der, key, err := newServerCA(root, rootKey, now)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := keys.EncodePEM(key)
+	der, key, err := newServerCA(root, rootKey, makeKey, now)
 	if err != nil {
 		return nil, err
 	}
 	m := *stored
 	m.ServerCACertPEM = pemCert(der)
-	if m.ServerCAKeySealed, err = keys.Seal(keyPEM, passphrase); err != nil {
-		return nil, err
+	if opts.Token == nil {
+		if m.ServerCAKeySealed, err = sealKey(key, opts.Passphrase); err != nil {
+			return nil, err
+		}
 	}
 	return &m, nil
 }
@@ -326,15 +422,15 @@ type generated struct {
 }
 
 // generate makes a root CA and an issuing CA signed by it.
-func generate(alg keys.Algorithm, now func() time.Time) (*generated, error) {
+func generate(alg keys.Algorithm, makeKey keyMaker, now func() time.Time) (*generated, error) {
 	if !alg.Valid() {
 		return nil, fmt.Errorf("unknown key algorithm %q", alg)
 	}
-	rootKey, err := alg.Generate()
+	rootKey, err := makeKey(rootKeyName, alg)
 	if err != nil {
 		return nil, err
 	}
-	issuingKey, err := alg.Generate()
+	issuingKey, err := makeKey(issuingKeyName, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +473,7 @@ func generate(alg keys.Algorithm, now func() time.Time) (*generated, error) {
 	if err != nil {
 		return nil, err
 	}
-	serverCADER, serverCAKey, err := newServerCA(root, rootKey, now)
+	serverCADER, serverCAKey, err := newServerCA(root, rootKey, makeKey, now)
 	if err != nil {
 		return nil, err
 	}
@@ -395,8 +491,8 @@ func generate(alg keys.Algorithm, now func() time.Time) (*generated, error) {
 // Its key is ECDSA P-256 whatever the CA's algorithm, like the endpoint
 // certificate's own key: a device that can verify the one can verify the
 // other.
-func newServerCA(root *x509.Certificate, rootKey crypto.Signer, now func() time.Time) ([]byte, crypto.Signer, error) {
-	key, err := keys.ECDSAP256.Generate()
+func newServerCA(root *x509.Certificate, rootKey crypto.Signer, makeKey keyMaker, now func() time.Time) ([]byte, crypto.Signer, error) {
+	key, err := makeKey(serverCAKeyName, keys.ECDSAP256)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -423,7 +519,11 @@ func caName(role, tag string) pkix.Name {
 
 // createDir stores a new CA in opts.Dir, whole or not at all.
 func createDir(opts Options) error {
-	g, err := generate(opts.Algorithm, opts.Now)
+	makeKey := keyMaker(inMemory)
+	if opts.Token != nil {
+		makeKey = opts.Token.Generate
+	}
+	g, err := generate(opts.Algorithm, makeKey, opts.Now)
 	if err != nil {
 		return err
 	}
@@ -441,15 +541,13 @@ func createDir(opts Options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	ks := keys.FileStore{Dir: tmp, Passphrase: opts.Passphrase}
-	if err := ks.Save(rootKeyName, g.rootKey); err != nil {
-		return err
-	}
-	if err := ks.Save(issuingKeyName, g.issuingKey); err != nil {
-		return err
-	}
-	if err := ks.Save(serverCAKeyName, g.serverCAKey); err != nil {
-		return err
+	if opts.Token == nil {
+		ks := keys.FileStore{Dir: tmp, Passphrase: opts.Passphrase}
+		for name, key := range map[string]crypto.Signer{rootKeyName: g.rootKey, issuingKeyName: g.issuingKey, serverCAKeyName: g.serverCAKey} {
+			if err := ks.Save(name, key); err != nil {
+				return err
+			}
+		}
 	}
 	for file, der := range map[string][]byte{rootCertFile: g.rootDER, issuingCertFile: g.issuingDER, serverCACertFile: g.serverCADER} {
 		if err := keys.WriteFileExclusive(filepath.Join(tmp, file), pemCert(der), 0o644); err != nil {
@@ -582,3 +680,87 @@ func (a *Authority) ServerCA() *x509.Certificate { return a.serverCA }
 
 // RootPEM returns the root CA certificate in PEM form.
 func (a *Authority) RootPEM() []byte { return bytes.Clone(a.rootPEM) }
+
+// KeyImporter is a Token that takes keys made elsewhere.
+type KeyImporter interface {
+	Token
+	// Import stores key in the token as the key of role.
+	Import(role string, key crypto.Signer) error
+}
+
+// ImportKeys moves the CA key files in dir into tok: each key (opened with
+// passphrase if sealed) is imported, found again by its certificate's
+// public key and made to sign, and only when every key present has been
+// are the files removed. The root key may be absent (kept offline): it is
+// left where it is. A key the token holds already is not imported twice,
+// so a run cut short can be run again. It returns the files it removed.
+func ImportKeys(dir, passphrase string, tok KeyImporter) ([]string, error) {
+	ks := keys.FileStore{Dir: dir, Passphrase: passphrase}
+	type moved struct {
+		name string
+		cert *x509.Certificate
+	}
+	var done []moved
+	for _, ca := range []struct{ name, certFile string }{
+		{rootKeyName, rootCertFile}, {issuingKeyName, issuingCertFile}, {serverCAKeyName, serverCACertFile},
+	} {
+		cert, _, err := readCert(filepath.Join(dir, ca.certFile))
+		if err != nil {
+			return nil, err
+		}
+		key, err := ks.Load(ca.name)
+		if errors.Is(err, fs.ErrNotExist) {
+			if ca.name == rootKeyName {
+				continue
+			}
+			if _, ferr := tok.Find(cert.PublicKey); ferr == nil {
+				continue // moved by an earlier run
+			}
+			return nil, fmt.Errorf("issuance: the %s key is neither in %s nor in the token", ca.name, dir)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !publicKeysEqual(key.Public(), cert.PublicKey) {
+			return nil, fmt.Errorf("issuance: %s.key does not match %s", ca.name, ca.certFile)
+		}
+		if _, err := tok.Find(cert.PublicKey); err != nil {
+			if err := tok.Import(ca.name, key); err != nil {
+				return nil, fmt.Errorf("issuance: importing the %s key: %w", ca.name, err)
+			}
+		}
+		inToken, err := tok.Find(cert.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("issuance: the imported %s key: %w", ca.name, err)
+		}
+		if err := checkSigns(inToken, cert); err != nil {
+			return nil, fmt.Errorf("issuance: the imported %s key: %w", ca.name, err)
+		}
+		done = append(done, moved{ca.name, cert})
+	}
+	var removed []string
+	for _, m := range done {
+		file := filepath.Join(dir, m.name+".key")
+		if err := os.Remove(file); err != nil {
+			return removed, err
+		}
+		removed = append(removed, m.name+".key")
+	}
+	return removed, keys.SyncDir(dir)
+}
+
+// checkSigns has key sign a throwaway certificate and checks the
+// signature with cert's public key.
+func checkSigns(key crypto.Signer, cert *x509.Certificate) error {
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fleetca key check"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Minute)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, cert, key.Public(), key)
+	if err != nil {
+		return err
+	}
+	check, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	return check.CheckSignatureFrom(cert)
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/fleetca/fleetca/internal/hsmtest"
 	"github.com/fleetca/fleetca/internal/keys"
 )
 
@@ -11,5 +12,12 @@ import (
 // guessing the passphrase takes.
 func TestMain(m *testing.M) {
 	keys.ScryptWorkFactor = 10
-	os.Exit(m.Run())
+	var cleanup func()
+	softHSMConf, cleanup = hsmtest.ProcessConfig()
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
 }
+
+// softHSMConf is the SoftHSM2 configuration of the tokens the tests open.
+var softHSMConf string

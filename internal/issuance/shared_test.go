@@ -41,7 +41,7 @@ func TestSharedCA(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			a, err := OpenShared(context.Background(), st, keys.ECDSAP256, "shared passphrase", nil)
+			a, err := OpenShared(context.Background(), st, Options{Algorithm: keys.ECDSAP256, Passphrase: "shared passphrase"})
 			if err != nil {
 				t.Error(err)
 			}
@@ -54,10 +54,10 @@ func TestSharedCA(t *testing.T) {
 			t.Fatal("replicas starting together made different CAs")
 		}
 	}
-	if _, err := OpenShared(context.Background(), st, keys.ECDSAP256, "wrong passphrase", nil); !errors.Is(err, keys.ErrWrongPassphrase) {
+	if _, err := OpenShared(context.Background(), st, Options{Algorithm: keys.ECDSAP256, Passphrase: "wrong passphrase"}); !errors.Is(err, keys.ErrWrongPassphrase) {
 		t.Fatalf("a wrong passphrase = %v", err)
 	}
-	if _, err := OpenShared(context.Background(), st, keys.ECDSAP256, "", nil); err == nil {
+	if _, err := OpenShared(context.Background(), st, Options{Algorithm: keys.ECDSAP256, Passphrase: ""}); err == nil {
 		t.Fatal("a shared CA without a passphrase was opened")
 	}
 }
@@ -83,14 +83,14 @@ func (k *memKeeper) StoreCA(_ context.Context, m *store.CAMaterial) (*store.CAMa
 // one, signed by its root, and keeps its root and issuing CA.
 func TestSharedCAGainsServerCA(t *testing.T) {
 	k := &memKeeper{}
-	a, err := OpenShared(context.Background(), k, keys.ECDSAP256, "pass", nil)
+	a, err := OpenShared(context.Background(), k, Options{Algorithm: keys.ECDSAP256, Passphrase: "pass"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	old := *k.m
 	old.ServerCACertPEM, old.ServerCAKeySealed = nil, nil
 	k.m = &old
-	b, err := OpenShared(context.Background(), k, keys.ECDSAP256, "pass", nil)
+	b, err := OpenShared(context.Background(), k, Options{Algorithm: keys.ECDSAP256, Passphrase: "pass"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -214,3 +214,8 @@ func SyncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// ErrUnavailable is the error of a signer whose keys are out of reach for
+// now (a token removed, its session lost): the request that needed it may
+// be tried again later. The key store tries to reach them again itself.
+var ErrUnavailable = errors.New("keys: the CA key is unavailable")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fleetca/fleetca/internal/apierr"
 	"github.com/fleetca/fleetca/internal/issuance"
+	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/policy"
 	"github.com/fleetca/fleetca/internal/provider"
 	"github.com/fleetca/fleetca/internal/store"
@@ -132,6 +133,11 @@ func internal(what string, err error) error {
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return apierr.New(apierr.ServiceUnavailable, "The service cannot reach its database now; retry later.")
+	}
+	if errors.Is(err, keys.ErrUnavailable) {
+		// The cause (which token, what it said) is the operator's: logged,
+		// never sent.
+		return apierr.Wrap(apierr.ServiceUnavailable, err, "The service cannot reach its CA key now; retry later.")
 	}
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err

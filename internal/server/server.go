@@ -21,6 +21,7 @@ import (
 	"github.com/fleetca/fleetca/internal/iotapi"
 	"github.com/fleetca/fleetca/internal/issuance"
 	"github.com/fleetca/fleetca/internal/keys"
+	"github.com/fleetca/fleetca/internal/keys/token"
 	"github.com/fleetca/fleetca/internal/mqttapi"
 	"github.com/fleetca/fleetca/internal/pkiweb"
 	"github.com/fleetca/fleetca/internal/provider/lambda"
@@ -45,6 +46,7 @@ type Server struct {
 	debug     *http.Server // the profiler, when DebugAddr is set
 	debugAddr string
 	keyPool   *issuance.KeyPool // nil unless --key-pool
+	token     *token.Token      // the CA keys' PKCS#11 token; nil unless --ca-key-uri
 	// revocation keeps the CRL and answers OCSP; Start runs its refresh
 	// loop until Shutdown calls stopRevocation and waits for revocationDone.
 	revocation     *revocation.Service
@@ -94,11 +96,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			}
 		}()
 	}
+	caKeys := issuance.Options{Algorithm: keys.Algorithm(cfg.CAKeyAlgorithm), Passphrase: passphrase}
+	tok, err := openToken(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if tok != nil {
+		caKeys.Token = tok
+		defer func() {
+			if err != nil {
+				tok.Close()
+			}
+		}()
+	}
 	metrics := telemetry.New()
 	// The API counts the requests it is serving; the store's writer reads
 	// the count to decide when to gather writes into one commit.
 	serving := new(atomic.Int64)
-	st, authority, err := openStoreAndCA(ctx, cfg, passphrase, log,
+	st, authority, err := openStoreAndCA(ctx, cfg, caKeys, log,
 		sqlstore.WithWriteTimeout(cfg.DatabaseTimeout),
 		sqlstore.WithCommitObserver(metrics.ObserveCommit),
 		sqlstore.WithLoad(func() int { return int(serving.Load()) }))
@@ -167,7 +182,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err := rev.Refresh(ctx); err != nil {
 		return nil, fmt.Errorf("revocation: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool, lock: lock, revocation: rev}
+	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool, lock: lock, revocation: rev, token: tok}
 	if err := s.bootstrapAccount(ctx); err != nil {
 		return nil, err
 	}
@@ -248,14 +263,13 @@ func routes(public map[string]http.Handler, pki http.Handler, api http.Handler) 
 // openStoreAndCA opens the database and the CA. With SQLite the CA lives in
 // the data directory; with PostgreSQL it lives, sealed, in the database, so
 // every replica signs with the one CA that the first replica created.
-func openStoreAndCA(ctx context.Context, cfg config.Config, passphrase string, log *slog.Logger, opts ...sqlstore.Option) (*sqlstore.Store, *issuance.Authority, error) {
-	alg := keys.Algorithm(cfg.CAKeyAlgorithm)
+func openStoreAndCA(ctx context.Context, cfg config.Config, caKeys issuance.Options, log *slog.Logger, opts ...sqlstore.Option) (*sqlstore.Store, *issuance.Authority, error) {
 	if cfg.Database == "" {
 		st, err := sqlstore.OpenSQLite(ctx, cfg.DatabasePath(), opts...)
 		if err != nil {
 			return nil, nil, err
 		}
-		authority, err := openLocalCA(ctx, cfg, st, alg, passphrase, log)
+		authority, err := openLocalCA(ctx, cfg, st, caKeys, log)
 		if err != nil {
 			st.Close()
 			return nil, nil, err
@@ -266,7 +280,7 @@ func openStoreAndCA(ctx context.Context, cfg config.Config, passphrase string, l
 	if err != nil {
 		return nil, nil, err
 	}
-	authority, err := issuance.OpenShared(ctx, st, alg, passphrase, nil)
+	authority, err := issuance.OpenShared(ctx, st, caKeys)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -280,7 +294,7 @@ func openStoreAndCA(ctx context.Context, cfg config.Config, passphrase string, l
 // its ca/ directory, or a server started in another directory, would
 // otherwise get a brand-new CA, and every certificate it holds would stop
 // chaining.
-func openLocalCA(ctx context.Context, cfg config.Config, st *sqlstore.Store, alg keys.Algorithm, passphrase string, log *slog.Logger) (*issuance.Authority, error) {
+func openLocalCA(ctx context.Context, cfg config.Config, st *sqlstore.Store, caKeys issuance.Options, log *slog.Logger) (*issuance.Authority, error) {
 	pinned, err := st.PinnedRoot(ctx)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -303,8 +317,8 @@ func openLocalCA(ctx context.Context, cfg config.Config, st *sqlstore.Store, alg
 		}
 	}
 	caDir, dbPath := absolute(cfg.CADir()), absolute(cfg.DatabasePath())
-	authority, err := issuance.Open(issuance.Options{Dir: cfg.CADir(), Algorithm: alg, Passphrase: passphrase,
-		MustExist: pinned != "" || certified})
+	caKeys.Dir, caKeys.MustExist = cfg.CADir(), pinned != "" || certified
+	authority, err := issuance.Open(caKeys)
 	if errors.Is(err, issuance.ErrNoCA) {
 		return nil, fmt.Errorf("the database %s belongs to a CA (it holds certificates or sealed secrets, or records the CA's root), but the CA directory %s is missing: "+
 			"restore it from the backup the database came from (or start in the data directory that has it); "+
@@ -502,6 +516,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.keyPool.Close()
 	}
 	errs = append(errs, s.store.Close())
+	if s.token != nil {
+		errs = append(errs, s.token.Close())
+	}
 	if s.lock != nil {
 		// Last: the next server may open the directory once the store is
 		// closed.

@@ -6,8 +6,10 @@ import "context"
 // replica signs with the same CA. The keys are sealed by the caller before
 // they reach the store.
 type CAMaterial struct {
-	RootCertPEM      []byte
-	IssuingCertPEM   []byte
+	RootCertPEM    []byte
+	IssuingCertPEM []byte
+	// The keys, sealed; all three empty when they live in a PKCS#11 token
+	// every replica reaches, which the certificates' public keys name.
 	RootKeySealed    []byte
 	IssuingKeySealed []byte
 	// The server CA signs the MQTT endpoint's certificate and nothing else.
@@ -18,8 +20,14 @@ type CAMaterial struct {
 
 // Complete reports whether m holds every part of the CA.
 func (m *CAMaterial) Complete() bool {
-	return len(m.RootCertPEM) > 0 && len(m.IssuingCertPEM) > 0 && len(m.RootKeySealed) > 0 && len(m.IssuingKeySealed) > 0 &&
-		len(m.ServerCACertPEM) > 0 && len(m.ServerCAKeySealed) > 0
+	certs := len(m.RootCertPEM) > 0 && len(m.IssuingCertPEM) > 0 && len(m.ServerCACertPEM) > 0
+	return certs && (m.KeysSealed() || len(m.RootKeySealed)+len(m.IssuingKeySealed)+len(m.ServerCAKeySealed) == 0)
+}
+
+// KeysSealed reports whether m holds its keys, sealed, rather than naming
+// keys kept in a token.
+func (m *CAMaterial) KeysSealed() bool {
+	return len(m.RootKeySealed) > 0 && len(m.IssuingKeySealed) > 0 && len(m.ServerCAKeySealed) > 0
 }
 
 // CAKeeper keeps the CA material of replicas that share a database.
