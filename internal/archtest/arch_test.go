@@ -32,6 +32,7 @@ var layer = map[string]int{
 	"internal/policy":          1,
 	"internal/template":        1,
 	"internal/keys":            1,
+	"internal/audit":           1,
 	"internal/keys/token":      2,
 	"internal/store":           1,
 	"internal/netlimit":        1,
@@ -110,7 +111,7 @@ var rules = []rule{
 // rules and must not know HTTP or MQTT, so that a rule is the same whichever
 // front end asks.
 var domain = []string{
-	"internal/iot", "internal/apierr", "internal/pki", "internal/policy", "internal/template", "internal/keys", "internal/store",
+	"internal/iot", "internal/apierr", "internal/pki", "internal/policy", "internal/template", "internal/keys", "internal/audit", "internal/store",
 	"internal/issuance", "internal/provider", "internal/registry", "internal/config", "internal/revocation",
 }
 

@@ -56,6 +56,8 @@ type Config struct {
 	// CAKeyPIN is its user PIN when the URI names no pin-source file.
 	CAKeyURI string
 	CAKeyPIN string
+	// AuditLog is a file every signature's audit record is appended to.
+	AuditLog string
 	// CAKeyAlgorithm is the key type of a CA created on first start.
 	CAKeyAlgorithm string
 	// LambdaEndpoint overrides the Lambda Invoke API endpoint that certificate

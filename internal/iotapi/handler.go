@@ -25,6 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/sigv4"
@@ -193,7 +194,7 @@ func (h *Handler) serve(op operation) http.Handler {
 		}()
 		ctx, cancel := context.WithTimeout(r.Context(), h.requestTimeout)
 		defer cancel()
-		out, err := h.run(op, w, r.WithContext(ctx), &account)
+		out, err := h.run(op, w, r.WithContext(ctx), requestID, &account)
 		if err != nil {
 			if ctxErr := r.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 				// The client went away: no one reads an answer, and it is
@@ -257,7 +258,7 @@ const maxBodyTimeout = 10 * time.Second
 // is read and the signature checked before the request takes an in-flight
 // slot, so that clients that cannot sign, however slow, never crowd out
 // those that can.
-func (h *Handler) run(op operation, w http.ResponseWriter, r *http.Request, account *string) (any, error) {
+func (h *Handler) run(op operation, w http.ResponseWriter, r *http.Request, requestID string, account *string) (any, error) {
 	if r.ContentLength > MaxBodyBytes {
 		return nil, tooLarge()
 	}
@@ -302,6 +303,9 @@ func (h *Handler) run(op operation, w http.ResponseWriter, r *http.Request, acco
 	if !h.allow(id.AccountID) {
 		return nil, throttled()
 	}
+	// Whatever this request has signed is recorded as asked by this key.
+	r = r.WithContext(audit.WithRequester(r.Context(), audit.Requester{Account: id.AccountID, Region: id.Region,
+		Operation: op.name, AccessKeyID: id.AccessKeyID, RequestID: requestID}))
 	c := &call{r: r, body: body, query: r.URL.Query(), scope: iot.Scope{AccountID: id.AccountID, Region: id.Region}}
 	return op.handle(c)
 }

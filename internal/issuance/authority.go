@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/store"
@@ -136,6 +137,22 @@ type Authority struct {
 	// the registry name it.
 	issuerID   string
 	revocation revocationPointers
+	// auditor records every signature; nil records none.
+	auditor Auditor
+}
+
+// Auditor records signatures (audit.Log is one). Write returns only once
+// the record is kept; an error fails the signature's request.
+type Auditor interface {
+	Write(ctx context.Context, r audit.Record) error
+}
+
+// WithAuditor returns an Authority that records every signature it makes,
+// or fails to make, with au before returning it.
+func (a *Authority) WithAuditor(au Auditor) *Authority {
+	c := *a
+	c.auditor = au
+	return &c
 }
 
 // Open loads the CA in opts.Dir, creating a new root and issuing CA there when

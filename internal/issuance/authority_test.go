@@ -109,7 +109,7 @@ func TestProfilesLintClean(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			server, err := a.IssueServerCertificate([]string{"localhost", "127.0.0.1"})
+			server, err := a.IssueServerCertificate(context.Background(), []string{"localhost", "127.0.0.1"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,7 +183,7 @@ func TestDeviceProfile(t *testing.T) {
 
 func TestServerCertificate(t *testing.T) {
 	a, _ := openTemp(t, keys.ECDSAP256)
-	cert, err := a.IssueServerCertificate([]string{"mqtt.example.com", "127.0.0.1"})
+	cert, err := a.IssueServerCertificate(context.Background(), []string{"mqtt.example.com", "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestServerCertificate(t *testing.T) {
 	if cert.Leaf.CheckSignatureFrom(a.Issuing()) == nil {
 		t.Error("the server certificate comes from the devices' issuing CA")
 	}
-	if _, err := a.IssueServerCertificate(nil); err == nil {
+	if _, err := a.IssueServerCertificate(context.Background(), nil); err == nil {
 		t.Error("a server certificate without host names was issued")
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetca/fleetca/internal/audit"
+	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/pki"
 )
 
@@ -56,8 +58,16 @@ func (a *Authority) IssueForCSR(ctx context.Context, csr *x509.CertificateReques
 		// An empty subject would need a critical SAN; use AWS's default instead.
 		tmpl.Subject = defaultSubject
 	}
-	return a.issue(ctx, tmpl, csr.PublicKey)
+	return a.issue(ctx, tmpl, csr.PublicKey, ProfileDeviceCSR)
 }
+
+// The profiles, as audit records name them.
+const (
+	ProfileDeviceCSR = "device-csr"
+	ProfileDeviceKey = "device-key"
+	ProfileClaim     = "claim"
+	ProfileServer    = "server"
+)
 
 // IssueForKey signs a certificate for a public key fleetca generated, with the
 // subject AWS IoT uses for such keys.
@@ -67,7 +77,7 @@ func (a *Authority) IssueForKey(ctx context.Context, pub crypto.PublicKey) (*Iss
 	}
 	tmpl := a.deviceTemplate()
 	tmpl.Subject = defaultSubject
-	return a.issue(ctx, tmpl, pub)
+	return a.issue(ctx, tmpl, pub, ProfileDeviceKey)
 }
 
 // ClaimValidity is how long a provisioning claim certificate is valid, as
@@ -89,7 +99,7 @@ func (a *Authority) IssueClaim(ctx context.Context, pub crypto.PublicKey) (*Issu
 	tmpl := a.deviceTemplate()
 	tmpl.NotAfter = tmpl.NotBefore.Add(backdate + ClaimValidity)
 	tmpl.Subject = pkix.Name{CommonName: hex.EncodeToString(cn)}
-	return a.issue(ctx, tmpl, pub)
+	return a.issue(ctx, tmpl, pub, ProfileClaim)
 }
 
 func (a *Authority) deviceTemplate() *x509.Certificate {
@@ -112,18 +122,65 @@ func (a *Authority) deviceTemplate() *x509.Certificate {
 	}
 }
 
-func (a *Authority) issue(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey) (*Issued, error) {
-	// The key is in memory, so signing cannot be interrupted; it is not
-	// started for a request that has already ended.
+func (a *Authority) issue(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey, profile string) (*Issued, error) {
+	// Signing cannot be interrupted once begun (crypto.Signer takes no
+	// context); it is not started for a request that has already ended.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	der, err := sign(tmpl, a.issuing, pub, a.signer)
+	der, err := a.signCertificate(ctx, tmpl, a.issuing, a.issuerID, pub, a.signer, profile)
 	if err != nil {
 		return nil, err
 	}
 	return &Issued{DER: der, NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter,
 		IssuerID: a.issuerID, Serial: tmpl.SerialNumber.Text(16)}, nil
+}
+
+// signCertificate signs tmpl for pub with the CA parent (whose certificate
+// ID is issuerID) and records the signature, or its failure, in the audit
+// log before anyone sees the certificate: a record that cannot be written
+// fails the issuance.
+func (a *Authority) signCertificate(ctx context.Context, tmpl, parent *x509.Certificate, issuerID string, pub crypto.PublicKey, signer crypto.Signer, profile string) ([]byte, error) {
+	der, err := sign(tmpl, parent, pub, signer)
+	if a.auditor == nil {
+		return der, err
+	}
+	rec := audit.Record{Time: a.now().UTC(), Object: audit.Certificate, Profile: profile, Issuer: issuerID,
+		Subject: subjectString(tmpl), NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter,
+		Requester: audit.RequesterOf(ctx), Outcome: audit.Signed}
+	for _, ip := range tmpl.IPAddresses {
+		rec.SANs = append(rec.SANs, "IP:"+ip.String())
+	}
+	for _, name := range tmpl.DNSNames {
+		rec.SANs = append(rec.SANs, "DNS:"+name)
+	}
+	if tmpl.SerialNumber != nil {
+		rec.Serial = tmpl.SerialNumber.Text(16)
+	}
+	if err != nil {
+		rec.Outcome, rec.Reason = audit.Failed, err.Error()
+		return nil, errors.Join(err, a.auditor.Write(ctx, rec))
+	}
+	rec.CertificateID = iot.CertificateID(der)
+	if err := a.auditor.Write(ctx, rec); err != nil {
+		return nil, err
+	}
+	return der, nil
+}
+
+// subjectString is tmpl's subject as RFC 4514 text: the raw subject a CSR
+// asked for, or the one set.
+func subjectString(tmpl *x509.Certificate) string {
+	if tmpl.RawSubject == nil {
+		return tmpl.Subject.String()
+	}
+	var rdns pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(tmpl.RawSubject, &rdns); err != nil || len(rest) > 0 {
+		return ""
+	}
+	var name pkix.Name
+	name.FillFromRDNSequence(&rdns)
+	return name.String()
 }
 
 // subjectKeyID is the SHA-1 of the subjectPublicKey bits (RFC 5280 4.2.1.2,
@@ -158,7 +215,7 @@ const serverCertValidity = 397 * 24 * time.Hour
 // for the host names (DNS names or IP addresses) and the account-specific
 // names below each DNS name, signed by the server CA, for fleetca's own MQTT
 // endpoint.
-func (a *Authority) IssueServerCertificate(hosts []string) (tls.Certificate, error) {
+func (a *Authority) IssueServerCertificate(ctx context.Context, hosts []string) (tls.Certificate, error) {
 	if len(hosts) == 0 {
 		return tls.Certificate{}, errors.New("issuance: a server certificate needs at least one host name")
 	}
@@ -187,7 +244,7 @@ func (a *Authority) IssueServerCertificate(hosts []string) (tls.Certificate, err
 			tmpl.DNSNames = append(tmpl.DNSNames, "*."+h)
 		}
 	}
-	der, err := sign(tmpl, a.serverCA, &key.PublicKey, a.serverSigner)
+	der, err := a.signCertificate(ctx, tmpl, a.serverCA, iot.CertificateID(a.serverCA.Raw), &key.PublicKey, a.serverSigner, ProfileServer)
 	if err != nil {
 		return tls.Certificate{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/pki"
 )
 
@@ -61,12 +63,32 @@ func (a *Authority) SignCRL(ctx context.Context, number int64, thisUpdate, nextU
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 		Number:                    big.NewInt(number),
 		ThisUpdate:                thisUpdate,
 		NextUpdate:                nextUpdate,
 		RevokedCertificateEntries: entries,
 	}, a.issuing, a.signer)
+	if err := a.recordSignature(ctx, audit.Record{Object: audit.CRL, CRLNumber: number, Entries: len(entries),
+		NotBefore: thisUpdate, NotAfter: nextUpdate}, err); err != nil {
+		return nil, err
+	}
+	return der, nil
+}
+
+// recordSignature completes rec (time, issuer, requester, outcome from
+// err) and writes it; the error is err, or the audit log's if the record
+// could not be written.
+func (a *Authority) recordSignature(ctx context.Context, rec audit.Record, err error) error {
+	if a.auditor == nil {
+		return err
+	}
+	rec.Time, rec.Issuer, rec.Requester, rec.Outcome = a.now().UTC(), a.issuerID, audit.RequesterOf(ctx), audit.Signed
+	if err != nil {
+		rec.Outcome, rec.Reason = audit.Failed, err.Error()
+		return errors.Join(err, a.auditor.Write(ctx, rec))
+	}
+	return a.auditor.Write(ctx, rec)
 }
 
 // SignOCSP signs an OCSP answer about a certificate of the issuing CA. The
@@ -76,5 +98,15 @@ func (a *Authority) SignOCSP(ctx context.Context, r ocsp.Response) ([]byte, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return ocsp.CreateResponse(a.issuing, a.issuing, r, a.signer)
+	der, err := ocsp.CreateResponse(a.issuing, a.issuing, r, a.signer)
+	rec := audit.Record{Object: audit.OCSP, Status: ocspStatus[r.Status], NotBefore: r.ThisUpdate, NotAfter: r.NextUpdate}
+	if r.SerialNumber != nil {
+		rec.Serial = r.SerialNumber.Text(16)
+	}
+	if err := a.recordSignature(ctx, rec, err); err != nil {
+		return nil, err
+	}
+	return der, nil
 }
+
+var ocspStatus = map[int]string{ocsp.Good: "good", ocsp.Revoked: "revoked", ocsp.Unknown: "unknown"}

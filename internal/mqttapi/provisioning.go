@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/pki"
 	"github.com/fleetca/fleetca/internal/policy"
@@ -148,6 +149,9 @@ func (h *hook) serve(cl *mqtt.Client, sess *session, op operation, payload []byt
 }
 
 func (h *hook) handle(ctx context.Context, sess *session, op operation, payload []byte) (any, error) {
+	// Whatever this request has signed is recorded as asked by this device.
+	ctx = audit.WithRequester(ctx, audit.Requester{Account: sess.scope.AccountID, Region: sess.scope.Region,
+		Operation: op.name, CertificateID: sess.certificateID, ClientID: sess.clientID})
 	switch op.name {
 	case "CreateKeysAndCertificate":
 		// The request has no members; anything decodable, or nothing, will do.

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/revocation"
 )
 
@@ -114,7 +115,7 @@ func (h *Handler) ocspPost(w http.ResponseWriter, r *http.Request) {
 	} else if err != nil {
 		return
 	}
-	h.ocspAnswer(w, r, h.rev.Respond(r.Context(), body), false)
+	h.ocspAnswer(w, r, h.rev.Respond(ocspRequester(r), body), false)
 }
 
 func (h *Handler) ocspGet(w http.ResponseWriter, r *http.Request, encoded string) {
@@ -130,7 +131,7 @@ func (h *Handler) ocspGet(w http.ResponseWriter, r *http.Request, encoded string
 			}
 		}
 	}
-	h.ocspAnswer(w, r, h.rev.Respond(r.Context(), req), true)
+	h.ocspAnswer(w, r, h.rev.Respond(ocspRequester(r), req), true)
 }
 
 func (h *Handler) ocspAnswer(w http.ResponseWriter, r *http.Request, a revocation.Answer, cacheable bool) {
@@ -157,4 +158,10 @@ func (h *Handler) cacheHeaders(w http.ResponseWriter, nextUpdate time.Time) {
 	}
 	w.Header().Set("Cache-Control", "public, no-transform, must-revalidate, max-age="+strconv.Itoa(int(age/time.Second)))
 	w.Header().Set("Expires", h.now().Add(age).UTC().Format(http.TimeFormat))
+}
+
+// ocspRequester is r's context naming its client, anonymous as OCSP
+// clients are, for the audit record of an answer signed for it.
+func ocspRequester(r *http.Request) context.Context {
+	return audit.WithRequester(r.Context(), audit.Requester{Operation: "OCSP", Remote: r.RemoteAddr})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/pki"
 	"github.com/fleetca/fleetca/internal/provider"
@@ -87,12 +88,17 @@ func (s *Service) CreateDeviceCertificateFromCSR(ctx context.Context, scope iot.
 	der, err := s.signer.Sign(ctx, provider.Request{
 		FunctionARN: p.LambdaFunctionARN, AccountID: scope.AccountID, CSRPEM: in.CSRPEM, PrincipalID: in.PrincipalID, ClientID: in.ClientID,
 	}, csr.PublicKey)
+	var leaf *x509.Certificate
+	if err == nil {
+		if leaf, err = x509.ParseCertificate(der); err != nil {
+			err = provider.Errorf(provider.MalformedAnswer, err, "the certificate does not parse")
+		}
+	}
+	if auditErr := s.recordProviderSignature(ctx, p.LambdaFunctionARN, leaf, err); auditErr != nil {
+		return nil, internal("recording the provider's signature", auditErr)
+	}
 	if err != nil {
 		return nil, providerFailure(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, providerFailure(provider.Errorf(provider.MalformedAnswer, err, "the certificate does not parse"))
 	}
 	c := s.issuedCertificate(scope, leaf.Raw, leaf.NotBefore.UTC(), leaf.NotAfter.UTC(), iot.StatusPendingActivation)
 	// A certificate from one of the scope's registered CAs belongs to it, as
@@ -148,4 +154,26 @@ func tokenHash(token string) string {
 func (s *Service) ExpireProvisioningTokens(ctx context.Context, now time.Time) ([]iot.Certificate, error) {
 	deleted, err := s.store.ExpireProvisioningTokens(ctx, now)
 	return deleted, internal("expiring ownership tokens", err)
+}
+
+// recordProviderSignature writes the audit record of a certificate a
+// provider's function signed (leaf), or refused or failed to sign (err).
+func (s *Service) recordProviderSignature(ctx context.Context, functionARN string, leaf *x509.Certificate, err error) error {
+	if s.auditor == nil {
+		return nil
+	}
+	rec := audit.Record{Time: s.now().UTC(), Object: audit.Certificate, Profile: "provider", Issuer: functionARN,
+		Requester: audit.RequesterOf(ctx), Outcome: audit.Signed}
+	var pe *provider.Error
+	switch {
+	case errors.As(err, &pe) && pe.Failure == provider.CSRRejected:
+		rec.Outcome, rec.Reason = audit.Refused, err.Error()
+	case err != nil:
+		rec.Outcome, rec.Reason = audit.Failed, err.Error()
+	default:
+		rec.CertificateID, rec.Serial, rec.Subject = iot.CertificateID(leaf.Raw), leaf.SerialNumber.Text(16), leaf.Subject.String()
+		rec.NotBefore, rec.NotAfter = leaf.NotBefore.UTC(), leaf.NotAfter.UTC()
+		rec.SANs = append(rec.SANs, leaf.DNSNames...)
+	}
+	return s.auditor.Write(ctx, rec)
 }

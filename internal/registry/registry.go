@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fleetca/fleetca/internal/apierr"
+	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/issuance"
 	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/policy"
@@ -38,6 +39,11 @@ type Store interface {
 	store.Changes
 	store.ProvisioningTemplates
 	store.Provisioning
+}
+
+// Auditor records signatures; audit.Log is one.
+type Auditor interface {
+	Write(ctx context.Context, r audit.Record) error
 }
 
 // Authority signs certificates; *issuance.Authority is one.
@@ -69,6 +75,9 @@ type Options struct {
 	// NewDeviceKey makes the keys of CreateKeysAndCertificate; nil means
 	// issuance.GenerateDeviceKey.
 	NewDeviceKey func() (*rsa.PrivateKey, error)
+	// Auditor records the certificates certificate providers sign (fleetca's
+	// own signatures are recorded by the Authority); nil records none.
+	Auditor Auditor
 	// Signer asks certificate providers to sign device CSRs; nil refuses
 	// device CSRs of accounts that have a provider.
 	Signer provider.Signer
@@ -94,6 +103,7 @@ type Service struct {
 	store        Store
 	authority    Authority
 	signer       provider.Signer
+	auditor      Auditor
 	hooks        provider.Hooks
 	crossAccount map[string][]string
 	secrets      SecretSealer
@@ -107,7 +117,7 @@ type Service struct {
 
 // New returns a Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, hooks: opts.Hooks, crossAccount: opts.CrossAccountProviders, secrets: opts.Secrets, newDeviceKey: opts.NewDeviceKey, now: opts.Now,
+	s := &Service{store: opts.Store, authority: opts.Authority, signer: opts.Signer, auditor: opts.Auditor, hooks: opts.Hooks, crossAccount: opts.CrossAccountProviders, secrets: opts.Secrets, newDeviceKey: opts.NewDeviceKey, now: opts.Now,
 		notices: make(chan struct{}, 1)}
 	s.compiled.parse = func(doc string) (*policy.Policy, error) { return policy.Parse([]byte(doc)) }
 	s.templates.parse = template.Parse

@@ -32,6 +32,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 	"golang.org/x/time/rate"
 
+	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/store"
 )
@@ -271,7 +272,9 @@ func (s *Service) Refresh(ctx context.Context) error {
 	}
 	next.Number = max(stored+1, served+1, now.UnixMilli())
 	next.NextUpdate = next.ThisUpdate.Add(s.opts.CRLValidity)
-	if next.DER, err = s.opts.Signer.SignCRL(ctx, next.Number, next.ThisUpdate, next.NextUpdate, entries); err != nil {
+	// A CRL is fleetca's own doing, whichever request changed a status.
+	signing := audit.WithRequester(ctx, audit.Requester{Operation: "RefreshCRL"})
+	if next.DER, err = s.opts.Signer.SignCRL(signing, next.Number, next.ThisUpdate, next.NextUpdate, entries); err != nil {
 		return fmt.Errorf("signing CRL %d: %w", next.Number, err)
 	}
 	if err := s.opts.Store.SaveCRL(ctx, next, stored); errors.Is(err, store.ErrConflict) {

@@ -1155,6 +1155,25 @@ func TestProvisioningProviderRegisterThing(t *testing.T) {
 	if leaf.CheckSignatureFrom(pca.Cert) != nil {
 		t.Fatalf("issued by %s, not signed by the provider's CA", leaf.Issuer)
 	}
+	// The provider's signature has its audit record, asked by the claim.
+	var recorded bool
+	for _, line := range strings.Split(ts.logs.String(), "\n") {
+		var r struct {
+			Msg, Profile, Issuer, Outcome string
+			CertificateID                 string `json:"certificate_id"`
+			Requester                     struct {
+				Operation string
+				Device    string `json:"device_certificate_id"`
+			}
+		}
+		if json.Unmarshal([]byte(line), &r) == nil && r.Msg == "audit" && r.Profile == "provider" {
+			recorded = r.Issuer == provHookARN("signer") && r.Outcome == "signed" && r.CertificateID == kp.id &&
+				r.Requester.Operation == "CreateCertificateFromCsr" && r.Requester.Device == claim.id
+		}
+	}
+	if !recorded {
+		t.Error("no audit record of the provider's signature, asked by the claim")
+	}
 	status, desc := describeStatus(t, c, kp.id)
 	if status != types.CertificateStatusPendingActivation || desc.CertificateMode != types.CertificateModeSniOnly {
 		t.Fatalf("the provider's certificate is %s %s", status, desc.CertificateMode)

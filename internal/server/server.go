@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/iotapi"
 	"github.com/fleetca/fleetca/internal/issuance"
@@ -47,6 +48,7 @@ type Server struct {
 	debugAddr string
 	keyPool   *issuance.KeyPool // nil unless --key-pool
 	token     *token.Token      // the CA keys' PKCS#11 token; nil unless --ca-key-uri
+	audit     *audit.Log        // records every signature
 	// revocation keeps the CRL and answers OCSP; Start runs its refresh
 	// loop until Shutdown calls stopRevocation and waits for revocationDone.
 	revocation     *revocation.Service
@@ -124,6 +126,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		st.Close()
 		return nil, err
 	}
+	auditLog, err := audit.New(log.Handler(), cfg.AuditLog)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			auditLog.Close()
+		}
+	}()
+	authority = authority.WithAuditor(auditLog)
 	if cfg.PublicURL != "" && cfg.TLSCert != "" {
 		log.Warn("certificates point at the CRL and OCSP over plain HTTP (--public-url), but this server serves HTTPS only: "+
 			"put a plain-HTTP proxy in front of /crl and /ocsp at that URL", "public_url", cfg.PublicURL)
@@ -145,7 +158,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, err
 	}
-	regOpts := registry.Options{Store: st, Authority: authority, Signer: invoker, Hooks: invoker, CrossAccountProviders: crossAccount}
+	regOpts := registry.Options{Store: st, Authority: authority, Auditor: auditLog, Signer: invoker, Hooks: invoker, CrossAccountProviders: crossAccount}
 	box, err := secretBox(passphrase, authority.Root())
 	if err != nil {
 		return nil, err
@@ -182,7 +195,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err := rev.Refresh(ctx); err != nil {
 		return nil, fmt.Errorf("revocation: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool, lock: lock, revocation: rev, token: tok}
+	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool, lock: lock, revocation: rev, token: tok, audit: auditLog}
 	if err := s.bootstrapAccount(ctx); err != nil {
 		return nil, err
 	}
@@ -205,7 +218,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	})
 	budget := connectionBudget()
 	if cfg.MQTTAddr != "" {
-		cert, err := authority.IssueServerCertificate(cfg.MQTTHostList())
+		cert, err := authority.IssueServerCertificate(audit.WithRequester(ctx, audit.Requester{Operation: "StartMQTTEndpoint"}), cfg.MQTTHostList())
 		if err != nil {
 			return nil, err
 		}
@@ -519,6 +532,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.token != nil {
 		errs = append(errs, s.token.Close())
 	}
+	// After everything that signs has stopped.
+	errs = append(errs, s.audit.Close())
 	if s.lock != nil {
 		// Last: the next server may open the directory once the store is
 		// closed.
