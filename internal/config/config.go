@@ -58,6 +58,9 @@ type Config struct {
 	CAKeyPIN string
 	// AuditLog is a file every signature's audit record is appended to.
 	AuditLog string
+	// LintEachCertificate lints every certificate before signing, not
+	// each profile once.
+	LintEachCertificate bool
 	// CAKeyAlgorithm is the key type of a CA created on first start.
 	CAKeyAlgorithm string
 	// LambdaEndpoint overrides the Lambda Invoke API endpoint that certificate

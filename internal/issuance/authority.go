@@ -139,12 +139,23 @@ type Authority struct {
 	revocation revocationPointers
 	// auditor records every signature; nil records none.
 	auditor Auditor
+	// linter checks every certificate before the CA key signs it.
+	linter *linter
 }
 
 // Auditor records signatures (audit.Log is one). Write returns only once
 // the record is kept; an error fails the signature's request.
 type Auditor interface {
 	Write(ctx context.Context, r audit.Record) error
+}
+
+// WithLinting returns an Authority that lints certificates with lints
+// before signing them, as mode says, counting refusals with observer
+// (which may be nil). An Authority made by Open lints nothing until then.
+func (a *Authority) WithLinting(lints Linter, mode LintMode, observer LintObserver) *Authority {
+	c := *a
+	c.linter = newLinter(lints, mode, observer)
+	return &c
 }
 
 // WithAuditor returns an Authority that records every signature it makes,
@@ -623,11 +634,15 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 
 // sign fills in the serial number and subject key identifier and signs.
 func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) ([]byte, error) {
-	serial, err := newSerial(tmpl.NotBefore)
-	if err != nil {
-		return nil, err
+	if tmpl.SerialNumber == nil {
+		// Set already when a linting certificate was made from tmpl: the
+		// certificate signed is the one linted.
+		serial, err := newSerial(tmpl.NotBefore)
+		if err != nil {
+			return nil, err
+		}
+		tmpl.SerialNumber = serial
 	}
-	tmpl.SerialNumber = serial
 	if tmpl.SubjectKeyId == nil {
 		ski, err := subjectKeyID(pub)
 		if err != nil {

@@ -10,14 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
-
-	zx509 "github.com/zmap/zcrypto/x509"
-	"github.com/zmap/zlint/v3"
-	"github.com/zmap/zlint/v3/lint"
 
 	"github.com/fleetca/fleetca/internal/keys"
 )
@@ -32,43 +27,15 @@ func openTemp(t testing.TB, alg keys.Algorithm) (*Authority, string) {
 	return a, dir
 }
 
-// lintRegistry holds the zlint lints that apply to fleetca's certificates: the
-// RFC sources (RFC 5280 and the algorithm RFCs) and the community lints. The
-// policies of the Web PKI root stores and the CA/Browser Forum are left out on
-// purpose: fleetca is a private device PKI following the AWS IoT profile, whose
-// certificates have no SAN, no CRL or OCSP pointers unless --public-url
-// asks for them, and expire in 2049,
-// all of which those policies forbid for publicly trusted TLS servers.
-func lintRegistry(t *testing.T) lint.Registry {
+// lintProblems lints der as lint-before-sign does, warnings included: the
+// normal profiles are held to those too.
+func lintProblems(t *testing.T, der []byte) []string {
 	t.Helper()
-	reg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: lint.SourceList{
-		lint.RFC3279, lint.RFC5280, lint.RFC5480, lint.RFC5891, lint.RFC8813, lint.Community,
-	}})
+	found, err := newLints(t, true).Lint(der)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(reg.Names()); n < 100 {
-		t.Fatalf("only %d lints selected; the filter is wrong", n)
-	}
-	return reg
-}
-
-func lintProblems(t *testing.T, reg lint.Registry, der []byte) []string {
-	t.Helper()
-	c, err := zx509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	results := zlint.LintCertificateEx(c, reg)
-	var problems []string
-	for name, r := range results.Results {
-		if r.Status < lint.Warn {
-			continue
-		}
-		problems = append(problems, name+": "+r.Status.String()+" "+r.Details)
-	}
-	sort.Strings(problems)
-	return problems
+	return found
 }
 
 func TestProfilesLintClean(t *testing.T) {
@@ -87,7 +54,6 @@ func TestProfilesLintClean(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reg := lintRegistry(t)
 			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			if err != nil {
 				t.Fatal(err)
@@ -131,7 +97,7 @@ func TestProfilesLintClean(t *testing.T) {
 				"root": a.Root().Raw, "issuing": a.Issuing().Raw, "server CA": a.ServerCA().Raw, "from CSR": fromCSR.DER, "for key": forKey.DER,
 				"MQTT server": server.Certificate[0], "provisioning claim": claim.DER,
 			} {
-				if p := lintProblems(t, reg, der); len(p) > 0 {
+				if p := lintProblems(t, der); len(p) > 0 {
 					t.Errorf("%s certificate: zlint findings:\n%v", name, p)
 				}
 			}

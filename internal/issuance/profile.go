@@ -141,7 +141,12 @@ func (a *Authority) issue(ctx context.Context, tmpl *x509.Certificate, pub crypt
 // log before anyone sees the certificate: a record that cannot be written
 // fails the issuance.
 func (a *Authority) signCertificate(ctx context.Context, tmpl, parent *x509.Certificate, issuerID string, pub crypto.PublicKey, signer crypto.Signer, profile string) ([]byte, error) {
-	der, err := sign(tmpl, parent, pub, signer)
+	lintErr := a.linter.check(tmpl, parent, issuerID, pub, profile)
+	var der []byte
+	err := lintErr
+	if err == nil {
+		der, err = sign(tmpl, parent, pub, signer)
+	}
 	if a.auditor == nil {
 		return der, err
 	}
@@ -159,6 +164,9 @@ func (a *Authority) signCertificate(ctx context.Context, tmpl, parent *x509.Cert
 	}
 	if err != nil {
 		rec.Outcome, rec.Reason = audit.Failed, err.Error()
+		if lintErr != nil {
+			rec.Outcome = audit.Refused
+		}
 		return nil, errors.Join(err, a.auditor.Write(ctx, rec))
 	}
 	rec.CertificateID = iot.CertificateID(der)

@@ -25,7 +25,8 @@ const (
 // attributeRule is what one attribute type may hold.
 type attributeRule struct {
 	name string
-	// max is the upper bound of RFC 5280's Appendix A, in characters.
+	// max is the upper bound of RFC 5280's Appendix A, in characters
+	// (for surname and given name, the 64 zlint recommends).
 	max int
 	// tags are the string types allowed.
 	tags []int
@@ -37,7 +38,7 @@ var directoryString = []int{tagUTF8String, tagPrintableString}
 // upper bounds. Anything else in a CSR's subject is refused.
 var subjectAttributes = map[string]attributeRule{
 	"2.5.4.3":                    {"CN", 64, directoryString},
-	"2.5.4.4":                    {"SN", 128, directoryString},
+	"2.5.4.4":                    {"SN", 64, directoryString},
 	"2.5.4.5":                    {"serialNumber", 64, []int{tagPrintableString}},
 	"2.5.4.6":                    {"C", 2, []int{tagPrintableString}},
 	"2.5.4.7":                    {"L", 128, directoryString},
@@ -46,9 +47,9 @@ var subjectAttributes = map[string]attributeRule{
 	"2.5.4.10":                   {"O", 64, directoryString},
 	"2.5.4.11":                   {"OU", 64, directoryString},
 	"2.5.4.12":                   {"title", 64, directoryString},
-	"2.5.4.17":                   {"postalCode", 40, directoryString},
+	"2.5.4.17":                   {"postalCode", 16, directoryString},
 	"2.5.4.41":                   {"name", 128, directoryString},
-	"2.5.4.42":                   {"GN", 128, directoryString},
+	"2.5.4.42":                   {"GN", 64, directoryString},
 	"2.5.4.43":                   {"initials", 128, directoryString},
 	"2.5.4.44":                   {"generationQualifier", 128, directoryString},
 	"2.5.4.46":                   {"dnQualifier", 64, []int{tagPrintableString}},
@@ -56,7 +57,13 @@ var subjectAttributes = map[string]attributeRule{
 	"2.5.4.97":                   {"organizationIdentifier", 64, directoryString},
 	"0.9.2342.19200300.100.1.1":  {"UID", 128, directoryString},
 	"0.9.2342.19200300.100.1.25": {"DC", 63, []int{tagIA5String}},
-	"1.2.840.113549.1.9.1":       {"emailAddress", 255, []int{tagIA5String}},
+}
+
+// refusedAttributes are attribute types a subject may not have, and why.
+var refusedAttributes = map[string]string{
+	// RFC 5280 4.1.2.6: new certificates carry e-mail addresses in the
+	// subject alternative name, which fleetca's profile does not have.
+	"1.2.840.113549.1.9.1": "the subject attribute emailAddress is not allowed: RFC 5280 puts e-mail addresses in the subject alternative name, which these certificates do not carry",
 }
 
 // CheckSubject checks the DER of a subject a CSR asks for: a bounded
@@ -94,6 +101,9 @@ func CheckSubject(der []byte) error {
 }
 
 func checkAttribute(oid string, v asn1.RawValue) error {
+	if why, refused := refusedAttributes[oid]; refused {
+		return errorf("%s", why)
+	}
 	rule, ok := subjectAttributes[oid]
 	if !ok {
 		return errorf("the subject attribute type %s is not allowed", oid)
@@ -112,6 +122,10 @@ func checkAttribute(oid string, v asn1.RawValue) error {
 	n := utf8.RuneCount(s)
 	if n == 0 || n > rule.max {
 		return errorf("the subject attribute %s must have 1 to %d characters; it has %d", rule.name, rule.max, n)
+	}
+	if rule.name == "C" && !(len(s) == 2 && 'A' <= s[0] && s[0] <= 'Z' && 'A' <= s[1] && s[1] <= 'Z') {
+		// ISO 3166 codes are upper case; verifiers compare them as bytes.
+		return errorf("the subject attribute C must be a two-letter country code in upper case")
 	}
 	for _, r := range string(s) {
 		switch {

@@ -24,6 +24,7 @@ var (
 	oidO     = asn1.ObjectIdentifier{2, 5, 4, 10}
 	oidOU    = asn1.ObjectIdentifier{2, 5, 4, 11}
 	oidEmail = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+	oidDC    = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
 )
 
 // rawName encodes a distinguished name exactly as given, one RDN per slice.
@@ -72,7 +73,11 @@ func TestCheckSubject(t *testing.T) {
 		{"Go's own encoding", goName, ""},
 		{"empty subject", rawName(t), ""},
 		{"multi-valued RDN", rawName(t, []attr{{oidCN, tagUTF8String, "a"}, {oidO, tagPrintableString, "b"}}), ""},
-		{"email as IA5String", rawName(t, one(attr{oidEmail, tagIA5String, "d@example.com"})), ""},
+		{"email (RFC 5280 wants it in a SAN)", rawName(t, one(attr{oidEmail, tagIA5String, "d@example.com"})), "emailAddress is not allowed"},
+		{"DC as IA5String", rawName(t, one(attr{oidDC, tagIA5String, "example"})), ""},
+		{"country", rawName(t, one(attr{oidC, tagPrintableString, "DE"})), ""},
+		{"country in lower case", rawName(t, one(attr{oidC, tagPrintableString, "de"})), "upper case"},
+		{"country of digits", rawName(t, one(attr{oidC, tagPrintableString, "12"})), "upper case"},
 		{"NUL byte", rawName(t, one(attr{oidCN, tagUTF8String, "local\x00host"})), "control character"},
 		{"newline", rawName(t, one(attr{oidCN, tagUTF8String, "a\nb"})), "control character"},
 		{"C1 control", rawName(t, one(attr{oidCN, tagUTF8String, "a\u0085b"})), "control character"},
@@ -85,8 +90,8 @@ func TestCheckSubject(t *testing.T) {
 		{"C as UTF8String", rawName(t, one(attr{oidC, tagUTF8String, "US"})), "must be a PrintableString"},
 		{"PrintableString with @", rawName(t, one(attr{oidCN, tagPrintableString, "a@b"})), "PrintableString cannot"},
 		{"invalid UTF-8", rawName(t, one(attr{oidCN, tagUTF8String, "a\xffb"})), "not valid UTF-8"},
-		{"email as UTF8String", rawName(t, one(attr{oidEmail, tagUTF8String, "d@example.com"})), "must be a IA5String"},
-		{"IA5String beyond ASCII", rawName(t, one(attr{oidEmail, tagIA5String, "dü@example.com"})), "must be ASCII"},
+		{"DC as UTF8String", rawName(t, one(attr{oidDC, tagUTF8String, "example"})), "must be a IA5String"},
+		{"IA5String beyond ASCII", rawName(t, one(attr{oidDC, tagIA5String, "exämple"})), "must be ASCII"},
 		{"unknown attribute type", rawName(t, one(attr{asn1.ObjectIdentifier{1, 2, 3, 4}, tagUTF8String, "x"})), "1.2.3.4 is not allowed"},
 		{"17 attributes", rawName(t, manyOU...), "more than 16 attributes"},
 		{"over 1024 bytes", rawName(t, hugeCN...), "at most 1024"},

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fleetca/fleetca/internal/audit"
+	"github.com/fleetca/fleetca/internal/certlint"
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/iotapi"
 	"github.com/fleetca/fleetca/internal/issuance"
@@ -137,6 +138,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		}
 	}()
 	authority = authority.WithAuditor(auditLog)
+	lintMode := issuance.LintEachProfile
+	if cfg.LintEachCertificate {
+		lintMode = issuance.LintEachCertificate
+	}
+	lints, err := certlint.New(false)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	authority = authority.WithLinting(lints, lintMode, metrics)
 	if cfg.PublicURL != "" && cfg.TLSCert != "" {
 		log.Warn("certificates point at the CRL and OCSP over plain HTTP (--public-url), but this server serves HTTPS only: "+
 			"put a plain-HTTP proxy in front of /crl and /ocsp at that URL", "public_url", cfg.PublicURL)

@@ -25,6 +25,7 @@ type Metrics struct {
 	batchSize     prometheus.Histogram
 	commitLatency prometheus.Histogram
 	admissions    *prometheus.CounterVec
+	lintRefusals  *prometheus.CounterVec
 	crlNumber     prometheus.Gauge
 	crlEntries    prometheus.Gauge
 	ocspAnswers   *prometheus.CounterVec
@@ -64,9 +65,12 @@ func New() *Metrics {
 		ocspAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetca_ocsp_answers_total", Help: "OCSP answers, by status (good, revoked, unknown, or the error status) and whether a pre-signed answer served it.",
 		}, []string{"status", "cached"}),
+		lintRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetca_lint_refusals_total", Help: "Certificates refused before signing because zlint found an error, by profile.",
+		}, []string{"profile"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.issued, m.batchSize, m.commitLatency, m.admissions,
-		m.crlNumber, m.crlEntries, m.ocspAnswers,
+		m.crlNumber, m.crlEntries, m.ocspAnswers, m.lintRefusals,
 		withoutDescriptors{collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}, collectors.NewGoCollector())
 	return m
 }
@@ -139,6 +143,12 @@ func (m *Metrics) ObserveCommit(size int, elapsed time.Duration) {
 // registry's fixed refusals, so the label's values are bounded.
 func (m *Metrics) ObserveAdmission(outcome, reason string) {
 	m.admissions.WithLabelValues(outcome, reason).Inc()
+}
+
+// ObserveLintRefusal implements issuance.LintObserver; the profiles are
+// issuance's fixed few.
+func (m *Metrics) ObserveLintRefusal(profile string) {
+	m.lintRefusals.WithLabelValues(profile).Inc()
 }
 
 // ObserveCRL implements revocation.Observer.
