@@ -39,6 +39,7 @@ import (
 
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/gcpace"
+	"github.com/fleetca/fleetca/internal/keys"
 	"github.com/fleetca/fleetca/internal/loadgen"
 	"github.com/fleetca/fleetca/internal/registry"
 	"github.com/fleetca/fleetca/internal/server"
@@ -468,6 +469,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	count := fs.Int("count", 0, "stop after this many requests (0: run for --duration)")
 	csrKey := fs.String("csr-key", "rsa-2048", "key of the CSRs: rsa-2048 or p256")
 	caKey := fs.String("ca-key", "p256", "key of the server's issuing CA, which the raw cost signs with: p256 or rsa-2048")
+	rawKeyURI := fs.String("raw-key-uri", "", "PKCS#11 URI of the server's token (PIN: its pin-source or FLEETCA_CA_KEY_PIN): the raw cost signs with a --ca-key key made there for the run, as a server with --ca-key-uri does")
 	pid := fs.Int("server-pid", 0, "PID of a local server, to read its CPU time from /proc")
 	metricsURL := fs.String("metrics-url", "", "Prometheus endpoint of the server (e.g. http://127.0.0.1:7400/metrics), to read its CPU time")
 	dataDir := fs.String("data-dir", "", "data directory of a local fleetca: bench makes an account of its own there for the run and writes only into it")
@@ -535,6 +537,16 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	if *count > 0 {
 		opts.Duration = loadgen.MaxDuration
+	}
+	if *rawKeyURI != "" {
+		alg := map[string]keys.Algorithm{"p256": keys.ECDSAP256, "rsa-2048": keys.RSA2048}[*caKey]
+		signer, done, err := server.TokenBenchKey(*rawKeyURI, os.Getenv("FLEETCA_CA_KEY_PIN"), alg)
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetca bench: --raw-key-uri: %v\n", err)
+			return 1
+		}
+		defer done()
+		opts.CASigner = signer
 	}
 	if *op == "provision" || *op == "connect" || *op == "idle" {
 		roots, err := endpointRoots(*endpoint)

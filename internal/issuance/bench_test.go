@@ -9,8 +9,11 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
+	"log/slog"
 	"testing"
 
+	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/keys"
 )
 
@@ -48,5 +51,42 @@ func BenchmarkIssueForCSR(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkAccountability measures what lint-before-sign and the audit
+// record add to signing a device certificate for an RSA-2048 CSR with a
+// P-256 CA: bare signing, the audit record (JSON, to a discarding stream),
+// linting once per profile (the default), and linting every certificate.
+func BenchmarkAccountability(b *testing.B) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "bench"}}, key)
+	csr, _ := x509.ParseCertificateRequest(der)
+	bare, _ := openTemp(b, keys.ECDSAP256)
+	log, err := audit.New(slog.NewJSONHandler(io.Discard, nil), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	lints := newLints(b, false)
+	for _, tc := range []struct {
+		name string
+		a    *Authority
+	}{
+		{"bare", bare},
+		{"audit", bare.WithAuditor(log)},
+		{"audit+lint-each-profile", bare.WithAuditor(log).WithLinting(lints, LintEachProfile, nil)},
+		{"audit+lint-each-certificate", bare.WithAuditor(log).WithLinting(lints, LintEachCertificate, nil)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tc.a.IssueForCSR(context.Background(), csr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -89,8 +90,10 @@ func (l *linter) check(tmpl, parent *x509.Certificate, issuerID string, pub cryp
 	if l == nil || l.lints == nil || l.mode == LintNone {
 		return nil
 	}
-	kind := lintKind{profile: profile, issuerID: issuerID, keyType: keyType(pub),
-		pointers: strings.Join(tmpl.CRLDistributionPoints, " ") + "|" + strings.Join(tmpl.OCSPServer, " ")}
+	kind := lintKind{profile: profile, issuerID: issuerID, keyType: keyType(pub)}
+	if len(tmpl.CRLDistributionPoints)+len(tmpl.OCSPServer) > 0 {
+		kind.pointers = strings.Join(tmpl.CRLDistributionPoints, " ") + "|" + strings.Join(tmpl.OCSPServer, " ")
+	}
 	if l.mode == LintEachProfile {
 		if _, ok := l.passed.Load(kind); ok {
 			return nil
@@ -174,7 +177,7 @@ func keyType(pub crypto.PublicKey) string {
 	case *ecdsa.PublicKey:
 		return "ecdsa-" + k.Curve.Params().Name
 	case *rsa.PublicKey:
-		return fmt.Sprintf("rsa-%d-e%d", k.N.BitLen(), k.E)
+		return "rsa-" + strconv.Itoa(k.N.BitLen()) + "-e" + strconv.Itoa(k.E)
 	}
 	return fmt.Sprintf("%T", pub)
 }

@@ -7,6 +7,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -42,6 +43,10 @@ type Options struct {
 	// CAKey is the key of the server's issuing CA, which the raw cost signs
 	// with: p256 (fleetca's default; also when empty) or rsa-2048.
 	CAKey string
+	// CASigner, when set, is the key the raw cost signs with instead of a
+	// CAKey made in memory: a key in the server's PKCS#11 token, whose
+	// signature is then the raw cost.
+	CASigner crypto.Signer
 	// RawRuns, when positive, is the least number of runs the raw cost
 	// averages over; zero means 100 for keys, whose RSA key generation time
 	// varies widely, and 3 (with half a second of runs) otherwise.

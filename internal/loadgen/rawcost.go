@@ -22,6 +22,11 @@ func rawCost(caKey string, minRuns int, op func(*x509.Certificate, crypto.Signer
 	if err != nil {
 		return 0, err
 	}
+	return rawCostWith(key, minRuns, op)
+}
+
+// rawCostWith is rawCost with the CA's key given.
+func rawCostWith(key crypto.Signer, minRuns int, op func(*x509.Certificate, crypto.Signer) error) (time.Duration, error) {
 	ca, err := selfSignedCA("raw cost CA", key)
 	if err != nil {
 		return 0, err

@@ -178,7 +178,7 @@ func csrsAndRawCost(opts Options) ([]string, time.Duration, error) {
 		}
 		csrs[i] = p
 	}
-	raw, err := rawCost(opts.CAKey, cmp.Or(opts.RawRuns, 3), func(ca *x509.Certificate, signer crypto.Signer) error {
+	op := func(ca *x509.Certificate, signer crypto.Signer) error {
 		block, _ := pem.Decode([]byte(csrs[0]))
 		csr, err := x509.ParseCertificateRequest(block.Bytes)
 		if err != nil {
@@ -188,6 +188,11 @@ func csrsAndRawCost(opts Options) ([]string, time.Duration, error) {
 			return err
 		}
 		return signAndHash(csr.PublicKey, ca, signer)
-	})
+	}
+	if opts.CASigner != nil {
+		raw, err := rawCostWith(opts.CASigner, cmp.Or(opts.RawRuns, 3), op)
+		return csrs, raw, err
+	}
+	raw, err := rawCost(opts.CAKey, cmp.Or(opts.RawRuns, 3), op)
 	return csrs, raw, err
 }
