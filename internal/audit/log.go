@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 )
 
@@ -27,6 +28,11 @@ func New(handler slog.Handler, path string) (*Log, error) {
 	if path != "" {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
+			return nil, fmt.Errorf("the audit log: %w", err)
+		}
+		// A new file's name must survive a crash as its records do.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
 			return nil, fmt.Errorf("the audit log: %w", err)
 		}
 		l.file = newFileSink(f)
@@ -162,4 +168,13 @@ func (s *fileSink) close() error {
 		s.err = errors.New("audit: the audit log is closed")
 	}
 	return s.f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

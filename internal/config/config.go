@@ -252,8 +252,10 @@ func (c *Config) Validate() error {
 	if c.CAKeyPassphrase != "" && c.CAKeyPassphraseFile != "" {
 		errs = append(errs, errors.New("give the CA key passphrase once: FLEETCA_CA_KEY_PASSPHRASE or --ca-key-passphrase-file"))
 	}
-	if c.Database != "" && c.CAKeyPassphrase == "" && c.CAKeyPassphraseFile == "" && c.CAKeyURI == "" {
-		errs = append(errs, errors.New("with PostgreSQL the CA keys live in the database, sealed: set FLEETCA_CA_KEY_PASSPHRASE or --ca-key-passphrase-file, or keep them in a PKCS#11 token (--ca-key-uri)"))
+	if c.Database != "" && c.CAKeyPassphrase == "" && c.CAKeyPassphraseFile == "" {
+		// With the keys in a token the database still holds the access
+		// keys' secrets, which the passphrase seals.
+		errs = append(errs, errors.New("with PostgreSQL the CA keys (unless in a token) and the access keys' secrets live in the database, sealed: set FLEETCA_CA_KEY_PASSPHRASE or --ca-key-passphrase-file"))
 	}
 	if c.CAKeyURI != "" {
 		if _, err := keys.ParseTokenURI(c.CAKeyURI); err != nil {

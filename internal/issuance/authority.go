@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -141,6 +143,10 @@ type Authority struct {
 	auditor Auditor
 	// linter checks every certificate before the CA key signs it.
 	linter *linter
+	// created are the CA certificates this start made (the root key
+	// signed them before any auditor was there): RecordCreation records
+	// them.
+	created []*x509.Certificate
 }
 
 // Auditor records signatures (audit.Log is one). Write returns only once
@@ -173,6 +179,7 @@ func Open(opts Options) (*Authority, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	created := false
 	if _, err := os.Stat(opts.Dir); errors.Is(err, fs.ErrNotExist) {
 		if opts.MustExist {
 			return nil, fmt.Errorf("%w: %s does not exist", ErrNoCA, opts.Dir)
@@ -180,6 +187,7 @@ func Open(opts Options) (*Authority, error) {
 		if err := createDir(opts); err != nil {
 			return nil, fmt.Errorf("issuance: creating the CA: %w", err)
 		}
+		created = true
 	} else if err != nil {
 		return nil, err
 	}
@@ -204,11 +212,21 @@ func Open(opts Options) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	serverCA, serverSigner, err := loadOrCreateServerCA(opts, root)
+	serverCA, serverSigner, serverCreated, err := loadOrCreateServerCA(opts, root)
 	if err != nil {
 		return nil, err
 	}
-	return newAuthority(root, rootPEM, issuing, signer, serverCA, serverSigner, opts.Now)
+	a, err := newAuthority(root, rootPEM, issuing, signer, serverCA, serverSigner, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		a.created = append(a.created, root, issuing)
+	}
+	if created || serverCreated {
+		a.created = append(a.created, serverCA)
+	}
+	return a, nil
 }
 
 // loadKey loads the key of a CA's certificate cert: the file called name,
@@ -230,22 +248,22 @@ func loadKey(opts Options, name string, cert *x509.Certificate) (crypto.Signer, 
 
 // loadOrCreateServerCA loads the server CA, or, for a CA directory made
 // before there was one, creates it with the root key.
-func loadOrCreateServerCA(opts Options, root *x509.Certificate) (*x509.Certificate, crypto.Signer, error) {
+func loadOrCreateServerCA(opts Options, root *x509.Certificate) (_ *x509.Certificate, _ crypto.Signer, created bool, _ error) {
 	certPath := filepath.Join(opts.Dir, serverCACertFile)
 	cert, _, err := readCert(certPath)
 	if err == nil {
 		key, err := loadKey(opts, serverCAKeyName, cert)
-		return cert, key, err
+		return cert, key, false, err
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	rootKey, err := loadKey(opts, rootKeyName, root)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("issuance: %s is missing and the root key is not in %s to create it: put root.key back for one start", certPath, opts.Dir)
+		return nil, nil, false, fmt.Errorf("issuance: %s is missing and the root key is not in %s to create it: put root.key back for one start", certPath, opts.Dir)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	makeKey := keyMaker(inMemory)
 	if opts.Token != nil {
@@ -253,7 +271,7 @@ func loadOrCreateServerCA(opts Options, root *x509.Certificate) (*x509.Certifica
 	}
 	der, key, err := newServerCA(root, rootKey, makeKey, opts.Now)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if opts.Token == nil {
 		// A key without its certificate is what a crash between the two
@@ -261,14 +279,14 @@ func loadOrCreateServerCA(opts Options, root *x509.Certificate) (*x509.Certifica
 		os.Remove(filepath.Join(opts.Dir, serverCAKeyName+".key"))
 		ks := keys.FileStore{Dir: opts.Dir, Passphrase: opts.Passphrase}
 		if err := ks.Save(serverCAKeyName, key); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 	}
 	if err := keys.WriteFileExclusive(certPath, pemCert(der), 0o644); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	cert, err = x509.ParseCertificate(der)
-	return cert, key, err
+	return cert, key, err == nil, err
 }
 
 // OpenShared loads the CA kept by keeper (the database several replicas
@@ -293,13 +311,15 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*Auth
 	// takes its time, a token too); replicas starting together may each
 	// make a CA, and the store keeps the first.
 	m, err := keeper.LoadCA(ctx)
+	var made *store.CAMaterial // what this replica made, if anything
+	madeAll := false           // a whole CA, not a server CA for an old one
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		var g *generated
 		if g, err = generate(opts.Algorithm, makeKey, now); err != nil {
 			return nil, err
 		}
-		made := &store.CAMaterial{RootCertPEM: pemCert(g.rootDER), IssuingCertPEM: pemCert(g.issuingDER), ServerCACertPEM: pemCert(g.serverCADER)}
+		made, madeAll = &store.CAMaterial{RootCertPEM: pemCert(g.rootDER), IssuingCertPEM: pemCert(g.issuingDER), ServerCACertPEM: pemCert(g.serverCADER)}, true
 		if opts.Token == nil {
 			if made.RootKeySealed, err = sealKey(g.rootKey, opts.Passphrase); err != nil {
 				return nil, err
@@ -316,11 +336,13 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*Auth
 		}
 	case err == nil && !m.Complete():
 		// Made before the server CA existed: add it with the root key.
-		var completed *store.CAMaterial
-		if completed, err = completeSharedCA(m, opts, makeKey, now); err != nil {
+		if len(m.RootKeySealed) > 0 && opts.Token != nil {
+			return nil, errors.New("issuance: the shared CA's keys are sealed in the database, not in the PKCS#11 token: start without the token's URI")
+		}
+		if made, err = completeSharedCA(m, opts, makeKey, now); err != nil {
 			return nil, err
 		}
-		m, err = keeper.StoreCA(ctx, completed)
+		m, err = keeper.StoreCA(ctx, made)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("issuance: the shared CA: %w", err)
@@ -351,7 +373,19 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*Auth
 	if err != nil {
 		return nil, err
 	}
-	return newAuthority(root, m.RootCertPEM, issuing, signer, serverCA, serverSigner, now)
+	a, err := newAuthority(root, m.RootCertPEM, issuing, signer, serverCA, serverSigner, now)
+	if err != nil {
+		return nil, err
+	}
+	// What this replica made and the store kept is this replica's to
+	// record; another replica's is that one's.
+	if made != nil && bytes.Equal(made.ServerCACertPEM, m.ServerCACertPEM) {
+		if madeAll {
+			a.created = append(a.created, root, issuing)
+		}
+		a.created = append(a.created, serverCA)
+	}
+	return a, nil
 }
 
 // dropLosingKeys removes from the token the keys a replica made for a CA
@@ -713,6 +747,26 @@ func (a *Authority) ServerCA() *x509.Certificate { return a.serverCA }
 // RootPEM returns the root CA certificate in PEM form.
 func (a *Authority) RootPEM() []byte { return bytes.Clone(a.rootPEM) }
 
+// RecordCreation writes the audit records of the CA certificates this
+// start made (a new CA, or a server CA added to an old one), signed by the
+// root key before the Authority had an auditor.
+func (a *Authority) RecordCreation(ctx context.Context) error {
+	if a.auditor == nil {
+		return nil
+	}
+	rootID := iot.CertificateID(a.root.Raw)
+	for _, c := range a.created {
+		profile := map[*x509.Certificate]string{a.root: "root-ca", a.issuing: "issuing-ca", a.serverCA: "server-ca"}[c]
+		rec := audit.Record{Time: a.now().UTC(), Object: audit.Certificate, Profile: profile, Issuer: rootID,
+			CertificateID: iot.CertificateID(c.Raw), Serial: c.SerialNumber.Text(16), Subject: c.Subject.String(),
+			NotBefore: c.NotBefore, NotAfter: c.NotAfter, Requester: audit.RequesterOf(ctx), Outcome: audit.Signed}
+		if err := a.auditor.Write(ctx, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // KeyImporter is a Token that takes keys made elsewhere.
 type KeyImporter interface {
 	Token
@@ -781,18 +835,27 @@ func ImportKeys(dir, passphrase string, tok KeyImporter) ([]string, error) {
 	return removed, keys.SyncDir(dir)
 }
 
-// checkSigns has key sign a throwaway certificate and checks the
-// signature with cert's public key.
+// checkSigns has key sign a random digest and checks the signature with
+// cert's public key: no certificate is made, so nothing is signed that
+// could ever be used.
 func checkSigns(key crypto.Signer, cert *x509.Certificate) error {
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fleetca key check"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Minute)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, cert, key.Public(), key)
+	var msg [32]byte
+	if _, err := rand.Read(msg[:]); err != nil {
+		return err
+	}
+	digest := sha256.Sum256(msg[:])
+	sig, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
 	if err != nil {
 		return err
 	}
-	check, err := x509.ParseCertificate(der)
-	if err != nil {
-		return err
+	switch pub := cert.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		if !ecdsa.VerifyASN1(pub, digest[:], sig) {
+			return errors.New("the signature does not verify")
+		}
+		return nil
+	case *rsa.PublicKey:
+		return rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig)
 	}
-	return check.CheckSignatureFrom(cert)
+	return fmt.Errorf("a %T key cannot be checked", cert.PublicKey)
 }

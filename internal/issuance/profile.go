@@ -164,7 +164,7 @@ func (a *Authority) signCertificate(ctx context.Context, tmpl, parent *x509.Cert
 	}
 	if err != nil {
 		rec.Outcome, rec.Reason = audit.Failed, err.Error()
-		if lintErr != nil {
+		if _, refused := errors.AsType[*LintError](lintErr); refused {
 			rec.Outcome = audit.Refused
 		}
 		return nil, errors.Join(err, a.auditor.Write(ctx, rec))

@@ -173,7 +173,12 @@ func (s *Service) recordProviderSignature(ctx context.Context, functionARN strin
 	default:
 		rec.CertificateID, rec.Serial, rec.Subject = iot.CertificateID(leaf.Raw), leaf.SerialNumber.Text(16), leaf.Subject.String()
 		rec.NotBefore, rec.NotAfter = leaf.NotBefore.UTC(), leaf.NotAfter.UTC()
-		rec.SANs = append(rec.SANs, leaf.DNSNames...)
+		for _, ip := range leaf.IPAddresses {
+			rec.SANs = append(rec.SANs, "IP:"+ip.String())
+		}
+		for _, name := range leaf.DNSNames {
+			rec.SANs = append(rec.SANs, "DNS:"+name)
+		}
 	}
 	return s.auditor.Write(ctx, rec)
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/internal/keys"
 )
 
 // Answer is an OCSP response ready to send. For a successful answer
@@ -99,6 +101,11 @@ func (s *Service) Respond(ctx context.Context, raw []byte) Answer {
 		}
 	}
 	der, err := s.opts.Signer.SignOCSP(ctx, tmpl)
+	if errors.Is(err, keys.ErrUnavailable) {
+		// The key's token is out of reach for now: the client may ask again.
+		s.opts.Logger.Warn("revocation: the CA key cannot sign an OCSP answer now", "serial", key.serial, "err", err)
+		return s.refuse("tryLater", ocsp.TryLaterErrorResponse)
+	}
 	if err != nil {
 		s.opts.Logger.Error("revocation: signing an OCSP answer failed", "serial", key.serial, "err", err)
 		return s.refuse("internalError", ocsp.InternalErrorErrorResponse)

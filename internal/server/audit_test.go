@@ -75,7 +75,7 @@ func TestAuditRecords(t *testing.T) {
 
 	records := readAudit(t, path)
 	byID := map[string]audit.Record{}
-	var crls, ocsps, servers int
+	var crls, ocsps, servers, cas int
 	for _, r := range records {
 		if r.Outcome != audit.Signed || r.Issuer == "" || r.Time.IsZero() {
 			t.Errorf("record %+v", r)
@@ -96,12 +96,17 @@ func TestAuditRecords(t *testing.T) {
 			if len(r.SANs) == 0 {
 				t.Errorf("server record %+v", r)
 			}
+		case r.Requester.Operation == "CreateCA":
+			cas++
+			if r.Profile == "" || r.CertificateID == "" || r.Serial == "" {
+				t.Errorf("CA record %+v", r)
+			}
 		default:
 			byID[r.CertificateID] = r
 		}
 	}
-	if crls == 0 || ocsps != 1 || servers != 1 {
-		t.Errorf("%d CRL, %d OCSP and %d server records; want some, one and one", crls, ocsps, servers)
+	if crls == 0 || ocsps != 1 || servers != 1 || cas != 3 {
+		t.Errorf("%d CRL, %d OCSP, %d server and %d CA records; want some, one, one and three (root, issuing, server CA)", crls, ocsps, servers, cas)
 	}
 	api := audit.Requester{Account: testAccount, Region: testRegion, AccessKeyID: testKeyID}
 	for _, want := range []struct {

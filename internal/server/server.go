@@ -148,6 +148,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	authority = authority.WithLinting(lints, lintMode, metrics)
+	if err = authority.RecordCreation(audit.WithRequester(ctx, audit.Requester{Operation: "CreateCA"})); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if cfg.PublicURL != "" && cfg.TLSCert != "" {
 		log.Warn("certificates point at the CRL and OCSP over plain HTTP (--public-url), but this server serves HTTPS only: "+
 			"put a plain-HTTP proxy in front of /crl and /ocsp at that URL", "public_url", cfg.PublicURL)

@@ -114,6 +114,8 @@ func (t *Token) Import(role string, key crypto.Signer) error {
 	default:
 		return fmt.Errorf("a %T cannot be imported", key)
 	}
+	mutating.Lock()
+	defer mutating.Unlock()
 	return t.createObjects(private, public)
 }
 
@@ -125,6 +127,7 @@ func (t *Token) createObjects(templates ...[]*pkcs11.Attribute) error {
 	if p == nil {
 		return fmt.Errorf("loading the PKCS#11 module %s", t.uri.ModulePath)
 	}
+	defer p.Destroy()
 	slot, err := t.slot(p)
 	if err != nil {
 		return err

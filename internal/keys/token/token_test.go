@@ -213,3 +213,15 @@ func TestTokenOutOfReach(t *testing.T) {
 		t.Fatal(fmt.Errorf("after recovery: %w", err))
 	}
 }
+
+// TestGenerateRefusesAnotherType: a key labelled for a role but of another
+// algorithm (another deployment's, an operator's) is not taken.
+func TestGenerateRefusesAnotherType(t *testing.T) {
+	tok, _ := openToken(t)
+	if _, err := tok.Generate("root", keys.ECDSAP256); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.Generate("root", keys.RSA2048); !errors.Is(err, ErrWrongType) {
+		t.Fatalf("Generate of an RSA root where a P-256 one is: %v", err)
+	}
+}
