@@ -58,6 +58,17 @@ func (l *Log) Write(ctx context.Context, r Record) error {
 	return l.file.append(append(line, '\n'))
 }
 
+// Err is the error that stopped the audit file taking records, if one
+// has: every signature fails from then on, so the server is not ready.
+func (l *Log) Err() error {
+	if l.file == nil {
+		return nil
+	}
+	l.file.mu.Lock()
+	defer l.file.mu.Unlock()
+	return l.file.err
+}
+
 // Close closes the audit file.
 func (l *Log) Close() error {
 	if l.file == nil {

@@ -596,9 +596,12 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readiness(ctx context.Context) error {
-	errs := []error{s.store.Health(ctx)}
+	errs := []error{s.store.Health(ctx), s.audit.Err()}
 	if s.mqtt != nil {
 		errs = append(errs, s.mqtt.Ready())
+	}
+	if s.token != nil {
+		errs = append(errs, s.token.Ready())
 	}
 	return errors.Join(errs...)
 }

@@ -100,6 +100,17 @@ func opensslVerify(t *testing.T, c *child, certPEM string) {
 	}
 }
 
+func readyz(t *testing.T, c *child) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + c.addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
 func errorCode(err error) string {
 	var api smithy.APIError
 	if errors.As(err, &api) {
@@ -168,8 +179,21 @@ func TestTokenCA(t *testing.T) {
 		if _, err := api.ListCertificates(ctx, &iot.ListCertificatesInput{}); err != nil {
 			t.Fatalf("the server stopped serving what needs no key: %v", err)
 		}
+		if code, body := readyz(t, c); code != http.StatusServiceUnavailable || !strings.Contains(body, "token") {
+			t.Fatalf("/readyz with the token away: %d %s", code, body)
+		}
 		if err := os.Rename(tok.Dir+".away", tok.Dir); err != nil {
 			t.Fatal(err)
+		}
+		// The readiness check opens the token again, no request needed.
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			code, body := readyz(t, c)
+			if code == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz after the token came back: %d %s", code, body)
+			}
 		}
 		for deadline := time.Now().Add(15 * time.Second); ; {
 			out, err := api.CreateCertificateFromCsr(ctx, &iot.CreateCertificateFromCsrInput{CertificateSigningRequest: aws.String(csr)})

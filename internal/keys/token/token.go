@@ -423,3 +423,21 @@ func (t *Token) CountKeys() int {
 	}
 	return len(all)
 }
+
+// Ready reports whether the token can sign: nil while its session is
+// open. A token closed by a failed signature is opened again here (at most
+// once a second), so a server's readiness check brings it back even when
+// no request is signing.
+func (t *Token) Ready() error {
+	if !t.mu.TryLock() {
+		return nil // a signature or a reopen is under way; it will tell
+	}
+	defer t.mu.Unlock()
+	if t.ctx != nil {
+		return nil
+	}
+	if err := t.reopen(); err != nil {
+		return fmt.Errorf("the CA keys' token: %w", err)
+	}
+	return nil
+}
