@@ -34,4 +34,4 @@ func (*Token) Delete(crypto.PublicKey) error { return errNoCgo }
 
 func (*Token) Import(string, crypto.Signer) error { return errNoCgo }
 func (*Token) CountKeys() int                     { return -1 }
-func (*Token) Ready() error { return errNoCgo }
+func (*Token) Ready() error                       { return errNoCgo }
