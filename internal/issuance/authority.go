@@ -127,18 +127,19 @@ func inMemory(_ string, alg keys.Algorithm) (crypto.Signer, error) { return alg.
 // authentication, and every device certificate says clientAuth, so nothing a
 // device can obtain can pose as the broker to a client that trusts the root.
 type Authority struct {
-	root     *x509.Certificate
-	issuing  *x509.Certificate
-	signer   crypto.Signer
+	root *x509.Certificate
+	// issuers are the issuing CAs, the newest (which signs) first; the
+	// older ones keep signing their CRLs and OCSP answers. Shared by the
+	// Authority's copies, so a rotation reaches them all.
+	issuers  *issuerChain
 	serverCA *x509.Certificate
 	// serverSigner signs the MQTT endpoint's certificates only.
 	serverSigner crypto.Signer
 	rootPEM      []byte
 	now          func() time.Time
-	// issuerID is the certificate ID of the issuing CA: how CRLs, OCSP and
-	// the registry name it.
-	issuerID   string
-	revocation revocationPointers
+	// publicURL is where certificates say their CRL and OCSP responder are
+	// (WithPublicURL); empty for none.
+	publicURL string
 	// auditor records every signature; nil records none.
 	auditor Auditor
 	// linter checks every certificate before the CA key signs it.
@@ -218,6 +219,9 @@ func Open(opts Options) (*Authority, error) {
 	}
 	a, err := newAuthority(root, rootPEM, issuing, signer, serverCA, serverSigner, opts.Now)
 	if err != nil {
+		return nil, err
+	}
+	if err := loadRotated(opts, a); err != nil {
 		return nil, err
 	}
 	if created {
@@ -377,6 +381,9 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*Auth
 	if err != nil {
 		return nil, err
 	}
+	if _, err := a.AdoptStored(ctx, keeper, opts); err != nil {
+		return nil, fmt.Errorf("issuance: the shared CA's rotated issuing CAs: %w", err)
+	}
 	// What this replica made and the store kept is this replica's to
 	// record; another replica's is that one's.
 	if made != nil && bytes.Equal(made.ServerCACertPEM, m.ServerCACertPEM) {
@@ -473,8 +480,10 @@ func newAuthority(root *x509.Certificate, rootPEM []byte, issuing *x509.Certific
 			return nil, fmt.Errorf("issuance: the %s key does not match the %s certificate", ca.name, ca.name)
 		}
 	}
-	return &Authority{root: root, issuing: issuing, signer: signer, serverCA: serverCA, serverSigner: serverSigner,
-		rootPEM: rootPEM, now: now, issuerID: iot.CertificateID(issuing.Raw)}, nil
+	chain := &issuerChain{}
+	chain.list.Store(&[]*IssuerKey{{cert: issuing, signer: signer, id: iot.CertificateID(issuing.Raw)}})
+	return &Authority{root: root, issuers: chain, serverCA: serverCA, serverSigner: serverSigner,
+		rootPEM: rootPEM, now: now}, nil
 }
 
 // generated is a new CA, not yet stored anywhere.
@@ -518,19 +527,7 @@ func generate(alg keys.Algorithm, makeKey keyMaker, now func() time.Time) (*gene
 	if err != nil {
 		return nil, err
 	}
-	issuingTmpl := &x509.Certificate{
-		Subject:   caName("Issuing", tag),
-		NotBefore: start,
-		NotAfter:  issuingNotAfter,
-		KeyUsage:  x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		// Everything below the issuing CA authenticates clients only: a
-		// verifier that checks the chain's key purposes (Go, OpenSSL) refuses
-		// any certificate under it as a TLS server.
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
+	issuingTmpl := issuingTemplate(caName("Issuing", tag), start)
 	issuingDER, err := sign(issuingTmpl, root, issuingKey.Public(), rootKey)
 	if err != nil {
 		return nil, err
@@ -543,6 +540,23 @@ func generate(alg keys.Algorithm, makeKey keyMaker, now func() time.Time) (*gene
 		rootDER: rootDER, issuingDER: issuingDER, serverCADER: serverCADER,
 		rootKey: rootKey, issuingKey: issuingKey, serverCAKey: serverCAKey,
 	}, nil
+}
+
+// issuingTemplate is the profile of an issuing CA called name.
+func issuingTemplate(name pkix.Name, start time.Time) *x509.Certificate {
+	return &x509.Certificate{
+		Subject:   name,
+		NotBefore: start,
+		NotAfter:  issuingNotAfter,
+		KeyUsage:  x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		// Everything below the issuing CA authenticates clients only: a
+		// verifier that checks the chain's key purposes (Go, OpenSSL) refuses
+		// any certificate under it as a TLS server.
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
 }
 
 // newServerCA makes the server CA: signed by the root, constrained to TLS
@@ -722,18 +736,22 @@ func (a *Authority) RootFingerprint() string {
 }
 
 // Issuing returns the issuing CA certificate.
-func (a *Authority) Issuing() *x509.Certificate { return a.issuing }
+func (a *Authority) Issuing() *x509.Certificate { return a.current().cert }
 
-// ChainPEM returns the issuing and root CA certificates in PEM form, the
-// chain that verifies every certificate fleetca issues.
+// ChainPEM returns the issuing CA certificates (the newest first) and the
+// root in PEM form: what verifies every certificate fleetca has issued.
 func (a *Authority) ChainPEM() []byte {
-	return append(pemCert(a.issuing.Raw), a.rootPEM...)
+	var chain []byte
+	for _, is := range a.issuers.all() {
+		chain = append(chain, pemCert(is.cert.Raw)...)
+	}
+	return append(chain, a.rootPEM...)
 }
 
 // OwnCA reports whether c certifies the key of fleetca's root, issuing or
 // server CA.
 func (a *Authority) OwnCA(c *x509.Certificate) bool {
-	for _, own := range []*x509.Certificate{a.root, a.issuing, a.serverCA} {
+	for _, own := range append([]*x509.Certificate{a.root, a.serverCA}, a.Issuers()...) {
 		if publicKeysEqual(own.PublicKey, c.PublicKey) {
 			return true
 		}
@@ -756,7 +774,13 @@ func (a *Authority) RecordCreation(ctx context.Context) error {
 	}
 	rootID := iot.CertificateID(a.root.Raw)
 	for _, c := range a.created {
-		profile := map[*x509.Certificate]string{a.root: "root-ca", a.issuing: "issuing-ca", a.serverCA: "server-ca"}[c]
+		profile := "issuing-ca"
+		switch c {
+		case a.root:
+			profile = "root-ca"
+		case a.serverCA:
+			profile = "server-ca"
+		}
 		rec := audit.Record{Time: a.now().UTC(), Object: audit.Certificate, Profile: profile, Issuer: rootID,
 			CertificateID: iot.CertificateID(c.Raw), Serial: c.SerialNumber.Text(16), Subject: c.Subject.String(),
 			NotBefore: c.NotBefore, NotAfter: c.NotAfter, Requester: audit.RequesterOf(ctx), Outcome: audit.Signed}

@@ -60,13 +60,13 @@ func TestLintRefusesABrokenProfile(t *testing.T) {
 		a = a.WithLinting(newLints(t, false), mode, counted)
 		rec := &recorder{}
 		a = a.WithAuditor(rec)
-		ca := &countingSigner{Signer: a.signer}
-		a.signer = ca
+		ca := &countingSigner{Signer: a.current().signer}
+		a.current().signer = ca
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		broken := a.deviceTemplate()
 		broken.Subject = defaultSubject
 		broken.KeyUsage |= x509.KeyUsageCertSign // only a CA may sign certificates
-		_, err := a.issue(context.Background(), broken, &key.PublicKey, "broken-test-profile")
+		_, err := a.issue(context.Background(), a.current(), broken, &key.PublicKey, "broken-test-profile")
 		var lintErr *LintError
 		if !errors.As(err, &lintErr) || !strings.Contains(err.Error(), "e_ext_key_usage_cert_sign_without_ca") {
 			t.Fatalf("mode %d: issuing with a broken profile: %v", mode, err)
@@ -254,7 +254,7 @@ func TestPerRequestFieldsCannotChangeTheLint(t *testing.T) {
 			}
 			tmpl := auth.deviceTemplate()
 			tmpl.RawSubject = subject
-			is, err := auth.issue(context.Background(), tmpl, key.Public(), ProfileDeviceCSR)
+			is, err := auth.issue(context.Background(), auth.current(), tmpl, key.Public(), ProfileDeviceCSR)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -286,7 +286,7 @@ func FuzzLintSubject(f *testing.F) {
 		}
 		tmpl := a.deviceTemplate()
 		tmpl.RawSubject = subject
-		is, err := a.issue(context.Background(), tmpl, &key.PublicKey, ProfileDeviceCSR)
+		is, err := a.issue(context.Background(), a.current(), tmpl, &key.PublicKey, ProfileDeviceCSR)
 		if err != nil {
 			return // Go refused to sign it; nothing was issued
 		}

@@ -51,14 +51,15 @@ type Issued struct {
 // honoured. ctx bounds the signing: a key behind a network (a PKCS#11 token,
 // a KMS) takes its time; a request already gone is not signed.
 func (a *Authority) IssueForCSR(ctx context.Context, csr *x509.CertificateRequest) (*Issued, error) {
-	tmpl := a.deviceTemplate()
+	is := a.current()
+	tmpl := a.deviceTemplateOf(is)
 	if len(csr.Subject.Names) > 0 {
 		tmpl.RawSubject = csr.RawSubject
 	} else {
 		// An empty subject would need a critical SAN; use AWS's default instead.
 		tmpl.Subject = defaultSubject
 	}
-	return a.issue(ctx, tmpl, csr.PublicKey, ProfileDeviceCSR)
+	return a.issue(ctx, is, tmpl, csr.PublicKey, ProfileDeviceCSR)
 }
 
 // The profiles, as audit records name them.
@@ -75,9 +76,10 @@ func (a *Authority) IssueForKey(ctx context.Context, pub crypto.PublicKey) (*Iss
 	if err := pki.CheckPublicKey(pub); err != nil {
 		return nil, err
 	}
-	tmpl := a.deviceTemplate()
+	is := a.current()
+	tmpl := a.deviceTemplateOf(is)
 	tmpl.Subject = defaultSubject
-	return a.issue(ctx, tmpl, pub, ProfileDeviceKey)
+	return a.issue(ctx, is, tmpl, pub, ProfileDeviceKey)
 }
 
 // ClaimValidity is how long a provisioning claim certificate is valid, as
@@ -96,14 +98,22 @@ func (a *Authority) IssueClaim(ctx context.Context, pub crypto.PublicKey) (*Issu
 	if _, err := rand.Read(cn); err != nil {
 		return nil, err
 	}
-	tmpl := a.deviceTemplate()
+	is := a.current()
+	tmpl := a.deviceTemplateOf(is)
 	tmpl.NotAfter = tmpl.NotBefore.Add(backdate + ClaimValidity)
 	tmpl.Subject = pkix.Name{CommonName: hex.EncodeToString(cn)}
-	return a.issue(ctx, tmpl, pub, ProfileClaim)
+	return a.issue(ctx, is, tmpl, pub, ProfileClaim)
 }
 
 func (a *Authority) deviceTemplate() *x509.Certificate {
+	return a.deviceTemplateOf(a.current())
+}
+
+// deviceTemplateOf is the device profile of the certificates the issuing
+// CA is signs.
+func (a *Authority) deviceTemplateOf(is *IssuerKey) *x509.Certificate {
 	now := a.now().UTC().Truncate(time.Second)
+	crl, ocspURL := a.pointers(is.id)
 	return &x509.Certificate{
 		NotBefore: now.Add(-backdate),
 		NotAfter:  DeviceNotAfter,
@@ -117,23 +127,23 @@ func (a *Authority) deviceTemplate() *x509.Certificate {
 		IsCA:                  false,
 		// Empty unless the operator set a public URL: AWS's profile has no
 		// pointers, and one that no client can reach helps nobody.
-		CRLDistributionPoints: a.revocation.crl,
-		OCSPServer:            a.revocation.ocsp,
+		CRLDistributionPoints: crl,
+		OCSPServer:            ocspURL,
 	}
 }
 
-func (a *Authority) issue(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey, profile string) (*Issued, error) {
+func (a *Authority) issue(ctx context.Context, is *IssuerKey, tmpl *x509.Certificate, pub crypto.PublicKey, profile string) (*Issued, error) {
 	// Signing cannot be interrupted once begun (crypto.Signer takes no
 	// context); it is not started for a request that has already ended.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	der, err := a.signCertificate(ctx, tmpl, a.issuing, a.issuerID, pub, a.signer, profile)
+	der, err := a.signCertificate(ctx, tmpl, is.cert, is.id, pub, is.signer, profile)
 	if err != nil {
 		return nil, err
 	}
 	return &Issued{DER: der, NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter,
-		IssuerID: a.issuerID, Serial: tmpl.SerialNumber.Text(16)}, nil
+		IssuerID: is.id, Serial: tmpl.SerialNumber.Text(16)}, nil
 }
 
 // signCertificate signs tmpl for pub with the CA parent (whose certificate

@@ -16,13 +16,6 @@ import (
 	"github.com/fleetca/fleetca/internal/pki"
 )
 
-// revocationPointers are the URLs device certificates carry so that any
-// verifier can learn of their revocation: a CRL distribution point and an
-// OCSP responder in the Authority Information Access extension.
-type revocationPointers struct {
-	crl, ocsp []string
-}
-
 // CRLPath and OCSPPath are where fleetca serves the issuing CA's CRL and its
 // OCSP responder, below the public base URL.
 func CRLPath(issuerID string) string { return "/crl/" + issuerID + ".crl" }
@@ -43,23 +36,36 @@ func (a *Authority) WithPublicURL(base string) (*Authority, error) {
 	if err := pki.CheckPublicURL(base); err != nil {
 		return nil, fmt.Errorf("issuance: the public URL %w", err)
 	}
-	base = strings.TrimSuffix(base, "/")
 	c := *a
-	c.revocation = revocationPointers{
-		crl:  []string{base + CRLPath(a.issuerID)},
-		ocsp: []string{base + OCSPPath},
-	}
+	c.publicURL = strings.TrimSuffix(base, "/")
 	return &c, nil
 }
 
-// IssuerID is the certificate ID of the issuing CA, the name under which its
-// CRL is served and its certificates are recorded.
-func (a *Authority) IssuerID() string { return a.issuerID }
+// pointers are the CRL distribution point and OCSP responder a certificate
+// of the issuing CA id carries: none without a public URL.
+func (a *Authority) pointers(id string) (crl, ocspURL []string) {
+	if a.publicURL == "" {
+		return nil, nil
+	}
+	return []string{a.publicURL + CRLPath(id)}, []string{a.publicURL + OCSPPath}
+}
 
-// SignCRL signs a CRL of the issuing CA listing entries, with the number
-// and validity given. Entries with a zero reason code carry no reason, as
-// RFC 5280 asks of reason "unspecified".
+// IssuerID is the certificate ID of the issuing CA that signs now, the
+// name under which its CRL is served and its certificates are recorded.
+func (a *Authority) IssuerID() string { return a.current().id }
+
+// SignCRL signs a CRL of the current issuing CA (see IssuerKey.SignCRL).
 func (a *Authority) SignCRL(ctx context.Context, number int64, thisUpdate, nextUpdate time.Time, entries []x509.RevocationListEntry) ([]byte, error) {
+	return a.signCRL(ctx, a.current(), number, thisUpdate, nextUpdate, entries)
+}
+
+// SignOCSP signs an OCSP answer of the current issuing CA (see
+// IssuerKey.SignOCSP).
+func (a *Authority) SignOCSP(ctx context.Context, r ocsp.Response) ([]byte, error) {
+	return a.signOCSP(ctx, a.current(), r)
+}
+
+func (a *Authority) signCRL(ctx context.Context, k *IssuerKey, number int64, thisUpdate, nextUpdate time.Time, entries []x509.RevocationListEntry) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -68,8 +74,8 @@ func (a *Authority) SignCRL(ctx context.Context, number int64, thisUpdate, nextU
 		ThisUpdate:                thisUpdate,
 		NextUpdate:                nextUpdate,
 		RevokedCertificateEntries: entries,
-	}, a.issuing, a.signer)
-	if err := a.recordSignature(ctx, audit.Record{Object: audit.CRL, CRLNumber: number, Entries: len(entries),
+	}, k.cert, k.signer)
+	if err := a.recordSignature(ctx, k.id, audit.Record{Object: audit.CRL, CRLNumber: number, Entries: len(entries),
 		NotBefore: thisUpdate, NotAfter: nextUpdate}, err); err != nil {
 		return nil, err
 	}
@@ -79,11 +85,11 @@ func (a *Authority) SignCRL(ctx context.Context, number int64, thisUpdate, nextU
 // recordSignature completes rec (time, issuer, requester, outcome from
 // err) and writes it; the error is err, or the audit log's if the record
 // could not be written.
-func (a *Authority) recordSignature(ctx context.Context, rec audit.Record, err error) error {
+func (a *Authority) recordSignature(ctx context.Context, issuerID string, rec audit.Record, err error) error {
 	if a.auditor == nil {
 		return err
 	}
-	rec.Time, rec.Issuer, rec.Requester, rec.Outcome = a.now().UTC(), a.issuerID, audit.RequesterOf(ctx), audit.Signed
+	rec.Time, rec.Issuer, rec.Requester, rec.Outcome = a.now().UTC(), issuerID, audit.RequesterOf(ctx), audit.Signed
 	if err != nil {
 		rec.Outcome, rec.Reason = audit.Failed, err.Error()
 		return errors.Join(err, a.auditor.Write(ctx, rec))
@@ -91,19 +97,19 @@ func (a *Authority) recordSignature(ctx context.Context, rec audit.Record, err e
 	return a.auditor.Write(ctx, rec)
 }
 
-// SignOCSP signs an OCSP answer about a certificate of the issuing CA. The
-// issuing CA signs it itself (RFC 6960 4.2.2.2), so verifiers need no
+// signOCSP signs an OCSP answer about a certificate of the issuing CA k.
+// The issuing CA signs it itself (RFC 6960 4.2.2.2), so verifiers need no
 // responder certificate and nothing else holds a key.
-func (a *Authority) SignOCSP(ctx context.Context, r ocsp.Response) ([]byte, error) {
+func (a *Authority) signOCSP(ctx context.Context, k *IssuerKey, r ocsp.Response) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	der, err := ocsp.CreateResponse(a.issuing, a.issuing, r, a.signer)
+	der, err := ocsp.CreateResponse(k.cert, k.cert, r, k.signer)
 	rec := audit.Record{Object: audit.OCSP, Status: ocspStatus[r.Status], NotBefore: r.ThisUpdate, NotAfter: r.NextUpdate}
 	if r.SerialNumber != nil {
 		rec.Serial = r.SerialNumber.Text(16)
 	}
-	if err := a.recordSignature(ctx, rec, err); err != nil {
+	if err := a.recordSignature(ctx, k.id, rec, err); err != nil {
 		return nil, err
 	}
 	return der, nil

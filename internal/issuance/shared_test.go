@@ -63,7 +63,18 @@ func TestSharedCA(t *testing.T) {
 }
 
 // memKeeper is a shared database in memory.
-type memKeeper struct{ m *store.CAMaterial }
+type memKeeper struct {
+	m       *store.CAMaterial
+	rotated []store.IssuingCA
+}
+
+func (k *memKeeper) IssuingCAs(context.Context) ([]store.IssuingCA, error) { return k.rotated, nil }
+
+func (k *memKeeper) AddIssuingCA(_ context.Context, ca store.IssuingCA) (int, error) {
+	ca.Generation = len(k.rotated) + 2
+	k.rotated = append(k.rotated, ca)
+	return ca.Generation, nil
+}
 
 func (k *memKeeper) LoadCA(context.Context) (*store.CAMaterial, error) {
 	if k.m == nil {

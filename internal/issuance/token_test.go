@@ -146,3 +146,29 @@ func TestSharedTokenCA(t *testing.T) {
 		t.Fatalf("the token holds %d keys, want the CA's 3", n)
 	}
 }
+
+// TestTokenRotate rotates a CA whose keys are in a token: the new issuing
+// key is made in the token, and the directory still holds no key.
+func TestTokenRotate(t *testing.T) {
+	tok := openTestToken(t, hsmtest.NewToken(t, softHSMConf))
+	dir := filepath.Join(t.TempDir(), "ca")
+	before, err := Open(Options{Dir: dir, Algorithm: keys.ECDSAP256, Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := deviceCert(t, before)
+	if _, err := Rotate(Options{Dir: dir, Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := Open(Options{Dir: dir, Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRotated(t, before, after, old)
+	if files, _ := filepath.Glob(filepath.Join(dir, "*.key")); len(files) > 0 {
+		t.Fatalf("key files: %v", files)
+	}
+	if n := tok.CountKeys(); n != 4 {
+		t.Fatalf("the token holds %d keys, want root, server CA and two issuing CAs", n)
+	}
+}

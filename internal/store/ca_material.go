@@ -30,8 +30,21 @@ func (m *CAMaterial) KeysSealed() bool {
 	return len(m.RootKeySealed) > 0 && len(m.IssuingKeySealed) > 0 && len(m.ServerCAKeySealed) > 0
 }
 
+// IssuingCA is an issuing CA a rotation made for the shared CA (whose first
+// is in CAMaterial): generation 2 and up, its key sealed, or empty when the
+// CA's keys live in a PKCS#11 token.
+type IssuingCA struct {
+	Generation int
+	CertPEM    []byte
+	KeySealed  []byte
+}
+
 // CAKeeper keeps the CA material of replicas that share a database.
 type CAKeeper interface {
+	// IssuingCAs returns the issuing CAs rotations made, oldest first.
+	IssuingCAs(ctx context.Context) ([]IssuingCA, error)
+	// AddIssuingCA stores ca as the next generation and returns it.
+	AddIssuingCA(ctx context.Context, ca IssuingCA) (int, error)
 	// LoadCA returns the stored CA, or ErrNotFound when there is none.
 	LoadCA(ctx context.Context) (*CAMaterial, error)
 	// StoreCA stores m, which must be Complete, unless a CA is stored

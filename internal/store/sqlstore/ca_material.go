@@ -87,3 +87,42 @@ func (s *Store) PinRoot(ctx context.Context, sha256 string) (string, error) {
 	})
 	return pinned, err
 }
+
+// IssuingCAs implements store.CAKeeper.
+func (s *Store) IssuingCAs(ctx context.Context) ([]store.IssuingCA, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT generation, cert_pem, key_sealed FROM issuing_cas ORDER BY generation`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cas []store.IssuingCA
+	for rows.Next() {
+		var ca store.IssuingCA
+		var cert, key string
+		if err := rows.Scan(&ca.Generation, &cert, &key); err != nil {
+			return nil, err
+		}
+		ca.CertPEM, ca.KeySealed = []byte(cert), []byte(key)
+		cas = append(cas, ca)
+	}
+	return cas, rows.Err()
+}
+
+// AddIssuingCA implements store.CAKeeper: the next generation after the
+// stored ones (the first is ca_material's), under a lock, so rotations
+// from two places take two generations.
+func (s *Store) AddIssuingCA(ctx context.Context, ca store.IssuingCA) (int, error) {
+	var generation int
+	err := s.write.do(ctx, func(tx txn) error {
+		if err := tx.lock("issuing-cas"); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(`SELECT COALESCE(MAX(generation), 1) + 1 FROM issuing_cas`).Scan(&generation); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO issuing_cas (generation, cert_pem, key_sealed, created_us) VALUES (?, ?, ?, ?)`,
+			generation, string(ca.CertPEM), string(ca.KeySealed), time.Now().UnixMicro())
+		return err
+	})
+	return generation, err
+}
