@@ -7,6 +7,7 @@
 //	fleetca account list                      list the accounts and their access key IDs
 //	fleetca ca seal                           seal the CA key files with the passphrase
 //	fleetca ca import-key                     move the CA key files into a PKCS#11 token
+//	fleetca ca rotate                         make a new issuing CA under the same root
 //	fleetca backup --out FILE                 back up the data directory, while the server runs
 //	fleetca restore --from FILE [--force]     restore a backup into the data directory
 //	fleetca bench [flags]                     drive an AWS IoT endpoint and measure it
@@ -96,6 +97,7 @@ Usage:
   fleetca account list                        list the accounts and their access key IDs
   fleetca ca seal                             seal the CA key files with FLEETCA_CA_KEY_PASSPHRASE (server stopped)
   fleetca ca import-key --ca-key-uri URI      move the CA key files into a PKCS#11 token (server stopped)
+  fleetca ca rotate                           make a new issuing CA under the same root (SQLite: server stopped; PostgreSQL: replicas follow)
   fleetca backup --out FILE                   back up the data directory (database, CA, credentials), while the server runs
   fleetca restore --from FILE [--force]       restore a backup into the data directory (--force moves a non-empty one aside)
   fleetca bench [flags]                       drive an AWS IoT endpoint and measure it (fleetca bench -h)
@@ -280,15 +282,19 @@ func dataDirFlags(name string, args []string, stderr io.Writer, define func(*fla
 }
 
 const caUsage = `fleetca: usage: fleetca ca seal [--data-dir DIR] [--ca-key-passphrase-file FILE] (or FLEETCA_CA_KEY_PASSPHRASE)
-       fleetca ca import-key [--data-dir DIR] --ca-key-uri URI [--ca-key-passphrase-file FILE] (PIN: the URI's pin-source or FLEETCA_CA_KEY_PIN)`
+       fleetca ca import-key [--data-dir DIR] --ca-key-uri URI [--ca-key-passphrase-file FILE] (PIN: the URI's pin-source or FLEETCA_CA_KEY_PIN)
+       fleetca ca rotate [--data-dir DIR | --database URL] [--ca-key-uri URI] [--ca-key-passphrase-file FILE] [--audit-log FILE]`
 
 func ca(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "seal" && args[0] != "import-key") {
+	if len(args) == 0 || (args[0] != "seal" && args[0] != "import-key" && args[0] != "rotate") {
 		fmt.Fprintln(stderr, caUsage)
 		return 2
 	}
-	if args[0] == "import-key" {
+	switch args[0] {
+	case "import-key":
 		return caImportKey(args[1:], stdout, stderr)
+	case "rotate":
+		return caRotate(args[1:], stdout, stderr)
 	}
 	var passphraseFile string
 	cfg, code, ok := dataDirFlags("ca seal", args[1:], stderr, func(fs *flag.FlagSet) {
@@ -338,6 +344,36 @@ func caImportKey(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stdout, "moved %s from %s into the token; start the server with --ca-key-uri from now on\n", strings.Join(removed, ", "), cfg.CADir())
+	return 0
+}
+
+func caRotate(args []string, stdout, stderr io.Writer) int {
+	var passphraseFile, uri, database, auditLog string
+	cfg, code, ok := dataDirFlags("ca rotate", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&passphraseFile, "ca-key-passphrase-file", os.Getenv("FLEETCA_CA_KEY_PASSPHRASE_FILE"), "file holding the passphrase of sealed keys (or set FLEETCA_CA_KEY_PASSPHRASE)")
+		fs.StringVar(&uri, "ca-key-uri", os.Getenv("FLEETCA_CA_KEY_URI"), "PKCS#11 URI of the token that keeps the CA keys (FLEETCA_CA_KEY_URI)")
+		fs.StringVar(&database, "database", os.Getenv("FLEETCA_DATABASE_URL"), "PostgreSQL URL of the replicas' database (FLEETCA_DATABASE_URL); empty: the data directory's CA")
+		fs.StringVar(&auditLog, "audit-log", os.Getenv("FLEETCA_AUDIT_LOG"), "audit file to append the new issuing CA's record to (FLEETCA_AUDIT_LOG)")
+	})
+	if !ok {
+		return code
+	}
+	cfg.CAKeyURI, cfg.Database, cfg.AuditLog = uri, database, auditLog
+	cfg.CAKeyPassphraseFile = passphraseFile
+	if cfg.CAKeyPassphraseFile != "" {
+		cfg.CAKeyPassphrase = ""
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	made, err := server.RotateCA(context.Background(), cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetca ca rotate: %v\n", err)
+		return 1
+	}
+	if cfg.Database != "" {
+		fmt.Fprintf(stdout, "made the issuing CA %q; the replicas sign with it within seconds\n", made.Subject.CommonName)
+	} else {
+		fmt.Fprintf(stdout, "made the issuing CA %q in %s; the server signs with it from its next start\n", made.Subject.CommonName, cfg.CADir())
+	}
 	return 0
 }
 

@@ -1,7 +1,8 @@
 // Package pkiweb is the front end that serves revocation to the world,
-// without authentication, as RFC 5280 and RFC 6960 expect: the issuing CA's
-// CRL at /crl/<issuer>.crl (DER) and /crl/<issuer>.pem, every current CRL
-// at /crl.pem (the file Mosquitto's crlfile and NGINX's ssl_crl read), and
+// without authentication, as RFC 5280 and RFC 6960 expect: each issuing
+// CA's CRL (the current one's and those rotated away) at
+// /crl/<issuer>.crl (DER) and /crl/<issuer>.pem, every current CRL at
+// /crl.pem (the file Mosquitto's crlfile and NGINX's ssl_crl read), and
 // an OCSP responder at /ocsp (POST) and /ocsp/<base64 request> (GET, which
 // HTTP caches can keep; RFC 5019).
 package pkiweb
@@ -21,10 +22,12 @@ import (
 	"github.com/fleetca/fleetca/internal/revocation"
 )
 
-// Revocation is what the front end serves.
+// Revocation is what the front end serves (a revocation.Set).
 type Revocation interface {
-	IssuerID() string
-	CRL() (revocation.CRL, bool)
+	// CRL is the CRL of one issuer, by its certificate ID.
+	CRL(issuerID string) (revocation.CRL, bool)
+	// CRLs are every issuer's; ok is false while one is not ready.
+	CRLs() ([]revocation.CRL, bool)
 	Respond(ctx context.Context, request []byte) revocation.Answer
 }
 
@@ -78,31 +81,70 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) crl(w http.ResponseWriter, r *http.Request, path string) {
-	prefix := "/crl/" + h.rev.IssuerID()
-	var pemForm bool
-	switch path {
-	case prefix + ".crl":
-	case prefix + ".pem", "/crl.pem":
-		pemForm = true
+	if path == "/crl.pem" {
+		h.allCRLs(w, r)
+		return
+	}
+	id, pemForm := strings.TrimPrefix(path, "/crl/"), false
+	switch {
+	case strings.HasSuffix(id, ".crl"):
+		id = strings.TrimSuffix(id, ".crl")
+	case strings.HasSuffix(id, ".pem"):
+		id, pemForm = strings.TrimSuffix(id, ".pem"), true
 	default:
 		http.NotFound(w, r)
 		return
 	}
-	c, ok := h.rev.CRL()
+	c, ok := h.rev.CRL(id)
 	if !ok {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "the CRL is not ready yet", http.StatusServiceUnavailable)
+		if _, any := h.rev.CRLs(); any {
+			http.NotFound(w, r) // no such issuer
+			return
+		}
+		notReady(w)
 		return
 	}
 	body, contentType := c.DER, "application/pkix-crl"
 	if pemForm {
 		body, contentType = c.PEM, "application/x-pem-file"
 	}
-	id := h.rev.IssuerID()
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("ETag", `"`+id[:min(16, len(id))]+"-"+strconv.FormatInt(c.Number, 10)+`"`)
 	h.cacheHeaders(w, c.NextUpdate)
 	http.ServeContent(w, r, "", c.ThisUpdate, bytes.NewReader(body))
+}
+
+// allCRLs serves every issuer's CRL in one PEM file, the form Mosquitto's
+// crlfile and NGINX's ssl_crl read: valid as long as the first of them to
+// expire.
+func (h *Handler) allCRLs(w http.ResponseWriter, r *http.Request) {
+	crls, ok := h.rev.CRLs()
+	if !ok || len(crls) == 0 {
+		notReady(w)
+		return
+	}
+	var body []byte
+	etag := ""
+	next, modified := crls[0].NextUpdate, crls[0].ThisUpdate
+	for _, c := range crls {
+		body = append(body, c.PEM...)
+		etag += strconv.FormatInt(c.Number, 36) + "."
+		if c.NextUpdate.Before(next) {
+			next = c.NextUpdate
+		}
+		if c.ThisUpdate.After(modified) {
+			modified = c.ThisUpdate
+		}
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Header().Set("ETag", `"all-`+strings.TrimSuffix(etag, ".")+`"`)
+	h.cacheHeaders(w, next)
+	http.ServeContent(w, r, "", modified, bytes.NewReader(body))
+}
+
+func notReady(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "the CRL is not ready yet", http.StatusServiceUnavailable)
 }
 
 func (h *Handler) ocspPost(w http.ResponseWriter, r *http.Request) {

@@ -36,12 +36,19 @@ type fakeRevocation struct {
 	requests [][]byte
 }
 
-func (f *fakeRevocation) IssuerID() string { return issuerID }
-
-func (f *fakeRevocation) CRL() (revocation.CRL, bool) {
+func (f *fakeRevocation) CRL(id string) (revocation.CRL, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.crl, f.ready
+	return f.crl, f.ready && id == issuerID
+}
+
+func (f *fakeRevocation) CRLs() ([]revocation.CRL, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.ready {
+		return nil, false
+	}
+	return []revocation.CRL{f.crl}, true
 }
 
 func (f *fakeRevocation) Respond(_ context.Context, req []byte) revocation.Answer {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -120,7 +121,7 @@ func (s *Service) AdmitDevice(ctx context.Context, leaf *x509.Certificate, serve
 			return Admission{Refusal: "the certificate's registered CA is one of fleetca's own"}, nil
 		}
 	case c.Mode == iot.ModeDefault:
-		if !s.signatures.verified(leaf, s.authority.Issuing()) {
+		if !s.fromOwnIssuer(leaf) {
 			return Admission{Refusal: "the certificate does not chain to fleetca's CA"}, nil
 		}
 	}
@@ -285,4 +286,16 @@ func (c *signatureCache) verified(leaf, issuer *x509.Certificate) bool {
 	}
 	c.m[key] = struct{}{}
 	return true
+}
+
+// fromOwnIssuer reports whether one of fleetca's issuing CAs, the current
+// or one rotated away, signed leaf: the one whose subject is leaf's issuer
+// (each has its own), so a device costs one signature check.
+func (s *Service) fromOwnIssuer(leaf *x509.Certificate) bool {
+	for _, ca := range s.authority.Issuers() {
+		if bytes.Equal(ca.RawSubject, leaf.RawIssuer) && s.signatures.verified(leaf, ca) {
+			return true
+		}
+	}
+	return false
 }

@@ -57,6 +57,9 @@ type Authority interface {
 	IssueClaim(ctx context.Context, pub crypto.PublicKey) (*issuance.Issued, error)
 	// Issuing is the CA certificate that signs what the Authority issues.
 	Issuing() *x509.Certificate
+	// Issuers are every issuing CA the Authority has had, newest first:
+	// certificates of one rotated away still admit their devices.
+	Issuers() []*x509.Certificate
 	// OwnCA reports whether c is one of the Authority's CAs (same key).
 	OwnCA(c *x509.Certificate) bool
 }

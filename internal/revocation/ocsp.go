@@ -51,10 +51,20 @@ func (s *Service) Respond(ctx context.Context, raw []byte) Answer {
 	if err != nil {
 		return s.refuse("malformed", ocsp.MalformedRequestErrorResponse)
 	}
-	hashes, ok := s.issuer[req.HashAlgorithm]
-	if !ok || !bytes.Equal(hashes.name, req.IssuerNameHash) || !bytes.Equal(hashes.key, req.IssuerKeyHash) {
+	if !s.names(req) {
 		return s.refuse("unauthorized", ocsp.UnauthorizedErrorResponse)
 	}
+	return s.respond(ctx, req)
+}
+
+// names reports whether req asks about this service's issuer.
+func (s *Service) names(req *ocsp.Request) bool {
+	hashes, ok := s.issuer[req.HashAlgorithm]
+	return ok && bytes.Equal(hashes.name, req.IssuerNameHash) && bytes.Equal(hashes.key, req.IssuerKeyHash)
+}
+
+// respond answers a parsed request about this service's issuer.
+func (s *Service) respond(ctx context.Context, req *ocsp.Request) Answer {
 	st := s.state.Load()
 	if st == nil || req.SerialNumber == nil || req.SerialNumber.Sign() <= 0 {
 		if st == nil {

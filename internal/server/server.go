@@ -14,12 +14,15 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/audit"
 	"github.com/fleetca/fleetca/internal/certlint"
 	"github.com/fleetca/fleetca/internal/config"
+	"github.com/fleetca/fleetca/internal/iot"
 	"github.com/fleetca/fleetca/internal/iotapi"
 	"github.com/fleetca/fleetca/internal/issuance"
 	"github.com/fleetca/fleetca/internal/keys"
@@ -51,10 +54,16 @@ type Server struct {
 	token     *token.Token      // the CA keys' PKCS#11 token; nil unless --ca-key-uri
 	audit     *audit.Log        // records every signature
 	// revocation keeps the CRL and answers OCSP; Start runs its refresh
-	// loop until Shutdown calls stopRevocation and waits for revocationDone.
-	revocation     *revocation.Service
+	// loops until Shutdown calls stopRevocation and waits for revocationWG.
+	// With PostgreSQL, followRotations adds a service for each issuing CA
+	// another process rotated in.
+	revocation     *revocation.Set
+	revOpts        revocation.Options
+	revCtx         context.Context
 	stopRevocation context.CancelFunc
-	revocationDone chan struct{}
+	revocationWG   sync.WaitGroup
+	// caKeys opens the keys of issuing CAs rotated in while running.
+	caKeys issuance.Options
 	// lock is the data directory's lock file, held while the server lives
 	// (SQLite only; see lockDataDir).
 	lock *os.File
@@ -191,26 +200,37 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	} else if n > 0 {
 		log.Info("sealed secret access keys stored in the clear", "keys", n)
 	}
-	rev, err := revocation.New(revocation.Options{
-		Store: st, Signer: authority, Logger: log, Observer: metrics,
+	revOpts := revocation.Options{
+		Store: st, Logger: log, Observer: metrics,
 		CRLRefresh: cfg.CRLRefresh, CRLValidity: cfg.CRLValidity, Poll: cfg.RevocationPoll,
-	})
-	if err != nil {
-		return nil, err
+	}
+	// One service per issuing CA: those rotated away keep their CRL.
+	rev := revocation.NewSet()
+	for _, ca := range slices.Backward(authority.Issuers()) {
+		svc, err := newRevocation(revOpts, authority, ca)
+		if err != nil {
+			return nil, err
+		}
+		rev.Add(svc)
 	}
 	// Certificates stored by a version that did not record issuers are
 	// attributed first, so that the first CRL lists those already revoked.
-	if n, err := revocation.Attribute(ctx, st, authority.Issuing(), authority.IssuerID()); err != nil {
+	// They came from the first issuing CA: rotations came later.
+	first := authority.Issuers()[len(authority.Issuers())-1]
+	if n, err := revocation.Attribute(ctx, st, first, iot.CertificateID(first.Raw)); err != nil {
 		return nil, fmt.Errorf("revocation: attributing certificates issued before this version: %w", err)
 	} else if n > 0 {
 		log.Info("revocation: recorded the issuer and serial of certificates issued before this version", "certificates", n)
 	}
 	// The CRL exists before anything is served, so that the first request
 	// for it and every OCSP answer has a list to go by.
-	if err := rev.Refresh(ctx); err != nil {
-		return nil, fmt.Errorf("revocation: %w", err)
+	for _, svc := range rev.Services() {
+		if err := svc.Refresh(ctx); err != nil {
+			return nil, fmt.Errorf("revocation: %w", err)
+		}
 	}
-	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool, lock: lock, revocation: rev, token: tok, audit: auditLog}
+	s := &Server{cfg: cfg, log: log, store: st, authority: authority, registry: reg, keyPool: keyPool, lock: lock, revocation: rev, token: tok, audit: auditLog,
+		revOpts: revOpts, caKeys: caKeys}
 	if err := s.bootstrapAccount(ctx); err != nil {
 		return nil, err
 	}
@@ -442,13 +462,13 @@ func (s *Server) Start() error {
 	}
 	s.watchStop, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watchHealth()
-	var revCtx context.Context
-	revCtx, s.stopRevocation = context.WithCancel(context.Background())
-	s.revocationDone = make(chan struct{})
-	go func() {
-		defer close(s.revocationDone)
-		s.revocation.Run(revCtx)
-	}()
+	s.revCtx, s.stopRevocation = context.WithCancel(context.Background())
+	for _, svc := range s.revocation.Services() {
+		s.revocationWG.Go(func() { svc.Run(s.revCtx) })
+	}
+	if s.cfg.Database != "" {
+		s.revocationWG.Go(func() { s.followRotations(s.revCtx) })
+	}
 	s.served = make(chan struct{})
 	go func() {
 		s.serveErr = s.http.Serve(ln)
@@ -530,7 +550,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.stopRevocation != nil {
 		s.stopRevocation()
-		<-s.revocationDone
+		s.revocationWG.Wait()
 	}
 	if s.mqtt != nil {
 		if err := s.mqtt.Close(ctx); err != nil {
