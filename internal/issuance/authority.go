@@ -54,7 +54,10 @@ var (
 // checked to open with passphrase.
 func SealKeys(dir, passphrase string) ([]string, error) {
 	ks := keys.FileStore{Dir: dir, Passphrase: passphrase}
-	names := []string{rootKeyName, issuingKeyName, serverCAKeyName}
+	names, err := caKeyNames(dir)
+	if err != nil {
+		return nil, err
+	}
 	// Every key sealed already must open with this passphrase before any
 	// is sealed: a mistyped one would otherwise seal some keys with it.
 	for _, name := range names {
@@ -381,7 +384,7 @@ func OpenShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*Auth
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.AdoptStored(ctx, keeper, opts); err != nil {
+	if _, err := a.AdoptStored(ctx, keeper, opts, nil); err != nil {
 		return nil, fmt.Errorf("issuance: the shared CA's rotated issuing CAs: %w", err)
 	}
 	// What this replica made and the store kept is this replica's to
@@ -811,9 +814,12 @@ func ImportKeys(dir, passphrase string, tok KeyImporter) ([]string, error) {
 		cert *x509.Certificate
 	}
 	var done []moved
-	for _, ca := range []struct{ name, certFile string }{
-		{rootKeyName, rootCertFile}, {issuingKeyName, issuingCertFile}, {serverCAKeyName, serverCACertFile},
-	} {
+	names, err := caKeyNames(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		ca := struct{ name, certFile string }{name, name + ".pem"}
 		cert, _, err := readCert(filepath.Join(dir, ca.certFile))
 		if err != nil {
 			return nil, err

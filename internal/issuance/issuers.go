@@ -1,6 +1,7 @@
 package issuance
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -70,12 +71,22 @@ func (a *Authority) Adopt(cert *x509.Certificate, signer crypto.Signer) error {
 	if !publicKeysEqual(signer.Public(), cert.PublicKey) {
 		return errors.New("issuance: the new issuing CA's key does not match its certificate")
 	}
+	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 || !slices.Equal(cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) {
+		return errors.New("issuance: the new issuing CA does not have the issuing CA's profile")
+	}
 	a.issuers.mu.Lock()
 	defer a.issuers.mu.Unlock()
 	old := a.issuers.all()
 	id := iot.CertificateID(cert.Raw)
 	if slices.ContainsFunc(old, func(is *IssuerKey) bool { return is.id == id }) {
 		return nil
+	}
+	// Admission finds a leaf's issuing CA by name, and OCSP by name and
+	// key: each must be one CA's.
+	for _, is := range old {
+		if bytes.Equal(is.cert.RawSubject, cert.RawSubject) || publicKeysEqual(is.cert.PublicKey, cert.PublicKey) {
+			return fmt.Errorf("issuance: the new issuing CA has the name or key of %s", is.cert.Subject)
+		}
 	}
 	list := append([]*IssuerKey{{cert: cert, signer: signer, id: id}}, old...)
 	a.issuers.list.Store(&list)

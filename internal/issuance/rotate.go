@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,18 +35,57 @@ func issuingName(n int) string {
 	return issuingKeyName + "-" + strconv.Itoa(n)
 }
 
+// rotations returns how many issuing CAs rotations left in dir
+// (issuing-2.pem, issuing-3.pem, ...); a gap in the numbers is an error,
+// since a later generation must not be taken for an earlier one.
+func rotations(dir string) (int, error) {
+	files, err := filepath.Glob(filepath.Join(dir, issuingKeyName+"-*.pem"))
+	if err != nil {
+		return 0, err
+	}
+	seen := map[int]bool{}
+	for _, f := range files {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), issuingKeyName+"-"), ".pem"))
+		if err != nil || n < 2 {
+			return 0, fmt.Errorf("issuance: %s is not an issuing CA of a rotation", f)
+		}
+		seen[n] = true
+	}
+	for n := 2; n < len(seen)+2; n++ {
+		if !seen[n] {
+			return 0, fmt.Errorf("issuance: %s is missing, but later issuing CAs are in %s: restore it", issuingName(n)+".pem", dir)
+		}
+	}
+	return len(seen), nil
+}
+
+// caKeyNames are the names of every key of the CA in dir: the root, the
+// issuing CA of each generation, the server CA.
+func caKeyNames(dir string) ([]string, error) {
+	n, err := rotations(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{rootKeyName, issuingKeyName}
+	for g := 2; g < n+2; g++ {
+		names = append(names, issuingName(g))
+	}
+	return append(names, serverCAKeyName), nil
+}
+
 // loadRotated adopts the issuing CAs rotations left in opts.Dir, oldest
 // first, so that the newest signs.
 func loadRotated(opts Options, a *Authority) error {
-	for n := 2; ; n++ {
-		cert, _, err := readCert(filepath.Join(opts.Dir, issuingName(n)+".pem"))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
+	n, err := rotations(opts.Dir)
+	if err != nil {
+		return err
+	}
+	for g := 2; g < n+2; g++ {
+		cert, _, err := readCert(filepath.Join(opts.Dir, issuingName(g)+".pem"))
 		if err != nil {
 			return err
 		}
-		key, err := loadKey(opts, issuingName(n), cert)
+		key, err := loadKey(opts, issuingName(g), cert)
 		if err != nil {
 			return err
 		}
@@ -52,6 +93,7 @@ func loadRotated(opts Options, a *Authority) error {
 			return err
 		}
 	}
+	return nil
 }
 
 // algorithmOf names pub's algorithm as keys does.
@@ -105,6 +147,11 @@ func Rotate(opts Options) (*x509.Certificate, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	// A rotation makes the new issuing CA and nothing else: not a CA, not
+	// the server CA of an old one (a start does that, and records it).
+	if _, err := os.Stat(filepath.Join(opts.Dir, serverCACertFile)); err != nil {
+		return nil, fmt.Errorf("issuance: %w: start the server on it once before rotating", err)
+	}
 	a, err := Open(Options{Dir: opts.Dir, Passphrase: opts.Passphrase, Token: opts.Token, MustExist: true, Now: opts.Now})
 	if err != nil {
 		return nil, err
@@ -152,6 +199,13 @@ func RotateShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*x5
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	// A rotation makes the new issuing CA and nothing else: a database
+	// without a whole CA is a wrong URL or one no replica has started on.
+	if m, err := keeper.LoadCA(ctx); errors.Is(err, store.ErrNotFound) || err == nil && !m.Complete() {
+		return nil, fmt.Errorf("%w in the database: start a replica on it once before rotating", ErrNoCA)
+	} else if err != nil {
+		return nil, err
+	}
 	a, err := OpenShared(ctx, keeper, opts)
 	if err != nil {
 		return nil, err
@@ -173,8 +227,12 @@ func RotateShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*x5
 		makeKey = opts.Token.Generate
 	}
 	// The generation is the store's to give; the token's label only has
-	// to be new.
-	role := issuingName(len(a.Issuers())+1) + "-" + strconv.FormatInt(opts.Now().Unix(), 10)
+	// to be new, even for two rotations at once.
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		return nil, err
+	}
+	role := issuingKeyName + "-" + hex.EncodeToString(suffix)
 	der, key, err := newIssuingCA(a.root, rootKey, role, alg, makeKey, opts.Now)
 	if err != nil {
 		return nil, err
@@ -193,8 +251,11 @@ func RotateShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*x5
 
 // AdoptStored adopts the issuing CAs stored in keeper that a does not have
 // yet, oldest first, and returns those it adopted: how a replica follows
-// a rotation made elsewhere without a restart.
-func (a *Authority) AdoptStored(ctx context.Context, keeper store.CAKeeper, opts Options) ([]*IssuerKey, error) {
+// a rotation made elsewhere without a restart. prepare, when set, is
+// given each before it is adopted (to start serving its revocation before
+// it signs anything); an error leaves it, and those after it, for the next
+// call.
+func (a *Authority) AdoptStored(ctx context.Context, keeper store.CAKeeper, opts Options, prepare func(*IssuerKey) error) ([]*IssuerKey, error) {
 	stored, err := keeper.IssuingCAs(ctx)
 	if err != nil {
 		return nil, err
@@ -212,10 +273,15 @@ func (a *Authority) AdoptStored(ctx context.Context, keeper store.CAKeeper, opts
 		if err != nil {
 			return adopted, err
 		}
+		is := &IssuerKey{cert: cert, signer: key, id: iot.CertificateID(cert.Raw), a: a}
+		if prepare != nil {
+			if err := prepare(is); err != nil {
+				return adopted, err
+			}
+		}
 		if err := a.Adopt(cert, key); err != nil {
 			return adopted, err
 		}
-		is, _ := a.Issuer(iot.CertificateID(cert.Raw))
 		adopted = append(adopted, is)
 	}
 	return adopted, nil

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,7 +141,7 @@ func TestRotateShared(t *testing.T) {
 	if _, err := RotateShared(context.Background(), st, opts); err != nil {
 		t.Fatal(err)
 	}
-	adopted, err := running.AdoptStored(context.Background(), st, opts)
+	adopted, err := running.AdoptStored(context.Background(), st, opts, nil)
 	if err != nil || len(adopted) != 1 {
 		t.Fatalf("AdoptStored: %d, %v", len(adopted), err)
 	}
@@ -153,4 +154,65 @@ func TestRotateShared(t *testing.T) {
 	}
 	verifiesWith(t, fresh, old)
 	verifiesWith(t, fresh, deviceCert(t, running))
+}
+
+// TestRotatedKeysAreEveryCommandsKeys: sealing covers every generation's
+// key, a gap in the generations stops the start, a rotation creates
+// nothing else, and an issuing CA is adopted once and never twice by name.
+func TestRotatedKeysAreEveryCommandsKeys(t *testing.T) {
+	a, dir := openTemp(t, keys.ECDSAP256)
+	for range 2 {
+		if _, err := Rotate(Options{Dir: dir}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealed, err := SealKeys(dir, "seal them all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(sealed, " ") != "root.key issuing.key issuing-2.key issuing-3.key server-ca.key" {
+		t.Fatalf("sealed %v", sealed)
+	}
+	b, err := Open(Options{Dir: dir, Passphrase: "seal them all"})
+	if err != nil || len(b.Issuers()) != 3 {
+		t.Fatalf("after sealing: %v", err)
+	}
+	// Adopting an issuing CA of the chain again changes nothing; one with
+	// the name of another is refused (admission finds them by name).
+	cur, _ := b.Issuer(b.IssuerID())
+	if err := b.Adopt(cur.cert, cur.signer); err != nil || len(b.Issuers()) != 3 {
+		t.Fatalf("adopting the current issuing CA again: %v", err)
+	}
+	rootKey, err := keys.FileStore{Dir: dir, Passphrase: "seal them all"}.Load("root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	twinKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	twinDER, err := sign(issuingTemplate(a.Issuing().Subject, time.Now()), b.Root(), twinKey.Public(), rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin, _ := x509.ParseCertificate(twinDER)
+	if err := b.Adopt(twin, twinKey); err == nil || !strings.Contains(err.Error(), "name or key") {
+		t.Fatalf("an issuing CA with the first one's name: %v", err)
+	}
+	os.Rename(filepath.Join(dir, "issuing-2.pem"), filepath.Join(dir, "issuing-2.pem.lost"))
+	if _, err := Open(Options{Dir: dir, Passphrase: "seal them all"}); err == nil || !strings.Contains(err.Error(), "issuing-2.pem is missing") {
+		t.Fatalf("a start with a generation missing: %v", err)
+	}
+	// A directory without its server CA is a start's to complete, not a
+	// rotation's.
+	_, old := openTemp(t, keys.ECDSAP256)
+	os.Remove(filepath.Join(old, "server-ca.pem"))
+	if _, err := Rotate(Options{Dir: old}); err == nil {
+		t.Fatal("a rotation completed an old CA")
+	}
+	st, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := RotateShared(context.Background(), st, Options{Passphrase: "p"}); !errors.Is(err, ErrNoCA) {
+		t.Fatalf("a rotation of a database without a CA: %v", err)
+	}
 }

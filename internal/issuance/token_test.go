@@ -172,3 +172,25 @@ func TestTokenRotate(t *testing.T) {
 		t.Fatalf("the token holds %d keys, want root, server CA and two issuing CAs", n)
 	}
 }
+
+// TestImportRotatedKeys moves a rotated CA's key files into a token: every
+// generation's key, so the CA starts from the token.
+func TestImportRotatedKeys(t *testing.T) {
+	_, dir := openTemp(t, keys.ECDSAP256)
+	if _, err := Rotate(Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	tok := openTestToken(t, hsmtest.NewToken(t, softHSMConf))
+	removed, err := ImportKeys(dir, "", tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(removed, " ") != "root.key issuing.key issuing-2.key server-ca.key" {
+		t.Fatalf("removed %v", removed)
+	}
+	a, err := Open(Options{Dir: dir, Token: tok})
+	if err != nil || len(a.Issuers()) != 2 {
+		t.Fatalf("starting from the token: %v", err)
+	}
+	checkIssues(t, a)
+}

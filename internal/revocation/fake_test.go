@@ -205,7 +205,7 @@ type observedOCSP struct {
 	cached bool
 }
 
-func (o *fakeObserver) ObserveCRL(number int64, entries int) {
+func (o *fakeObserver) ObserveCRL(_ string, number int64, entries int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.crls = append(o.crls, observedCRL{number, entries})

@@ -58,7 +58,7 @@ type Signer interface {
 type Observer interface {
 	// ObserveCRL is called with the number of each CRL adopted, made here
 	// or by another replica, and how many certificates it lists.
-	ObserveCRL(number int64, entries int)
+	ObserveCRL(issuer string, number int64, entries int)
 	// ObserveOCSP is called for every OCSP answer: "good", "revoked",
 	// "unknown", or the error status ("malformed", "unauthorized",
 	// "tryLater", "internalError"), and whether a pre-signed answer served it.
@@ -341,7 +341,7 @@ func (s *Service) adopt(c *store.CRL, revoked map[string]entry) {
 	}
 	s.cacheMu.Unlock()
 	if o := s.opts.Observer; o != nil {
-		o.ObserveCRL(c.Number, len(revoked))
+		o.ObserveCRL(s.issuerID, c.Number, len(revoked))
 	}
 	s.opts.Logger.Info("revocation: serving a new CRL", "issuer", s.issuerID, "number", c.Number, "entries", len(revoked),
 		"next_update", c.NextUpdate)

@@ -1096,8 +1096,8 @@ func TestCRLAndOCSPAgree(t *testing.T) {
 // observations.
 type discardObserver struct{}
 
-func (discardObserver) ObserveCRL(int64, int)    {}
-func (discardObserver) ObserveOCSP(string, bool) {}
+func (discardObserver) ObserveCRL(string, int64, int) {}
+func (discardObserver) ObserveOCSP(string, bool)      {}
 
 func FuzzRespond(f *testing.F) {
 	h := newHarness(f, Options{Observer: discardObserver{}})

@@ -29,6 +29,13 @@ func RotateCA(ctx context.Context, cfg config.Config, log *slog.Logger) (*x509.C
 	if err != nil {
 		return nil, err
 	}
+	// The record is written after the root signs, so the log must be
+	// there before it does.
+	auditLog, err := audit.New(log.Handler(), cfg.AuditLog)
+	if err != nil {
+		return nil, err
+	}
+	defer auditLog.Close()
 	opts := issuance.Options{Passphrase: passphrase}
 	tok, err := openToken(cfg)
 	if err != nil {
@@ -76,15 +83,14 @@ func RotateCA(ctx context.Context, cfg config.Config, log *slog.Logger) (*x509.C
 			return nil, err
 		}
 	}
-	auditLog, err := audit.New(log.Handler(), cfg.AuditLog)
-	if err != nil {
-		return made, err
-	}
-	defer auditLog.Close()
-	return made, auditLog.Write(ctx, audit.Record{Time: time.Now().UTC(), Object: audit.Certificate, Profile: "issuing-ca",
+	err = auditLog.Write(ctx, audit.Record{Time: time.Now().UTC(), Object: audit.Certificate, Profile: "issuing-ca",
 		Issuer: iot.CertificateID(root.Raw), CertificateID: iot.CertificateID(made.Raw), Serial: made.SerialNumber.Text(16),
 		Subject: made.Subject.String(), NotBefore: made.NotBefore, NotAfter: made.NotAfter,
 		Requester: audit.Requester{Operation: "RotateIssuingCA"}, Outcome: audit.Signed})
+	if err != nil {
+		return made, fmt.Errorf("the rotation is done (the new issuing CA is %q), but its audit record could not be written: %w", made.Subject.CommonName, err)
+	}
+	return made, nil
 }
 
 // pemBlock is the first PEM block's bytes of data; nil if there is none.

@@ -24,7 +24,9 @@ func newRevocation(opts revocation.Options, authority *issuance.Authority, ca *x
 // followRotations adopts the issuing CAs that `fleetca ca rotate` stores in
 // the shared database while this replica runs, every revocation poll: new
 // certificates are signed by the newest within seconds, on every replica,
-// without a restart, and each new issuing CA gets its CRL and OCSP.
+// without a restart. Each new issuing CA serves its CRL and OCSP answers
+// before it signs anything; one that cannot yet is tried again at the next
+// poll.
 func (s *Server) followRotations(ctx context.Context) {
 	t := time.NewTicker(s.cfg.RevocationPoll)
 	defer t.Stop()
@@ -34,28 +36,32 @@ func (s *Server) followRotations(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		adopted, err := s.authority.AdoptStored(ctx, s.store, s.caKeys)
+		adopted, err := s.authority.AdoptStored(ctx, s.store, s.caKeys, func(is *issuance.IssuerKey) error {
+			return s.startRevocation(ctx, is)
+		})
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("following the issuing CA's rotations", "err", err)
 		}
 		for _, is := range adopted {
-			s.startRevocation(ctx, is.Issuing())
 			s.log.Info("signing with a new issuing CA, rotated in by another process", "issuer", is.IssuerID(), "subject", is.Issuing().Subject.String())
 		}
 	}
 }
 
 // startRevocation serves the revocation of an issuing CA adopted while
-// running. Until its first CRL is made, its OCSP answers are tryLater.
-func (s *Server) startRevocation(ctx context.Context, ca *x509.Certificate) {
-	svc, err := newRevocation(s.revOpts, s.authority, ca)
+// running: its first CRL made, then its CRL and OCSP answers served and
+// kept current.
+func (s *Server) startRevocation(ctx context.Context, is *issuance.IssuerKey) error {
+	opts := s.revOpts
+	opts.Signer = is
+	svc, err := revocation.New(opts)
 	if err != nil {
-		s.log.Error("revocation of a new issuing CA", "err", err)
-		return
+		return err
 	}
-	if err := svc.Refresh(ctx); err != nil && ctx.Err() == nil {
-		s.log.Warn("revocation: the new issuing CA's first CRL", "err", err)
+	if err := svc.Refresh(ctx); err != nil {
+		return fmt.Errorf("the first CRL of the new issuing CA: %w", err)
 	}
 	s.revocation.Add(svc)
 	s.revocationWG.Go(func() { svc.Run(ctx) })
+	return nil
 }

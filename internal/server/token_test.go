@@ -35,6 +35,11 @@ func tokenChild(t *testing.T, tok *hsmtest.Token, dir, db string) *child {
 		"--ca-key-uri", tok.URI(tok.PINFile(t)))
 	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+tok.Conf, "FLEETCA_ACCOUNT_ID="+testAccount, "FLEETCA_ACCESS_KEY_ID="+testKeyID,
 		"FLEETCA_SECRET_ACCESS_KEY="+testSecret, "FLEETCA_DATABASE_URL="+db)
+	if db != "" {
+		// The CA's keys are in the token; the passphrase seals the access
+		// keys' secrets in the shared database.
+		cmd.Env = append(cmd.Env, "FLEETCA_CA_KEY_PASSPHRASE="+testPassphrase)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

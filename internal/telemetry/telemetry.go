@@ -26,8 +26,8 @@ type Metrics struct {
 	commitLatency prometheus.Histogram
 	admissions    *prometheus.CounterVec
 	lintRefusals  *prometheus.CounterVec
-	crlNumber     prometheus.Gauge
-	crlEntries    prometheus.Gauge
+	crlNumber     *prometheus.GaugeVec
+	crlEntries    *prometheus.GaugeVec
 	ocspAnswers   *prometheus.CounterVec
 }
 
@@ -56,12 +56,12 @@ func New() *Metrics {
 		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetca_mqtt_admissions_total", Help: "MQTT connections judged, by outcome (admitted, refused, invalid_client_id, error) and, for refusals, reason.",
 		}, []string{"outcome", "reason"}),
-		crlNumber: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "fleetca_crl_number", Help: "Number of the CRL being served.",
-		}),
-		crlEntries: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "fleetca_crl_entries", Help: "Certificates listed on the CRL being served.",
-		}),
+		crlNumber: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fleetca_crl_number", Help: "Number of the CRL being served, by issuing CA.",
+		}, []string{"issuer"}),
+		crlEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fleetca_crl_entries", Help: "Certificates listed on the CRL being served, by issuing CA.",
+		}, []string{"issuer"}),
 		ocspAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetca_ocsp_answers_total", Help: "OCSP answers, by status (good, revoked, unknown, or the error status) and whether a pre-signed answer served it.",
 		}, []string{"status", "cached"}),
@@ -152,9 +152,10 @@ func (m *Metrics) ObserveLintRefusal(profile string) {
 }
 
 // ObserveCRL implements revocation.Observer.
-func (m *Metrics) ObserveCRL(number int64, entries int) {
-	m.crlNumber.Set(float64(number))
-	m.crlEntries.Set(float64(entries))
+// The issuers are the CA's issuing CAs, a handful over its life.
+func (m *Metrics) ObserveCRL(issuer string, number int64, entries int) {
+	m.crlNumber.WithLabelValues(issuer).Set(float64(number))
+	m.crlEntries.WithLabelValues(issuer).Set(float64(entries))
 }
 
 // ObserveOCSP implements revocation.Observer; status is one of a fixed few.
