@@ -296,16 +296,9 @@ func ca(args []string, stdout, stderr io.Writer) int {
 	case "rotate":
 		return caRotate(args[1:], stdout, stderr)
 	}
-	var passphraseFile string
-	cfg, code, ok := dataDirFlags("ca seal", args[1:], stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&passphraseFile, "ca-key-passphrase-file", os.Getenv("FLEETCA_CA_KEY_PASSPHRASE_FILE"), "file holding the passphrase (or set FLEETCA_CA_KEY_PASSPHRASE)")
-	})
+	cfg, code, ok := caFlags("ca seal", args[1:], stderr, false, nil)
 	if !ok {
 		return code
-	}
-	cfg.CAKeyPassphraseFile = passphraseFile
-	if cfg.CAKeyPassphraseFile != "" {
-		cfg.CAKeyPassphrase = ""
 	}
 	sealed, err := server.SealCA(cfg)
 	if err != nil {
@@ -320,19 +313,34 @@ func ca(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func caImportKey(args []string, stdout, stderr io.Writer) int {
+// caFlags parses the flags of a ca subcommand: the data directory, the
+// file holding the passphrase of sealed keys, with withURI the token's
+// URI, and whatever more defines.
+func caFlags(name string, args []string, stderr io.Writer, withURI bool, more func(*flag.FlagSet)) (config.Config, int, bool) {
 	var passphraseFile, uri string
-	cfg, code, ok := dataDirFlags("ca import-key", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&passphraseFile, "ca-key-passphrase-file", os.Getenv("FLEETCA_CA_KEY_PASSPHRASE_FILE"), "file holding the passphrase of sealed key files (or set FLEETCA_CA_KEY_PASSPHRASE)")
-		fs.StringVar(&uri, "ca-key-uri", os.Getenv("FLEETCA_CA_KEY_URI"), "PKCS#11 URI of the token to move the keys into (FLEETCA_CA_KEY_URI)")
+	cfg, code, ok := dataDirFlags(name, args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&passphraseFile, "ca-key-passphrase-file", os.Getenv("FLEETCA_CA_KEY_PASSPHRASE_FILE"), "file holding the passphrase of sealed keys (or set FLEETCA_CA_KEY_PASSPHRASE)")
+		if withURI {
+			fs.StringVar(&uri, "ca-key-uri", os.Getenv("FLEETCA_CA_KEY_URI"), "PKCS#11 URI of the token that keeps the CA keys (FLEETCA_CA_KEY_URI)")
+		}
+		if more != nil {
+			more(fs)
+		}
 	})
 	if !ok {
-		return code
+		return cfg, code, false
 	}
 	cfg.CAKeyURI = uri
-	cfg.CAKeyPassphraseFile = passphraseFile
-	if cfg.CAKeyPassphraseFile != "" {
+	if cfg.CAKeyPassphraseFile = passphraseFile; passphraseFile != "" {
 		cfg.CAKeyPassphrase = ""
+	}
+	return cfg, 0, true
+}
+
+func caImportKey(args []string, stdout, stderr io.Writer) int {
+	cfg, code, ok := caFlags("ca import-key", args, stderr, true, nil)
+	if !ok {
+		return code
 	}
 	removed, err := server.ImportCAKeys(cfg)
 	if err != nil {
@@ -348,21 +356,15 @@ func caImportKey(args []string, stdout, stderr io.Writer) int {
 }
 
 func caRotate(args []string, stdout, stderr io.Writer) int {
-	var passphraseFile, uri, database, auditLog string
-	cfg, code, ok := dataDirFlags("ca rotate", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&passphraseFile, "ca-key-passphrase-file", os.Getenv("FLEETCA_CA_KEY_PASSPHRASE_FILE"), "file holding the passphrase of sealed keys (or set FLEETCA_CA_KEY_PASSPHRASE)")
-		fs.StringVar(&uri, "ca-key-uri", os.Getenv("FLEETCA_CA_KEY_URI"), "PKCS#11 URI of the token that keeps the CA keys (FLEETCA_CA_KEY_URI)")
+	var database, auditLog string
+	cfg, code, ok := caFlags("ca rotate", args, stderr, true, func(fs *flag.FlagSet) {
 		fs.StringVar(&database, "database", os.Getenv("FLEETCA_DATABASE_URL"), "PostgreSQL URL of the replicas' database (FLEETCA_DATABASE_URL); empty: the data directory's CA")
 		fs.StringVar(&auditLog, "audit-log", os.Getenv("FLEETCA_AUDIT_LOG"), "audit file to append the new issuing CA's record to (FLEETCA_AUDIT_LOG)")
 	})
 	if !ok {
 		return code
 	}
-	cfg.CAKeyURI, cfg.Database, cfg.AuditLog = uri, database, auditLog
-	cfg.CAKeyPassphraseFile = passphraseFile
-	if cfg.CAKeyPassphraseFile != "" {
-		cfg.CAKeyPassphrase = ""
-	}
+	cfg.Database, cfg.AuditLog = database, auditLog
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	made, err := server.RotateCA(context.Background(), cfg, log)
 	if err != nil {

@@ -2,8 +2,6 @@ package server
 
 import (
 	"errors"
-	"fmt"
-	"os"
 
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/issuance"
@@ -25,10 +23,7 @@ func ImportCAKeys(cfg config.Config) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(cfg.CADir()); err != nil {
-		return nil, fmt.Errorf("no fleetca CA in %s: %w", absolute(cfg.CADir()), err)
-	}
-	lock, err := lockDataDir(cfg.DataDir)
+	lock, err := lockCADir(cfg)
 	if err != nil {
 		return nil, err
 	}

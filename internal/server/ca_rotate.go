@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/audit"
@@ -48,10 +47,7 @@ func RotateCA(ctx context.Context, cfg config.Config, log *slog.Logger) (*x509.C
 	var made *x509.Certificate
 	var root *x509.Certificate
 	if cfg.Database == "" {
-		if _, err := os.Stat(cfg.CADir()); err != nil {
-			return nil, fmt.Errorf("no fleetca CA in %s: %w", absolute(cfg.CADir()), err)
-		}
-		lock, err := lockDataDir(cfg.DataDir)
+		lock, err := lockCADir(cfg)
 		if err != nil {
 			return nil, err
 		}

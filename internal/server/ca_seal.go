@@ -24,13 +24,19 @@ func SealCA(cfg config.Config) ([]string, error) {
 	if passphrase == "" {
 		return nil, errors.New("set FLEETCA_CA_KEY_PASSPHRASE or --ca-key-passphrase-file: the keys are sealed with it")
 	}
-	if _, err := os.Stat(cfg.CADir()); err != nil {
-		return nil, fmt.Errorf("no fleetca CA in %s: %w", absolute(cfg.CADir()), err)
-	}
-	lock, err := lockDataDir(cfg.DataDir)
+	lock, err := lockCADir(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Close()
 	return issuance.SealKeys(cfg.CADir(), passphrase)
+}
+
+// lockCADir takes the lock of cfg's data directory, whose CA a command
+// changes: it must exist, and no server may be using it.
+func lockCADir(cfg config.Config) (*os.File, error) {
+	if _, err := os.Stat(cfg.CADir()); err != nil {
+		return nil, fmt.Errorf("no fleetca CA in %s: %w", absolute(cfg.CADir()), err)
+	}
+	return lockDataDir(cfg.DataDir)
 }
