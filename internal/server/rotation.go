@@ -39,8 +39,16 @@ func (s *Server) followRotations(ctx context.Context) {
 		adopted, err := s.authority.AdoptStored(ctx, s.store, s.caKeys, func(is *issuance.IssuerKey) error {
 			return s.startRevocation(ctx, is)
 		})
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("following the issuing CA's rotations", "err", err)
+		if ctx.Err() != nil {
+			return
+		}
+		// A replica that cannot take up a rotation refuses the devices of
+		// the new issuing CA that the others admit: it must not look ready.
+		if err != nil {
+			err = fmt.Errorf("taking up the issuing CA rotated in elsewhere: %w", err)
+			s.rotationErr.Store(&err)
+		} else {
+			s.rotationErr.Store(nil)
 		}
 		for _, is := range adopted {
 			s.log.Info("signing with a new issuing CA, rotated in by another process", "issuer", is.IssuerID(), "subject", is.Issuing().Subject.String())

@@ -19,6 +19,8 @@ import (
 	"github.com/fleetca/fleetca/internal/config"
 	"github.com/fleetca/fleetca/internal/pgtest"
 	"github.com/fleetca/fleetca/internal/server"
+	"github.com/fleetca/fleetca/internal/store"
+	"github.com/fleetca/fleetca/internal/store/sqlstore"
 	"github.com/fleetca/fleetca/internal/testpki"
 )
 
@@ -191,4 +193,33 @@ func TestRotationReachesRunningReplicas(t *testing.T) {
 	for _, r := range replicas {
 		r.revokedBy(t, parseCertPEM(t, *old.CertificatePem), oldIssuer)
 	}
+}
+
+// TestRotationThatCannotBeTakenUp: a replica that cannot open a rotated
+// issuing CA's key (here: a row whose key is not sealed with its
+// passphrase) would refuse that CA's devices, so it says it is not ready.
+func TestRotationThatCannotBeTakenUp(t *testing.T) {
+	t.Parallel()
+	db := pgtest.Schema(t)
+	ts := startServerWith(t, "", func(c *config.Config) {
+		c.Database, c.CAKeyPassphrase = db, testPassphrase
+		c.RevocationPoll = 100 * time.Millisecond
+	})
+	st, err := sqlstore.OpenPostgres(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, root := ts.chainCerts(t)
+	rootPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})
+	if _, err := st.AddIssuingCA(context.Background(), store.IssuingCA{CertPEM: rootPEM, KeySealed: []byte("not sealed with the passphrase")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() (bool, string) {
+		resp, body := httpGet(t, ts.URL()+"/readyz")
+		if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte("rotated")) {
+			return false, resp.Status + " " + string(body)
+		}
+		return true, ""
+	})
 }

@@ -62,8 +62,10 @@ type Server struct {
 	revCtx         context.Context
 	stopRevocation context.CancelFunc
 	revocationWG   sync.WaitGroup
-	// caKeys opens the keys of issuing CAs rotated in while running.
-	caKeys issuance.Options
+	// caKeys opens the keys of issuing CAs rotated in while running;
+	// rotationErr is why the last try to take one up failed, if it did.
+	caKeys      issuance.Options
+	rotationErr atomic.Pointer[error]
 	// lock is the data directory's lock file, held while the server lives
 	// (SQLite only; see lockDataDir).
 	lock *os.File
@@ -622,6 +624,9 @@ func (s *Server) readiness(ctx context.Context) error {
 	}
 	if s.token != nil {
 		errs = append(errs, s.token.Ready())
+	}
+	if err := s.rotationErr.Load(); err != nil {
+		errs = append(errs, *err)
 	}
 	return errors.Join(errs...)
 }
