@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509/pkix"
 	"fmt"
@@ -80,19 +81,38 @@ func startChild(t *testing.T, bin, dir, db string) *child {
 		// test durability, not sealing (secrets_at_rest_test.go does).
 		cmd.Env = append(cmd.Env, "FLEETCA_CA_KEY_PASSPHRASE="+testPassphrase)
 	}
+	return launch(t, cmd, addr)
+}
+
+// launch starts cmd, a fleetca serve whose API is at addr, and waits until
+// it is healthy; a child that exits first or takes over 30 s fails the
+// test, with what it wrote to a bytes.Buffer stderr.
+func launch(t *testing.T, cmd *exec.Cmd, addr string) *child {
+	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	c := &child{cmd: cmd, addr: addr, done: make(chan error, 1)}
 	go func() { c.done <- cmd.Wait() }()
+	said := func() string {
+		if b, ok := cmd.Stderr.(*bytes.Buffer); ok {
+			return b.String()
+		}
+		return ""
+	}
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()
 			return c
 		}
+		select {
+		case err := <-c.done:
+			t.Fatalf("fleetca exited: %v\n%s", err, said())
+		default:
+		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatal("fleetca did not become healthy")
+			t.Fatalf("fleetca did not become healthy\n%s", said())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/x509/pkix"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,13 +39,8 @@ func tokenChild(t *testing.T, tok *hsmtest.Token, dir, db string) *child {
 		// keys' secrets in the shared database.
 		cmd.Env = append(cmd.Env, "FLEETCA_CA_KEY_PASSPHRASE="+testPassphrase)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, addr: addr, done: make(chan error, 1)}
-	go func() { c.done <- cmd.Wait() }()
+	cmd.Stderr = &bytes.Buffer{}
+	c := launch(t, cmd, addr)
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		select {
@@ -55,31 +49,13 @@ func tokenChild(t *testing.T, tok *hsmtest.Token, dir, db string) *child {
 			cmd.Process.Kill()
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			return c
-		}
-		select {
-		case err := <-c.done:
-			t.Fatalf("fleetca exited: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fleetca did not become healthy\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return c
 }
 
+// getBody is the body of a GET of url that must answer 200.
 func getBody(t *testing.T, url string) []byte {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	resp, body := httpGet(t, url)
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
 	}
@@ -107,12 +83,7 @@ func opensslVerify(t *testing.T, c *child, certPEM string) {
 
 func readyz(t *testing.T, c *child) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + c.addr + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	resp, body := httpGet(t, "http://"+c.addr+"/readyz")
 	return resp.StatusCode, string(body)
 }
 
