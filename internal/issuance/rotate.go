@@ -142,30 +142,31 @@ func newIssuingCA(root *x509.Certificate, rootKey crypto.Signer, role string, al
 // keys (a file, or opts.Token), and stores it as the next generation: from
 // the next start on it signs, and the ones before it keep signing their
 // CRLs and OCSP answers. The root key must be there. No server may be
-// using the directory.
-func Rotate(opts Options) (*x509.Certificate, error) {
+// using the directory. It returns the new issuing CA and the root that
+// signed it.
+func Rotate(opts Options) (issuing, root *x509.Certificate, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	// A rotation makes the new issuing CA and nothing else: not a CA, not
 	// the server CA of an old one (a start does that, and records it).
 	if _, err := os.Stat(filepath.Join(opts.Dir, serverCACertFile)); err != nil {
-		return nil, fmt.Errorf("issuance: %w: start the server on it once before rotating", err)
+		return nil, nil, fmt.Errorf("issuance: %w: start the server on it once before rotating", err)
 	}
 	a, err := Open(Options{Dir: opts.Dir, Passphrase: opts.Passphrase, Token: opts.Token, MustExist: true, Now: opts.Now})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rootKey, err := loadKey(opts, rootKeyName, a.root)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("issuance: rotating needs the root key, which is not in %s: put root.key back for the rotation", opts.Dir)
+		return nil, nil, fmt.Errorf("issuance: rotating needs the root key, which is not in %s: put root.key back for the rotation", opts.Dir)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	alg, err := algorithmOf(a.Issuing().PublicKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	n := len(a.Issuers()) + 1
 	role := issuingName(n)
@@ -175,52 +176,52 @@ func Rotate(opts Options) (*x509.Certificate, error) {
 	}
 	der, key, err := newIssuingCA(a.root, rootKey, role, alg, makeKey, opts.Now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if opts.Token == nil {
 		// A key without its certificate is what a crash between the two
 		// writes leaves; it never signed anything.
 		os.Remove(filepath.Join(opts.Dir, role+".key"))
 		if err := (keys.FileStore{Dir: opts.Dir, Passphrase: opts.Passphrase}).Save(role, key); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := keys.WriteFileExclusive(filepath.Join(opts.Dir, role+".pem"), pemCert(der), 0o644); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return x509.ParseCertificate(der)
+	issuing, err = x509.ParseCertificate(der)
+	return issuing, a.root, err
 }
 
 // RotateShared makes a new issuing CA for the CA keeper holds, with a key
 // of the current issuing CA's algorithm, sealed with opts.Passphrase or
 // kept in opts.Token as the CA's keys are, and stores it as the next
-// generation. Running replicas adopt it at their next AdoptStored.
-func RotateShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*x509.Certificate, error) {
+// generation. Running replicas adopt it at their next AdoptStored. It
+// returns the new issuing CA and the root that signed it.
+func RotateShared(ctx context.Context, keeper store.CAKeeper, opts Options) (issuing, root *x509.Certificate, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	// A rotation makes the new issuing CA and nothing else: a database
 	// without a whole CA is a wrong URL or one no replica has started on.
-	if m, err := keeper.LoadCA(ctx); errors.Is(err, store.ErrNotFound) || err == nil && !m.Complete() {
-		return nil, fmt.Errorf("%w in the database: start a replica on it once before rotating", ErrNoCA)
-	} else if err != nil {
-		return nil, err
+	m, err := keeper.LoadCA(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && !m.Complete():
+		return nil, nil, fmt.Errorf("%w in the database: start a replica on it once before rotating", ErrNoCA)
+	case err != nil:
+		return nil, nil, err
 	}
 	a, err := OpenShared(ctx, keeper, opts)
 	if err != nil {
-		return nil, err
-	}
-	m, err := keeper.LoadCA(ctx)
-	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rootKey, err := sharedKey(m.RootKeySealed, a.root, opts, "root")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	alg, err := algorithmOf(a.Issuing().PublicKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	makeKey := keyMaker(inMemory)
 	if opts.Token != nil {
@@ -230,23 +231,24 @@ func RotateShared(ctx context.Context, keeper store.CAKeeper, opts Options) (*x5
 	// to be new, even for two rotations at once.
 	suffix := make([]byte, 4)
 	if _, err := rand.Read(suffix); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	role := issuingKeyName + "-" + hex.EncodeToString(suffix)
 	der, key, err := newIssuingCA(a.root, rootKey, role, alg, makeKey, opts.Now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	stored := store.IssuingCA{CertPEM: pemCert(der)}
 	if opts.Token == nil {
 		if stored.KeySealed, err = sealKey(key, opts.Passphrase); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if _, err := keeper.AddIssuingCA(ctx, stored); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return x509.ParseCertificate(der)
+	issuing, err = x509.ParseCertificate(der)
+	return issuing, a.root, err
 }
 
 // AdoptStored adopts the issuing CAs stored in keeper that a does not have

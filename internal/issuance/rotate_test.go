@@ -97,7 +97,7 @@ func TestRotate(t *testing.T) {
 		t.Run(string(alg), func(t *testing.T) {
 			before, dir := openTemp(t, alg)
 			old := deviceCert(t, before)
-			if _, err := Rotate(Options{Dir: dir}); err != nil {
+			if _, _, err := Rotate(Options{Dir: dir}); err != nil {
 				t.Fatal(err)
 			}
 			after, err := Open(Options{Dir: dir})
@@ -105,7 +105,7 @@ func TestRotate(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkRotated(t, before, after, old)
-			if _, err := Rotate(Options{Dir: dir}); err != nil {
+			if _, _, err := Rotate(Options{Dir: dir}); err != nil {
 				t.Fatal(err)
 			}
 			third, err := Open(Options{Dir: dir})
@@ -115,7 +115,7 @@ func TestRotate(t *testing.T) {
 			verifiesWith(t, third, old)
 			// Without the root key there is no rotation.
 			os.Rename(filepath.Join(dir, "root.key"), filepath.Join(dir, "root.key.offline"))
-			if _, err := Rotate(Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "root key") {
+			if _, _, err := Rotate(Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "root key") {
 				t.Fatalf("a rotation without the root key: %v", err)
 			}
 		})
@@ -138,7 +138,7 @@ func TestRotateShared(t *testing.T) {
 	before := running.WithAuditor(nil) // a copy: rotation must reach copies too
 	oldIssuing := running.Issuing()
 	old := deviceCert(t, running)
-	if _, err := RotateShared(context.Background(), st, opts); err != nil {
+	if _, _, err := RotateShared(context.Background(), st, opts); err != nil {
 		t.Fatal(err)
 	}
 	adopted, err := running.AdoptStored(context.Background(), st, opts, nil)
@@ -162,7 +162,7 @@ func TestRotateShared(t *testing.T) {
 func TestRotatedKeysAreEveryCommandsKeys(t *testing.T) {
 	a, dir := openTemp(t, keys.ECDSAP256)
 	for range 2 {
-		if _, err := Rotate(Options{Dir: dir}); err != nil {
+		if _, _, err := Rotate(Options{Dir: dir}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -204,7 +204,7 @@ func TestRotatedKeysAreEveryCommandsKeys(t *testing.T) {
 	// rotation's.
 	_, old := openTemp(t, keys.ECDSAP256)
 	os.Remove(filepath.Join(old, "server-ca.pem"))
-	if _, err := Rotate(Options{Dir: old}); err == nil {
+	if _, _, err := Rotate(Options{Dir: old}); err == nil {
 		t.Fatal("a rotation completed an old CA")
 	}
 	st, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
@@ -212,7 +212,7 @@ func TestRotatedKeysAreEveryCommandsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := RotateShared(context.Background(), st, Options{Passphrase: "p"}); !errors.Is(err, ErrNoCA) {
+	if _, _, err := RotateShared(context.Background(), st, Options{Passphrase: "p"}); !errors.Is(err, ErrNoCA) {
 		t.Fatalf("a rotation of a database without a CA: %v", err)
 	}
 }

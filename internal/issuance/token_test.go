@@ -157,7 +157,7 @@ func TestTokenRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := deviceCert(t, before)
-	if _, err := Rotate(Options{Dir: dir, Token: tok}); err != nil {
+	if _, _, err := Rotate(Options{Dir: dir, Token: tok}); err != nil {
 		t.Fatal(err)
 	}
 	after, err := Open(Options{Dir: dir, Token: tok})
@@ -177,7 +177,7 @@ func TestTokenRotate(t *testing.T) {
 // generation's key, so the CA starts from the token.
 func TestImportRotatedKeys(t *testing.T) {
 	_, dir := openTemp(t, keys.ECDSAP256)
-	if _, err := Rotate(Options{Dir: dir}); err != nil {
+	if _, _, err := Rotate(Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	tok := openTestToken(t, hsmtest.NewToken(t, softHSMConf))

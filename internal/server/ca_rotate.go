@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,8 +43,7 @@ func RotateCA(ctx context.Context, cfg config.Config, log *slog.Logger) (*x509.C
 		defer tok.Close()
 		opts.Token = tok
 	}
-	var made *x509.Certificate
-	var root *x509.Certificate
+	var made, root *x509.Certificate
 	if cfg.Database == "" {
 		lock, err := lockCADir(cfg)
 		if err != nil {
@@ -53,10 +51,7 @@ func RotateCA(ctx context.Context, cfg config.Config, log *slog.Logger) (*x509.C
 		}
 		defer lock.Close()
 		opts.Dir = cfg.CADir()
-		if made, err = issuance.Rotate(opts); err != nil {
-			return nil, err
-		}
-		if root, err = issuance.ReadRoot(cfg.CADir()); err != nil {
+		if made, root, err = issuance.Rotate(opts); err != nil {
 			return nil, err
 		}
 	} else {
@@ -68,14 +63,7 @@ func RotateCA(ctx context.Context, cfg config.Config, log *slog.Logger) (*x509.C
 			return nil, err
 		}
 		defer st.Close()
-		if made, err = issuance.RotateShared(ctx, st, opts); err != nil {
-			return nil, err
-		}
-		m, err := st.LoadCA(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if root, err = x509.ParseCertificate(pemBlock(m.RootCertPEM)); err != nil {
+		if made, root, err = issuance.RotateShared(ctx, st, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -87,13 +75,4 @@ func RotateCA(ctx context.Context, cfg config.Config, log *slog.Logger) (*x509.C
 		return made, fmt.Errorf("the rotation is done (the new issuing CA is %q), but its audit record could not be written: %w", made.Subject.CommonName, err)
 	}
 	return made, nil
-}
-
-// pemBlock is the first PEM block's bytes of data; nil if there is none.
-func pemBlock(data []byte) []byte {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil
-	}
-	return block.Bytes
 }
