@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/apierr"
@@ -126,8 +127,21 @@ func (s *Service) AddAccessKey(ctx context.Context, cred Credential) error {
 }
 
 // AccessKey returns the secret and account of an access key; found is false
-// for a key that does not exist.
+// for a key that does not exist. Every signed request asks, so keys found are
+// remembered for a while (see accessKeyCache).
 func (s *Service) AccessKey(ctx context.Context, id string) (secret, accountID string, found bool, err error) {
+	now := s.now()
+	if k, ok := s.accessKeys.get(id, now); ok {
+		return k.secret, k.accountID, true, nil
+	}
+	secret, accountID, found, err = s.readAccessKey(ctx, id)
+	if found {
+		s.accessKeys.put(id, knownKey{secret: secret, accountID: accountID, until: now.Add(accessKeyTTL)})
+	}
+	return secret, accountID, found, err
+}
+
+func (s *Service) readAccessKey(ctx context.Context, id string) (secret, accountID string, found bool, err error) {
 	k, err := s.store.AccessKey(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", "", false, nil
@@ -224,4 +238,47 @@ func newCredential(accountID string) (*Credential, error) {
 		AccessKeyID:     "AKIA" + base32.StdEncoding.EncodeToString(id),
 		SecretAccessKey: base64.StdEncoding.EncodeToString(secret),
 	}, nil
+}
+
+// An access key's secret never changes once the key is made (sealing changes
+// how it is stored, not what it is), so the secret of a key found can be
+// kept. The store's read costs a read transaction per signed request, and
+// with a passphrase the opening of the sealed secret too: about a tenth of
+// a lone client's CreateCertificateFromCsr (BENCHMARKS.md). The entries
+// still expire, so that a key changed in the database outside this process
+// is seen within accessKeyTTL. Unknown keys are not remembered: a key made
+// a moment ago, here or on another replica, is found at once.
+const (
+	accessKeyTTL  = time.Minute
+	maxAccessKeys = 4096
+)
+
+type knownKey struct {
+	secret, accountID string
+	until             time.Time
+}
+
+type accessKeyCache struct {
+	mu sync.Mutex
+	m  map[string]knownKey
+}
+
+func (c *accessKeyCache) get(id string, now time.Time) (knownKey, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.m[id]
+	if !ok || !now.Before(k.until) {
+		return knownKey{}, false
+	}
+	return k, true
+}
+
+func (c *accessKeyCache) put(id string, k knownKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxAccessKeys {
+		// Dropping all is simplest; a refill costs a read per key.
+		c.m = make(map[string]knownKey)
+	}
+	c.m[id] = k
 }

@@ -115,6 +115,7 @@ type Service struct {
 	compiled     parsedCache[*policy.Policy]
 	templates    parsedCache[*template.Template]
 	signatures   signatureCache
+	accessKeys   accessKeyCache
 	notices      chan struct{}
 }
 
