@@ -37,9 +37,12 @@ type primeGroup struct {
 
 // hasSmallFactor reports whether an odd prime below 1000 divides n.
 func hasSmallFactor(n *big.Int) bool {
-	d, r := new(big.Int), new(big.Int)
+	// QuoRem into the same quotient each time reuses its words; Mod would
+	// make a quotient of n's size for each of the thirty groups.
+	q, d, r := new(big.Int), new(big.Int), new(big.Int)
 	for _, g := range smallPrimeGroups {
-		rem := r.Mod(n, d.SetUint64(g.product)).Uint64()
+		q.QuoRem(n, d.SetUint64(g.product), r)
+		rem := r.Uint64()
 		for _, p := range g.primes {
 			if rem%p == 0 {
 				return true
