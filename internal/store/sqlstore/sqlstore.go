@@ -33,6 +33,8 @@ type Store struct {
 	read  reader
 	write *writer
 	wdb   *sql.DB
+	// ckpt copies SQLite's log into its database file; nil on PostgreSQL.
+	ckpt *checkpointer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -48,6 +50,9 @@ type options struct {
 	writeTimeout time.Duration
 	observe      func(size int, elapsed time.Duration)
 	load         func() int
+	// checkpoints, on SQLite, is the connection a checkpointer copies the
+	// log with.
+	checkpoints *sql.DB
 }
 
 // WithWriteTimeout bounds each write transaction (a batch of writes): a
@@ -94,7 +99,9 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 		}
 		return (&url.URL{Scheme: "file", OmitHost: true, Path: path, RawQuery: q.Encode()}).String()
 	}
-	wdb, err := sql.Open("sqlite", dsn("_txlock", "immediate"))
+	// The checkpointer copies the log into the database file; the writer
+	// does so itself only past backstopPages (see checkpoint.go).
+	wdb, err := sql.Open("sqlite", dsn("_txlock", "immediate", "_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", backstopPages)))
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +113,12 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 		wdb.Close()
 		return nil, fmt.Errorf("sqlstore: migrating %s: %w", path, err)
 	}
-	return newStore(ctx, d, wdb, "sqlite", dsn("_pragma", "query_only(1)"), 2*runtime.GOMAXPROCS(0), openOptions(opts))
+	o := openOptions(opts)
+	if o.checkpoints, err = sql.Open("sqlite", dsn()); err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	return newStore(ctx, d, wdb, "sqlite", dsn("_pragma", "query_only(1)"), 2*runtime.GOMAXPROCS(0), o)
 }
 
 // ownerOnly makes the database file readable by its owner only before
@@ -127,24 +139,36 @@ func ownerOnly(path string) error {
 }
 
 // newStore opens the reader pool of n connections beside the migrated writer
-// connection wdb, and starts the writer.
+// connection wdb, and starts the writer (and, on SQLite, the checkpointer).
 func newStore(ctx context.Context, d *dialect, wdb *sql.DB, driver, dsn string, n int, o options) (*Store, error) {
+	fail := func(err error) (*Store, error) {
+		wdb.Close()
+		if o.checkpoints != nil {
+			o.checkpoints.Close()
+		}
+		return nil, err
+	}
 	rdb, err := sql.Open(driver, dsn)
 	if err != nil {
-		wdb.Close()
-		return nil, err
+		return fail(err)
 	}
 	rdb.SetMaxOpenConns(n)
 	rdb.SetMaxIdleConns(n)
 	if err := rdb.PingContext(ctx); err != nil {
-		wdb.Close()
 		rdb.Close()
-		return nil, err
+		return fail(err)
 	}
 	// The store outlives the call that opens it: its background work keeps
 	// ctx's values, not its deadline.
 	life := context.WithoutCancel(ctx)
-	return &Store{d: d, read: reader{rdb, d, newStatements(life, rdb, d)}, wdb: wdb, write: newWriter(life, wdb, d, o)}, nil
+	s := &Store{d: d, read: reader{rdb, d, newStatements(life, rdb, d)}, wdb: wdb}
+	var committed func()
+	if o.checkpoints != nil {
+		s.ckpt = newCheckpointer(life, o.checkpoints)
+		committed = s.ckpt.committed
+	}
+	s.write = newWriter(life, wdb, d, o, committed)
+	return s, nil
 }
 
 // OpenPostgres connects to the PostgreSQL database at url (a postgres:// URL
@@ -190,7 +214,11 @@ func (s *Store) Health(ctx context.Context) error {
 // Close waits for the writer to finish and closes the connections.
 func (s *Store) Close() error {
 	s.write.close()
-	return errors.Join(s.write.stmts.close(), s.read.stmts.close(), s.wdb.Close(), s.read.db.Close())
+	var ckpt error
+	if s.ckpt != nil {
+		ckpt = s.ckpt.close()
+	}
+	return errors.Join(s.write.stmts.close(), s.read.stmts.close(), ckpt, s.wdb.Close(), s.read.db.Close())
 }
 
 // IntegrityCheck runs SQLite's integrity check and returns its complaints.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -416,5 +417,45 @@ func TestRefusesANewerSchema(t *testing.T) {
 	}
 	if _, err := OpenSQLite(t.Context(), path); !errors.Is(err, ErrNewerSchema) || !strings.Contains(err.Error(), "9999") {
 		t.Fatalf("OpenSQLite of a newer schema: %v, want ErrNewerSchema naming its version", err)
+	}
+}
+
+// TestSQLiteCheckpointsBesideTheWriter: the checkpointer, not a commit,
+// copies the log into the database file, and does so every checkpointEvery
+// commits; the writes here take the log far from the writer's own backstop.
+func TestSQLiteCheckpointsBesideTheWriter(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleetca.db")
+	s := openTemp(t, path)
+	defer s.Close()
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	for i := range 3 * checkpointEvery {
+		der := []byte{byte(i), byte(i >> 8), 'c'}
+		now := time.Now()
+		if err := s.CreateCertificate(ctx, &iot.Certificate{
+			Scope: iot.Scope{AccountID: "111111111111", Region: "us-east-1"}, ID: iot.CertificateID(der),
+			Status: iot.StatusActive, Mode: iot.ModeDefault, DER: der, OwnedBy: "111111111111",
+			CreatedAt: now, LastModifiedAt: now, CustomerVersion: 1, GenerationID: "g", NotBefore: now, NotAfter: now,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := s.wdb.QueryRowContext(ctx, "SELECT COUNT(*) FROM certificates").Scan(&n); err != nil || n != 3*checkpointEvery {
+		t.Fatalf("%d certificates, %v", n, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for size() == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d commits the database file is still %d bytes: nothing was checkpointed", 3*checkpointEvery, before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -40,6 +40,8 @@ type writer struct {
 	once    sync.Once
 	// observe, when set, is told the size and duration of each committed batch.
 	observe func(size int, elapsed time.Duration)
+	// committed, when set, is told of each commit.
+	committed func()
 	// load, when set, reports how many requests the process is serving; see
 	// gather.
 	load func() int
@@ -85,19 +87,20 @@ type writeOp struct {
 // loop per process also on PostgreSQL: batches of several loops that write
 // the same rows in different orders deadlock, and PostgreSQL takes a second
 // (deadlock_timeout) to break each deadlock.
-func newWriter(ctx context.Context, db *sql.DB, d *dialect, o options) *writer {
+func newWriter(ctx context.Context, db *sql.DB, d *dialect, o options, committed func()) *writer {
 	w := &writer{
-		ctx:     ctx,
-		db:      db,
-		timeout: o.writeTimeout,
-		observe: o.observe,
-		load:    o.load,
-		d:       d,
-		stmts:   newStatements(ctx, db, d),
-		limit:   maxBatch,
-		ops:     make(chan *writeOp),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
+		ctx:       ctx,
+		db:        db,
+		timeout:   o.writeTimeout,
+		observe:   o.observe,
+		committed: committed,
+		load:      o.load,
+		d:         d,
+		stmts:     newStatements(ctx, db, d),
+		limit:     maxBatch,
+		ops:       make(chan *writeOp),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	go w.loop()
 	return w
@@ -199,6 +202,9 @@ func (w *writer) commit(batch []*writeOp) {
 		}
 		if err == nil && w.observe != nil {
 			w.observe(len(pending), time.Since(start))
+		}
+		if err == nil && w.committed != nil {
+			w.committed()
 		}
 		var gone callerGone
 		switch {
