@@ -90,7 +90,7 @@ func TestSQLiteGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The observer runs on the writer goroutine; Close waits for it to stop.
+	// The observer runs on the leading callers; Close waits for the last.
 	s.Close()
 	if writes != n {
 		t.Fatalf("observed %d writes, want %d", writes, n)
@@ -285,7 +285,7 @@ func TestSQLiteGatherUnderLoad(t *testing.T) {
 					}
 				}
 			}
-			s.Close() // the observer runs on the writer goroutine
+			s.Close() // the observer runs on the leading callers
 			if writes != rounds*n {
 				t.Fatalf("observed %d writes, want %d", writes, rounds*n)
 			}

