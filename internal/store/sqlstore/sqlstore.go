@@ -257,6 +257,12 @@ const migrationLock = "fleetca-migrations"
 // migrations of the dialect that the database has not seen yet. Each step
 // takes the migration lock first, so replicas starting together migrate once.
 func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
+	return migrateFrom(ctx, db, d, migrations)
+}
+
+// migrateFrom applies the migrations of fsys, which holds the migrations
+// directory (tests give it part of migrations, to make an older schema).
+func migrateFrom(ctx context.Context, db *sql.DB, d *dialect, fsys fs.FS) error {
 	name := "sqlite"
 	if d.postgres {
 		name = "postgres"
@@ -268,7 +274,7 @@ func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
 		return err
 	}
 	dir := "migrations/" + name
-	entries, err := fs.ReadDir(migrations, dir)
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return err
 	}
@@ -281,7 +287,7 @@ func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
 		if err != nil {
 			return fmt.Errorf("migration %s: name must start with its version number", e.Name())
 		}
-		body, err := fs.ReadFile(migrations, dir+"/"+e.Name())
+		body, err := fs.ReadFile(fsys, dir+"/"+e.Name())
 		if err != nil {
 			return err
 		}
