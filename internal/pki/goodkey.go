@@ -38,7 +38,7 @@ type primeGroup struct {
 // hasSmallFactor reports whether an odd prime below 1000 divides n.
 func hasSmallFactor(n *big.Int) bool {
 	// QuoRem into the same quotient each time reuses its words; Mod would
-	// make a quotient of n's size for each of the thirty groups.
+	// make a quotient of n's size for each group.
 	q, d, r := new(big.Int), new(big.Int), new(big.Int)
 	for _, g := range smallPrimeGroups {
 		q.QuoRem(n, d.SetUint64(g.product), r)

@@ -42,7 +42,7 @@ func migrationsUpTo(t testing.TB, version int) fs.FS {
 
 // TestSQLiteCertificatesLeaveTheClusteredTable: migration 0016 moves the
 // certificates of a clustered table (0006) into a rowid table with every
-// field, index and order kept.
+// field, index and order kept, and a lookup by ID still uses the key.
 func TestSQLiteCertificatesLeaveTheClusteredTable(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fleetca.db")
@@ -57,6 +57,24 @@ func TestSQLiteCertificatesLeaveTheClusteredTable(t *testing.T) {
 	if err := db.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'certificates'`).Scan(&ddl); err != nil || !strings.Contains(ddl, "WITHOUT ROWID") {
 		t.Fatalf("before 0016 the table is %q (%v), want it clustered", ddl, err)
 	}
+	indexes := func(db *sql.DB) string {
+		t.Helper()
+		rows, err := db.Query(`SELECT name || ': ' || sql FROM sqlite_master WHERE tbl_name = 'certificates' AND type = 'index' AND sql IS NOT NULL ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var all []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, s)
+		}
+		return strings.Join(all, "\n---\n")
+	}
+	indexesBefore := indexes(db)
 	scope := iot.Scope{AccountID: "111111111111", Region: "us-east-1"}
 	if _, err := db.Exec(`INSERT INTO accounts (account_id, created_us) VALUES (?, 0)`, scope.AccountID); err != nil {
 		t.Fatal(err)
@@ -120,6 +138,17 @@ func TestSQLiteCertificatesLeaveTheClusteredTable(t *testing.T) {
 	defer s.Close()
 	if err := s.read.db.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'certificates'`).Scan(&ddl); err != nil || strings.Contains(ddl, "WITHOUT ROWID") {
 		t.Fatalf("after 0016 the table is %q (%v), want a rowid table", ddl, err)
+	}
+	if after := indexes(s.read.db); after != indexesBefore || strings.Count(after, "\n---\n") != 3 {
+		t.Errorf("the indexes after the migration:\n%s\nwant those before:\n%s", after, indexesBefore)
+	}
+	var id, parent, unused int
+	var plan string
+	if err := s.read.db.QueryRow(`EXPLAIN QUERY PLAN SELECT der FROM certificates WHERE certificate_id = ?`, made[0].ID).Scan(&id, &parent, &unused, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan, "USING INDEX sqlite_autoindex_certificates_1") {
+		t.Errorf("a lookup by ID alone is planned as %q, want it to use the key's index", plan)
 	}
 	for _, want := range made {
 		got, err := s.Certificate(ctx, scope, want.ID)

@@ -1,6 +1,7 @@
 // Package sqlstore implements the store interfaces on database/sql. SQLite is
-// the embedded default: WAL, synchronous=FULL, one writer connection fed by a
-// group-commit loop, and a pool of reader connections.
+// the embedded default: WAL, synchronous=FULL, one writer connection whose
+// writes commit in groups (writer.go), a checkpointer beside it
+// (checkpoint.go), and a pool of reader connections.
 package sqlstore
 
 import (
@@ -162,12 +163,10 @@ func newStore(ctx context.Context, d *dialect, wdb *sql.DB, driver, dsn string, 
 	// ctx's values, not its deadline.
 	life := context.WithoutCancel(ctx)
 	s := &Store{d: d, read: reader{rdb, d, newStatements(life, rdb, d)}, wdb: wdb}
-	var committed func()
 	if o.checkpoints != nil {
 		s.ckpt = newCheckpointer(life, o.checkpoints)
-		committed = s.ckpt.committed
 	}
-	s.write = newWriter(life, wdb, d, o, committed)
+	s.write = newWriter(life, wdb, d, o, s.ckpt)
 	return s, nil
 }
 

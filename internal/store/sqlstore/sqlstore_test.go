@@ -421,8 +421,8 @@ func TestRefusesANewerSchema(t *testing.T) {
 }
 
 // TestSQLiteCheckpointsBesideTheWriter: the checkpointer, not a commit,
-// copies the log into the database file, and does so every checkpointEvery
-// commits; the writes here take the log far from the writer's own backstop.
+// copies the log into the database file; the writes here take the log far
+// from the writer's own backstop.
 func TestSQLiteCheckpointsBesideTheWriter(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fleetca.db")
@@ -457,5 +457,37 @@ func TestSQLiteCheckpointsBesideTheWriter(t *testing.T) {
 			t.Fatalf("after %d commits the database file is still %d bytes: nothing was checkpointed", 3*checkpointEvery, before)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSQLiteLogStartsOver: under writes that never pause, the log still
+// starts over after each checkpoint, so it stays a few checkpoints long
+// instead of growing to the backstop.
+func TestSQLiteLogStartsOver(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleetca.db")
+	s := openTemp(t, path)
+	defer s.Close()
+	const commits = 20 * checkpointEvery
+	for i := range commits {
+		der := append([]byte{byte(i), byte(i >> 8), 'l'}, make([]byte, 600)...)
+		now := time.Now()
+		if err := s.CreateCertificate(ctx, &iot.Certificate{
+			Scope: iot.Scope{AccountID: "111111111111", Region: "us-east-1"}, ID: iot.CertificateID(der),
+			Status: iot.StatusActive, Mode: iot.ModeDefault, DER: der, OwnedBy: "111111111111",
+			CreatedAt: now, LastModifiedAt: now, CustomerVersion: 1, GenerationID: "g", NotBefore: now, NotAfter: now,
+			IssuerID: "issuer", Serial: fmt.Sprintf("%040x", i),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each commit writes at least its row's page, so a log that never
+	// started over would hold at least one page a commit.
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pages := fi.Size() / 4120; pages >= commits/2 {
+		t.Fatalf("after %d commits the log has grown to %d pages: it did not start over", commits, pages)
 	}
 }

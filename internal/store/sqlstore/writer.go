@@ -44,8 +44,9 @@ type writer struct {
 	limit int
 	// observe, when set, is told the size and duration of each committed batch.
 	observe func(size int, elapsed time.Duration)
-	// committed, when set, is told of each commit.
-	committed func()
+	// ckpt, on SQLite, copies the log into the database file beside the
+	// writer; the leader finishes each of its runs (see checkpoint.go).
+	ckpt *checkpointer
 	// load, when set, reports how many requests the process is serving; see
 	// gather.
 	load func() int
@@ -104,25 +105,49 @@ type writeOp struct {
 	// withdraw.
 	lead   chan struct{}
 	handed bool
+	// panicked is what fn panicked with, if it did; do panics with it on
+	// the caller's goroutine, not the leader's.
+	panicked any
+}
+
+// call runs the write in t, turning a panic into the write's error: the
+// leader's goroutine is not the caller's, so the panic is kept for do to
+// raise where it belongs.
+func (op *writeOp) call(t txn) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			op.panicked = p
+			err = fmt.Errorf("sqlstore: the write panicked: %v", p)
+		}
+	}()
+	return op.fn(t)
+}
+
+// outcome is the write's result, or its panic raised again.
+func (op *writeOp) outcome(err error) error {
+	if op.panicked != nil {
+		panic(op.panicked)
+	}
+	return err
 }
 
 // newWriter returns the group-committing writer over db's one connection.
 // One per process also on PostgreSQL: batches of several writers that write
 // the same rows in different orders deadlock, and PostgreSQL takes a second
 // (deadlock_timeout) to break each deadlock.
-func newWriter(ctx context.Context, db *sql.DB, d *dialect, o options, committed func()) *writer {
+func newWriter(ctx context.Context, db *sql.DB, d *dialect, o options, ckpt *checkpointer) *writer {
 	w := &writer{
-		ctx:       ctx,
-		db:        db,
-		timeout:   o.writeTimeout,
-		observe:   o.observe,
-		committed: committed,
-		load:      o.load,
-		d:         d,
-		stmts:     newStatements(ctx, db, d),
-		limit:     maxBatch,
-		arrived:   make(chan struct{}, 1),
-		batch:     make([]*writeOp, 0, maxBatch),
+		ctx:     ctx,
+		db:      db,
+		timeout: o.writeTimeout,
+		observe: o.observe,
+		ckpt:    ckpt,
+		load:    o.load,
+		d:       d,
+		stmts:   newStatements(ctx, db, d),
+		limit:   maxBatch,
+		arrived: make(chan struct{}, 1),
+		batch:   make([]*writeOp, 0, maxBatch),
 	}
 	w.idle = sync.NewCond(&w.mu)
 	return w
@@ -146,7 +171,7 @@ func (w *writer) do(ctx context.Context, fn func(txn) error) error {
 		w.leading = true
 		w.mu.Unlock()
 		w.leadBatch()
-		return <-op.result
+		return op.outcome(<-op.result)
 	}
 	w.mu.Unlock()
 	select {
@@ -155,10 +180,10 @@ func (w *writer) do(ctx context.Context, fn func(txn) error) error {
 	}
 	select {
 	case err := <-op.result:
-		return err
+		return op.outcome(err)
 	case <-op.lead:
 		w.leadBatch()
-		return <-op.result
+		return op.outcome(<-op.result)
 	case <-ctx.Done():
 	}
 	// A write no batch has taken yet withdraws; once taken it may commit,
@@ -175,10 +200,10 @@ func (w *writer) do(ctx context.Context, fn func(txn) error) error {
 	w.mu.Unlock()
 	select {
 	case err := <-op.result:
-		return err
+		return op.outcome(err)
 	case <-op.lead:
 		w.leadBatch()
-		return <-op.result
+		return op.outcome(<-op.result)
 	}
 }
 
@@ -188,12 +213,13 @@ func (w *writer) leadBatch() {
 	batch := w.batch[:0]
 	defer func() {
 		if p := recover(); p != nil {
-			// A write that panicked fails its batch; the lead still passes
-			// on, so that the panic reaches its caller without stopping
-			// every later write.
+			// Writes' own panics are theirs (writeOp.call); one here is
+			// the store's, and fails the batch. The lead still passes on,
+			// so that it does not stop every later write.
 			for _, op := range batch {
-				answer(op, fmt.Errorf("sqlstore: a write of this batch panicked: %v", p))
+				answer(op, fmt.Errorf("sqlstore: committing this batch panicked: %v", p))
 			}
+			clear(batch)
 			w.handOn()
 			panic(p)
 		}
@@ -209,8 +235,11 @@ func (w *writer) leadBatch() {
 	}
 	w.commit(batch)
 	// The connection is free between transactions: prepare the queries
-	// this batch ran for the first time.
+	// this batch ran for the first time, and finish a checkpoint.
 	w.stmts.preparePending()
+	if w.ckpt != nil {
+		w.ckpt.finish(w.ctx, w.db)
+	}
 	clear(batch)
 	w.batch = batch[:0]
 }
@@ -243,8 +272,9 @@ func (w *writer) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.closed = true
-	// Writes no batch has taken are failed; the first of them may have been
-	// handed the lead, and then leads an empty batch.
+	// Writes no batch has taken are failed, except one already handed the
+	// lead: it commits its own batch (alone now), as nobody else would take
+	// the lead from it.
 	for _, op := range w.queue {
 		if !op.handed {
 			answer(op, store.ErrClosed)
@@ -305,8 +335,8 @@ func (w *writer) commit(batch []*writeOp) {
 		if err == nil && w.observe != nil {
 			w.observe(len(pending), time.Since(start))
 		}
-		if err == nil && w.committed != nil {
-			w.committed()
+		if err == nil && w.ckpt != nil {
+			w.ckpt.committed()
 		}
 		var gone callerGone
 		switch {
@@ -360,14 +390,6 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// A write that panics must not leave the one connection inside
-		// its transaction.
-		if p := recover(); p != nil {
-			tx.Rollback()
-			panic(p)
-		}
-	}()
 	if len(batch) == 1 {
 		// No savepoint needed: the write's failure is the transaction's.
 		op := batch[0]
@@ -375,7 +397,7 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 			tx.Rollback()
 			return callerGone{err}
 		}
-		if err := op.fn(txn{ctx, tx, w.d, w.stmts}); err != nil {
+		if err := op.call(txn{ctx, tx, w.d, w.stmts}); err != nil {
 			tx.Rollback()
 			return err
 		}
@@ -391,7 +413,7 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 			tx.Rollback()
 			return err
 		}
-		if err := op.fn(t); err != nil {
+		if err := op.call(t); err != nil {
 			results[i] = err
 			if _, err := t.Exec("ROLLBACK TO op"); err != nil {
 				tx.Rollback()

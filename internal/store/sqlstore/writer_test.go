@@ -115,6 +115,49 @@ func TestWriterSurvivesAPanic(t *testing.T) {
 	}
 }
 
+// TestWriterPanicReachesItsCaller: a write that panics while another
+// caller leads its batch panics on its own caller's goroutine, not the
+// leader's; its work is rolled back and the writes beside it commit.
+func TestWriterPanicReachesItsCaller(t *testing.T) {
+	s := openTemp(t, filepath.Join(t.TempDir(), "fleetca.db"))
+	defer s.Close()
+	release := make(chan struct{})
+	first := holdLead(t, s.write, release)
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		s.write.do(context.Background(), func(tx txn) error {
+			if _, err := tx.Exec("CREATE TABLE lost (x INTEGER)"); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	waitQueued(t, s.write, 1)
+	kept := make(chan error, 1)
+	go func() {
+		kept <- s.write.do(context.Background(), func(tx txn) error {
+			_, err := tx.Exec("CREATE TABLE kept (x INTEGER)")
+			return err
+		})
+	}()
+	waitQueued(t, s.write, 2)
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("the leader's own write: %v", err)
+	}
+	if p := <-panicked; p != "boom" {
+		t.Fatalf("the panicking write's caller recovered %v, want its panic", p)
+	}
+	if err := <-kept; err != nil {
+		t.Fatalf("the write batched with a panicking one: %v", err)
+	}
+	var n int
+	if err := s.read.db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('lost', 'kept')").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d of the two tables exist (%v), want only the one committed", n, err)
+	}
+}
+
 // TestWriterCloseFailsWaitingWrites: closing lets the batch being committed
 // finish, fails the writes waiting behind it, and refuses new ones.
 func TestWriterCloseFailsWaitingWrites(t *testing.T) {
