@@ -20,14 +20,15 @@ import (
 // every page of it copied. So the writer finishes each run: between two
 // batches, with its connection free, it checkpoints the pages committed
 // during the run, a few commits' worth, and its next transaction starts the
-// log over. Without that the log would grow under steady writes to the
+// log over (unless a reader still holds an older snapshot; a later run then
+// does). Without that the log would grow under steady writes to the
 // backstop, where every commit checkpoints again.
 const (
 	// checkpointEvery is how many commits pass between checkpoints: about
 	// the default 1,000 pages at one client, whose commits write about ten.
 	checkpointEvery = 100
 	// backstopPages is the log size at which a commit checkpoints after all,
-	// should the checkpoints fail (a reader that never ends, say).
+	// should the checkpointer's runs keep failing (the disk full, say).
 	backstopPages = 10_000
 )
 

@@ -330,6 +330,19 @@ func (w *writer) commit(batch []*writeOp) {
 		err := w.run(pending, results)
 		last := attempt == maxAttempts
 		if err != nil && isRetryable(err) && !last {
+			// The batch runs again, but not a write that panicked: its
+			// caller has its panic to raise, and its code is not to be
+			// trusted twice.
+			pending = slices.DeleteFunc(pending, func(op *writeOp) bool {
+				if op.panicked != nil {
+					answer(op, errors.New("sqlstore: the write panicked"))
+					return true
+				}
+				return false
+			})
+			if len(pending) == 0 {
+				return
+			}
 			continue
 		}
 		if err == nil && w.observe != nil {
@@ -390,6 +403,15 @@ func (w *writer) run(batch []*writeOp, results []error) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// A write's own panic is its error (writeOp.call); one from the
+		// store's code must still not leave the one connection inside the
+		// transaction, which on SQLite nothing else would end.
+		if p := recover(); p != nil {
+			tx.Rollback()
+			panic(p)
+		}
+	}()
 	if len(batch) == 1 {
 		// No savepoint needed: the write's failure is the transaction's.
 		op := batch[0]

@@ -123,6 +123,16 @@ func TestWriterPanicReachesItsCaller(t *testing.T) {
 	defer s.Close()
 	release := make(chan struct{})
 	first := holdLead(t, s.write, release)
+	// kept waits first, so that it leads the next batch and the panicking
+	// write joins it.
+	kept := make(chan error, 1)
+	go func() {
+		kept <- s.write.do(context.Background(), func(tx txn) error {
+			_, err := tx.Exec("CREATE TABLE kept (x INTEGER)")
+			return err
+		})
+	}()
+	waitQueued(t, s.write, 1)
 	panicked := make(chan any, 1)
 	go func() {
 		defer func() { panicked <- recover() }()
@@ -133,24 +143,16 @@ func TestWriterPanicReachesItsCaller(t *testing.T) {
 			panic("boom")
 		})
 	}()
-	waitQueued(t, s.write, 1)
-	kept := make(chan error, 1)
-	go func() {
-		kept <- s.write.do(context.Background(), func(tx txn) error {
-			_, err := tx.Exec("CREATE TABLE kept (x INTEGER)")
-			return err
-		})
-	}()
 	waitQueued(t, s.write, 2)
 	close(release)
 	if err := <-first; err != nil {
-		t.Fatalf("the leader's own write: %v", err)
+		t.Fatalf("the first leader's own write: %v", err)
+	}
+	if err := <-kept; err != nil {
+		t.Fatalf("the write leading a batch with a panicking one: %v", err)
 	}
 	if p := <-panicked; p != "boom" {
 		t.Fatalf("the panicking write's caller recovered %v, want its panic", p)
-	}
-	if err := <-kept; err != nil {
-		t.Fatalf("the write batched with a panicking one: %v", err)
 	}
 	var n int
 	if err := s.read.db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('lost', 'kept')").Scan(&n); err != nil || n != 1 {
