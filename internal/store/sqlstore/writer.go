@@ -178,13 +178,8 @@ func (w *writer) do(ctx context.Context, fn func(txn) error) error {
 	case w.arrived <- struct{}{}:
 	default:
 	}
-	select {
-	case err := <-op.result:
-		return op.outcome(err)
-	case <-op.lead:
-		w.leadBatch()
-		return op.outcome(<-op.result)
-	case <-ctx.Done():
+	if answered, err := w.await(op, ctx.Done()); answered {
+		return err
 	}
 	// A write no batch has taken yet withdraws; once taken it may commit,
 	// so wait for the outcome even though ctx has ended: answering
@@ -198,12 +193,21 @@ func (w *writer) do(ctx context.Context, fn func(txn) error) error {
 		}
 	}
 	w.mu.Unlock()
+	_, err := w.await(op, nil)
+	return err
+}
+
+// await waits for op's outcome, leading a batch if op is handed the lead,
+// until giveUp closes (nil: never); answered is false if it did.
+func (w *writer) await(op *writeOp, giveUp <-chan struct{}) (answered bool, err error) {
 	select {
 	case err := <-op.result:
-		return op.outcome(err)
+		return true, op.outcome(err)
 	case <-op.lead:
 		w.leadBatch()
-		return op.outcome(<-op.result)
+		return true, op.outcome(<-op.result)
+	case <-giveUp:
+		return false, nil
 	}
 }
 
